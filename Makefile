@@ -1,0 +1,37 @@
+# The verbs users type. Set-up is automatic: every target depends on the virtualenv.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+EIE    := $(VENV)/bin/eie
+STAMP  := $(VENV)/.installed
+MNIST  ?= $(EIE_MNIST_DIR)
+
+.PHONY: all setup test demo bench lint clean
+
+all: test
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## make test: the fast test suite (what CI runs)
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+## make demo: compress LeNet-300-100 on real MNIST (needs EIE_MNIST_DIR or MNIST=<dir>)
+demo: $(STAMP)
+	$(EIE) compress --model lenet300 $(if $(MNIST),--data $(MNIST)) --out build/lenet300
+
+## make bench: benchmarks that print figures (slow, not in CI)
+bench: $(STAMP)
+	$(PY) -m pytest -q -m slow -s
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check sw hw sim eie tests
+
+clean:
+	rm -rf build sim_build .pytest_cache

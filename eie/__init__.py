@@ -1,0 +1,1 @@
+"""The `eie` command line: thin dispatch to the sw / hw / sim packages."""

@@ -1,0 +1,1 @@
+"""The EIE accelerator in Amaranth HDL."""

@@ -1,0 +1,1 @@
+"""cocotb testbenches that verify the generated RTL against the golden model."""

@@ -1,0 +1,1 @@
+"""Deep Compression, the EIE storage format, the golden model and the cycle model (pure software)."""

@@ -1,0 +1,1 @@
+"""`eie` subcommands implemented in sw (see eie/cli.py)."""
