@@ -1,0 +1,72 @@
+"""Relative-index sparse columns: the one encoder/decoder of (v, z) entries with padding.
+
+Deep Compression stores a pruned matrix column by column (CSC) with each non-zero's *distance*
+to the previous one instead of its row; EIE's PEs store the same per PE. A gap that does not
+fit ``index_bits`` is bridged by a padding entry (code 0, z = max_gap). Used by the compressed
+model file (whole columns) and by the packer (each PE's rows), see docs/format.md.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def encode_columns(codes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Encode a 2-D code matrix (rows x cols, 0 = zero) column by column.
+
+    Returns ``(v, z, colptr)``: entry codes, relative indices (zeros skipped before the entry)
+    and column pointers (``len = cols + 1``; column c is ``[colptr[c], colptr[c+1])``), padding
+    entries included. Padding is emitted only before a real entry.
+    """
+    codes = np.asarray(codes)
+    if codes.ndim != 2:
+        raise ValueError("encode_columns needs a 2-D matrix")
+    n_rows, n_cols = codes.shape
+    cols, rows = np.nonzero(codes.T)  # column-major order: sorted by column, then row
+    span = max_gap + 1
+    if rows.size == 0:
+        return (np.zeros(0, np.uint8), np.zeros(0, np.uint8), np.zeros(n_cols + 1, np.int64))
+    first = np.ones(rows.size, bool)
+    first[1:] = cols[1:] != cols[:-1]
+    prev = np.empty_like(rows)
+    prev[0] = -1
+    prev[1:] = rows[:-1]
+    prev[first] = -1
+    gap = rows - prev - 1
+    n_pad = gap // span
+    per_entry = n_pad + 1  # entries written for each non-zero (its padding, then itself)
+    total = int(per_entry.sum())
+    end = np.cumsum(per_entry)  # exclusive end of each non-zero's group
+    v = np.zeros(total, np.uint8)
+    z = np.full(total, max_gap, np.uint8)
+    v[end - 1] = codes[rows, cols]
+    z[end - 1] = gap - n_pad * span
+    counts = np.bincount(cols, weights=per_entry, minlength=n_cols).astype(np.int64)
+    colptr = np.zeros(n_cols + 1, np.int64)
+    np.cumsum(counts, out=colptr[1:])
+    return v, z, colptr
+
+
+def decode_columns(v: np.ndarray, z: np.ndarray, colptr: np.ndarray, n_rows: int) -> np.ndarray:
+    """Inverse of :func:`encode_columns`: back to the dense code matrix (rows x cols)."""
+    v = np.asarray(v).astype(np.int64)
+    z = np.asarray(z).astype(np.int64)
+    colptr = np.asarray(colptr, dtype=np.int64)
+    n_cols = colptr.size - 1
+    out = np.zeros((n_rows, n_cols), np.int64)
+    if v.size == 0:
+        return out
+    col = np.repeat(np.arange(n_cols), np.diff(colptr))
+    step = z + 1
+    csum = np.cumsum(step)
+    # running sum restarts at every column: subtract the sum before the column's first entry
+    start = np.zeros(n_cols, np.int64)
+    nonempty = np.diff(colptr) > 0
+    first_idx = colptr[:-1][nonempty]
+    start[nonempty] = csum[first_idx] - step[first_idx]
+    row = csum - start[col] - 1
+    real = v != 0
+    if np.any(row[real] >= n_rows):
+        raise ValueError("relative indices run past the last row")
+    out[row[real], col[real]] = v[real]
+    return out
