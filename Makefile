@@ -28,7 +28,7 @@ demo: $(STAMP)
 
 ## make bench: benchmarks that print figures (slow, not in CI)
 bench: $(STAMP)
-	$(PY) -m pytest -q -m slow -s
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check sw hw sim eie tests
