@@ -24,8 +24,9 @@ def encode_columns(codes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndar
     n_rows, n_cols = codes.shape
     cols, rows = np.nonzero(codes.T)  # column-major order: sorted by column, then row
     span = max_gap + 1
+    vtype = np.uint8 if codes.dtype.itemsize == 1 or (codes.size and codes.max() < 256) else codes.dtype
     if rows.size == 0:
-        return (np.zeros(0, np.uint8), np.zeros(0, np.uint8), np.zeros(n_cols + 1, np.int64))
+        return (np.zeros(0, vtype), np.zeros(0, np.uint8), np.zeros(n_cols + 1, np.int64))
     first = np.ones(rows.size, bool)
     first[1:] = cols[1:] != cols[:-1]
     prev = np.empty_like(rows)
@@ -37,8 +38,8 @@ def encode_columns(codes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndar
     per_entry = n_pad + 1  # entries written for each non-zero (its padding, then itself)
     total = int(per_entry.sum())
     end = np.cumsum(per_entry)  # exclusive end of each non-zero's group
-    v = np.zeros(total, np.uint8)
-    z = np.full(total, max_gap, np.uint8)
+    v = np.zeros(total, vtype)
+    z = np.full(total, max_gap, np.uint8 if max_gap < 256 else np.int64)
     v[end - 1] = codes[rows, cols]
     z[end - 1] = gap - n_pad * span
     counts = np.bincount(cols, weights=per_entry, minlength=n_cols).astype(np.int64)
@@ -48,12 +49,13 @@ def encode_columns(codes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndar
 
 
 def decode_columns(v: np.ndarray, z: np.ndarray, colptr: np.ndarray, n_rows: int) -> np.ndarray:
-    """Inverse of :func:`encode_columns`: back to the dense code matrix (rows x cols)."""
-    v = np.asarray(v).astype(np.int64)
+    """Inverse of :func:`encode_columns`: back to the dense code matrix (rows x cols),
+    in the dtype of ``v``."""
+    v = np.asarray(v)
     z = np.asarray(z).astype(np.int64)
     colptr = np.asarray(colptr, dtype=np.int64)
     n_cols = colptr.size - 1
-    out = np.zeros((n_rows, n_cols), np.int64)
+    out = np.zeros((n_rows, n_cols), v.dtype)
     if v.size == 0:
         return out
     col = np.repeat(np.arange(n_cols), np.diff(colptr))

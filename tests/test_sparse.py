@@ -40,3 +40,10 @@ def test_round_trip(rows, cols, density, max_gap, seed):
     v, z, colptr = encode_columns(m, max_gap)
     assert z.max(initial=0) <= max_gap
     assert np.array_equal(decode_columns(v, z, colptr, rows), m)
+
+
+def test_codes_wider_than_a_byte_survive():
+    m = np.array([[0, 300], [7, 0]])
+    v, z, colptr = encode_columns(m, 15)
+    assert v.tolist() == [7, 300]
+    assert np.array_equal(decode_columns(v, z, colptr, 2), m)
