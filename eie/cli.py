@@ -16,6 +16,8 @@ import sys
 # verb -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "compress": ("sw.commands.compress", "Deep Compression: prune, quantize, Huffman-code a network"),
+    "pack": ("sw.commands.pack", "Pack FC layers into EIE memory images (hex, bin, manifest)"),
+    "synth": ("hw.commands.synth", "FPGA synthesis (Yosys + nextpnr-ecp5): resources, Fmax, per-block cost"),
 }
 
 

@@ -141,11 +141,12 @@ def _pow2(x: int) -> bool:
 
 
 PRESETS: dict[str, EIEConfig] = {
-    # The paper's chip: 64 PEs, depth-8 queues, 128 KB spmat (16K x 64 bit) per PE, 32 KB of
-    # pointers (16K entries; ours are 18 bit wide to address 128K entries). Activation files
-    # hold 512 per PE instead of the paper's 64, so that Alex-6 (9216 inputs) and VGG-6
-    # (25088 inputs: 392 per PE) run without batching.
-    "eie64": EIEConfig(name="eie64", n_pe=64, queue_depth=8, spmat_words=16384, ptr_depth=16384,
+    # The paper's chip: 64 PEs, depth-8 queues, 128 KB spmat (16K x 64 bit) per PE. Pointers:
+    # 32K per PE (two 16K banks, 18 bit wide to address 128K entries) instead of the paper's
+    # 16K x 16 bit, so that VGG-6 (25,089 pointers) and the AlexNet fc6-fc7-fc8 chain
+    # (9,217 + 4,097 + 4,097) fit. Activation files hold 512 per PE instead of the paper's 64,
+    # so that Alex-6 (9216 inputs) and VGG-6 (25088 inputs: 392 per PE) run without batching.
+    "eie64": EIEConfig(name="eie64", n_pe=64, queue_depth=8, spmat_words=16384, ptr_depth=32768,
                        act_depth=512, bias_depth=1024, max_layers=8),
     # Small instances for unit tests and quick simulations.
     "tiny": EIEConfig(name="tiny", n_pe=4, queue_depth=4, spmat_words=256, ptr_depth=512,

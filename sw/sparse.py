@@ -22,29 +22,29 @@ def encode_columns(codes: np.ndarray, max_gap: int) -> tuple[np.ndarray, np.ndar
     if codes.ndim != 2:
         raise ValueError("encode_columns needs a 2-D matrix")
     n_rows, n_cols = codes.shape
-    cols, rows = np.nonzero(codes.T)  # column-major order: sorted by column, then row
+    flat_t = np.ascontiguousarray(codes.T).reshape(-1)  # column-major order of the entries
+    pos = np.flatnonzero(flat_t)
+    cols, rows = np.divmod(pos, n_rows)
     span = max_gap + 1
     vtype = np.uint8 if codes.dtype.itemsize == 1 or (codes.size and codes.max() < 256) else codes.dtype
     if rows.size == 0:
         return (np.zeros(0, vtype), np.zeros(0, np.uint8), np.zeros(n_cols + 1, np.int64))
-    first = np.ones(rows.size, bool)
-    first[1:] = cols[1:] != cols[:-1]
     prev = np.empty_like(rows)
     prev[0] = -1
     prev[1:] = rows[:-1]
-    prev[first] = -1
+    prev[1:][cols[1:] != cols[:-1]] = -1  # the first entry of a column counts from row -1
     gap = rows - prev - 1
     n_pad = gap // span
-    per_entry = n_pad + 1  # entries written for each non-zero (its padding, then itself)
-    total = int(per_entry.sum())
-    end = np.cumsum(per_entry)  # exclusive end of each non-zero's group
+    end = np.cumsum(n_pad + 1)  # exclusive end of each non-zero's group (its padding, itself)
+    total = int(end[-1])
     v = np.zeros(total, vtype)
     z = np.full(total, max_gap, np.uint8 if max_gap < 256 else np.int64)
-    v[end - 1] = codes[rows, cols]
+    v[end - 1] = flat_t[pos]
     z[end - 1] = gap - n_pad * span
-    counts = np.bincount(cols, weights=per_entry, minlength=n_cols).astype(np.int64)
+    # column c ends where the groups of its non-zeros end
+    last_of_col = np.searchsorted(cols, np.arange(n_cols), side="right")
     colptr = np.zeros(n_cols + 1, np.int64)
-    np.cumsum(counts, out=colptr[1:])
+    colptr[1:] = np.concatenate(([0], end))[last_of_col]
     return v, z, colptr
 
 

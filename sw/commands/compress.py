@@ -1,0 +1,181 @@
+"""Deep Compression: prune, quantize, Huffman-code a network.
+
+Trains the built-in network on MNIST (or loads --weights), prunes it iteratively with
+retraining (threshold = quality x std of each layer's weights), clusters each layer's surviving
+weights into 2**bits - 1 shared values plus zero and fine-tunes them, then writes to --out:
+model.eie (the Huffman-coded model file; its size is the reported compressed size),
+report.json, table.txt (the paper's layer-wise table) and weights_{dense,pruned,quantized}.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from sw.errors import DataError
+
+MODELS = ("lenet300", "lenet5", "alexnet-fc")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = __doc__
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = (
+        "per-model defaults (a blank option takes these):\n"
+        "  lenet300    20 dense epochs, 5 prune iterations x 2 retrain epochs, 3 fine-tune epochs,\n"
+        "              --sensitivity ip1=2.2,ip2=1.6,ip3=1.0\n"
+        "  lenet5      15 dense epochs, 5 x 2, 3, --sensitivity conv1=0.5,conv2=1.4,ip1=2.2,ip2=1.4\n"
+        "  alexnet-fc  no training data: --density fc6=0.09,fc7=0.09,fc8=0.25 (Deep Compression\n"
+        "              Table 4), quantized without retraining; error fields are null\n"
+        "examples:\n"
+        "  eie compress --model lenet300 --data ~/mnist --out build/lenet300\n"
+        "  eie compress --model lenet300 --limit-train 5000 --epochs 3 --out /tmp/quick\n"
+        "  eie compress --model alexnet-fc --weights alexnet.pth --out build/alexnet-fc")
+    g = p.add_argument_group("input and output")
+    g.add_argument("--model", choices=MODELS, default="lenet300",
+                   help="network to compress (default: lenet300)")
+    g.add_argument("--data", metavar="DIR",
+                   help="directory with the four MNIST IDX files (.gz or raw); default: "
+                        "$EIE_MNIST_DIR")
+    g.add_argument("--weights", metavar="FILE",
+                   help="torch.save'd state_dict to start from: required for alexnet-fc "
+                        "(torchvision keys classifier.1/4/6.weight|bias); for the LeNets a "
+                        "trained checkpoint of the built-in model (keys ip1.weight, ...), which "
+                        "skips dense training unless --epochs is given")
+    g.add_argument("--out", metavar="DIR", required=True,
+                   help="output directory, written atomically (replaced only when complete)")
+    g.add_argument("--limit-train", type=int, metavar="N",
+                   help="use only the first N training images (quick runs)")
+    g.add_argument("--limit-test", type=int, metavar="N",
+                   help="evaluate on only the first N test images")
+
+    g = p.add_argument_group("training")
+    g.add_argument("--epochs", type=int, metavar="N",
+                   help="dense training epochs from scratch (0 = use --weights as they are)")
+    g.add_argument("--lr", type=float, help="dense learning rate, cosine-decayed (default 1e-3)")
+    g.add_argument("--batch-size", type=int, metavar="N", help="minibatch size (default 128)")
+    g.add_argument("--optimizer", choices=("adam", "sgd"), help="optimizer for every phase "
+                   "(default adam; sgd uses momentum 0.9)")
+    g.add_argument("--weight-decay", type=float, help="L2 regularisation (default 0)")
+
+    g = p.add_argument_group("pruning (Han et al., NIPS 2015)")
+    g.add_argument("--prune-iters", type=int, metavar="N",
+                   help="prune -> retrain iterations; the quality parameter ramps up linearly "
+                        "to its final value over them")
+    g.add_argument("--retrain-epochs", type=int, metavar="N",
+                   help="retraining epochs after each pruning step (0 = prune once, no retraining)")
+    g.add_argument("--retrain-lr", type=float, help="retraining learning rate (default 5e-4)")
+    g.add_argument("--quality", type=float, metavar="Q",
+                   help="quality parameter of every layer without its own sensitivity: "
+                        "weights with |w| < Q x std(layer) are pruned (default 1.0)")
+    g.add_argument("--sensitivity", metavar="SPEC",
+                   help="per-layer quality parameters, 'ip1=2.2,ip2=1.6' or a JSON file "
+                        "{\"ip1\": 2.2, ...}")
+    g.add_argument("--density", metavar="SPEC",
+                   help="per-layer target kept fractions instead of quality parameters, "
+                        "'fc6=0.09,fc8=0.25' or a JSON file")
+
+    g = p.add_argument_group("trained quantization (Deep Compression Sec. 3)")
+    g.add_argument("--bits", metavar="SPEC",
+                   help="weight bits: '4' for every layer, 'ip3=5' for one, or '5,ip3=6'; "
+                        "2**bits - 1 centroids plus code 0 = zero (default 4, EIE's width)")
+    g.add_argument("--init", choices=("linear", "density", "random"),
+                   help="k-means initialization (default linear, the paper's best)")
+    g.add_argument("--finetune-epochs", type=int, metavar="N",
+                   help="centroid fine-tuning epochs (dL/dC_k = sum of the cluster's gradients)")
+    g.add_argument("--finetune-lr", type=float, help="centroid fine-tuning learning rate "
+                   "(default 1e-4)")
+    g.add_argument("--index-bits", type=int, metavar="B",
+                   help="relative-index bits in the model file (default: the smallest file "
+                        "per layer)")
+
+    g = p.add_argument_group("run")
+    g.add_argument("--seed", type=int, default=0, help="random seed for everything (default 0)")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="torch threads (default: min(2, CPU count))")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--quiet", action="store_true",
+                   help="print only the final table and summary (implies --no-progress)")
+
+
+def parse_layer_values(spec: str | None, option: str, kind: type = float,
+                       allow_default: bool = False) -> tuple[object, dict]:
+    """'a=1,b=2' or a JSON file -> (default or None, {layer: value})."""
+    if spec is None:
+        return None, {}
+    path = Path(spec)
+    if "=" not in spec and path.suffix == ".json":
+        try:
+            d = json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise DataError(f"{option} {spec}: cannot read JSON ({e})") from None
+        if not isinstance(d, dict):
+            raise DataError(f"{option} {spec}: expected a JSON object of layer: value")
+        items = [(str(k), v) for k, v in d.items()]
+    else:
+        items = []
+        for tok in filter(None, (t.strip() for t in spec.split(","))):
+            k, sep, v = tok.partition("=")
+            items.append((k.strip(), v.strip()) if sep else (None, k.strip()))
+    default, per_layer = None, {}
+    for k, v in items:
+        try:
+            val = kind(v)
+            if kind is int and str(v).strip() != str(val):
+                raise ValueError
+        except (TypeError, ValueError):
+            raise DataError(f"{option}: {v!r} is not a valid {kind.__name__}"
+                            + (f" (layer {k})" if k else "")) from None
+        if k is None:
+            if not allow_default:
+                raise DataError(f"{option}: expected layer=value, got {v!r}")
+            default = val
+        else:
+            per_layer[k] = val
+    return default, per_layer
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from sw.compress import compress_builtin, default_settings
+    from sw.modelfile import format_table
+
+    threads = args.threads or min(2, os.cpu_count() or 1)
+    if threads < 1:
+        raise DataError(f"--threads must be >= 1, got {threads}")
+    torch.set_num_threads(threads)
+    _, sensitivity = parse_layer_values(args.sensitivity, "--sensitivity")
+    _, density = parse_layer_values(args.density, "--density")
+    bits, layer_bits = parse_layer_values(args.bits, "--bits", int, allow_default=True)
+    epochs = args.epochs
+    if epochs is None and args.weights is not None:
+        epochs = 0  # start from the given trained weights
+    settings = default_settings(
+        args.model, dense_epochs=epochs, lr=args.lr, batch_size=args.batch_size,
+        optimizer=args.optimizer, weight_decay=args.weight_decay, prune_iters=args.prune_iters,
+        retrain_epochs=args.retrain_epochs, retrain_lr=args.retrain_lr, quality=args.quality,
+        sensitivity=sensitivity or None, density=density or None, bits=bits,
+        layer_bits=layer_bits or None, init=args.init, finetune_epochs=args.finetune_epochs,
+        finetune_lr=args.finetune_lr, index_bits=args.index_bits, seed=args.seed,
+        progress=not (args.no_progress or args.quiet))
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    report = compress_builtin(args.model, args.out, settings, data=args.data, weights=args.weights,
+                              limit_train=args.limit_train, limit_test=args.limit_test, log=log)
+    print(format_table(report["layers"]))
+
+    def pct(e: float | None) -> str:
+        return "n/a (no test data)" if e is None else f"{100 * e:.2f}%"
+
+    print(f"test error: dense {pct(report['error_dense'])}, pruned {pct(report['error_pruned'])}, "
+          f"compressed {pct(report['error_compressed'])}")
+    print(f"{report['original_bytes']:,} -> {report['compressed_bytes']:,} bytes "
+          f"({args.out}/model.eie): {report['ratio']:.1f}x in {report['timings']['total_s']:.0f} s")
+    return 0

@@ -1,0 +1,494 @@
+"""The Deep Compression pipeline (Han, Mao, Dally, ICLR 2016, Figure 1), end to end.
+
+dense training -> iterative pruning with retraining (NIPS'15) -> trained quantization with
+centroid fine-tuning -> Huffman-coded model file (:mod:`sw.modelfile`) -> report.json, the
+paper's layer-wise table and weight-distribution plots.
+
+- :func:`compress_module` runs the stages on any ``nn.Module`` (its Linear and Conv2d layers)
+  and returns the :class:`~sw.qlayer.QuantizedLayer` list and a report dict.
+- :func:`write_outputs` writes the output directory atomically (model file, report, table,
+  plots) and checks that the file decodes back to the very same network.
+- :func:`compress_builtin` is what ``eie compress`` runs: data and model set-up, then both.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import modelfile
+from .errors import DataError, EIEError
+from .fsutil import atomic_dir
+from .models import (
+    BUILTIN_SPECS,
+    ChainNet,
+    alexnet_fc_from_state_dict,
+    apply_quantized,
+    build_from_quantized,
+    build_model,
+    layer_meta,
+    load_checkpoint,
+    load_into,
+    weight_layers,
+)
+from .prune import Pruner, quality_for_density, quality_schedule
+from .qlayer import QuantizedLayer
+from .quantize import INITS, SharedWeights, check_bits, quantize_weights
+from .train import OPTIMIZERS, TrainSettings, error_rate, fit, predict
+
+MODEL_FILE = "model.eie"
+Log = Callable[[str], None]
+
+
+@dataclass
+class CompressSettings:
+    """Every knob of the pipeline. Defaults suit an already trained module (no dense epochs)."""
+
+    dense_epochs: int = 0  # train the dense network first (0: it is already trained)
+    lr: float = 1e-3  # dense training learning rate (cosine-decayed over the phase)
+    batch_size: int = 128
+    optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9), every phase
+    weight_decay: float = 0.0  # L2 during dense training and retraining
+    prune_iters: int = 5  # prune -> retrain iterations (the quality parameter ramps up)
+    retrain_epochs: int = 2  # retraining epochs after each pruning step
+    retrain_lr: float = 5e-4
+    quality: float = 1.0  # default quality parameter: threshold = quality x std(W)
+    sensitivity: dict[str, float] = field(default_factory=dict)  # per-layer quality parameter
+    density: dict[str, float] = field(default_factory=dict)  # per-layer target kept fraction
+    bits: int = 4  # default weight bits (2**bits - 1 centroids + code 0 = zero)
+    layer_bits: dict[str, int] = field(default_factory=dict)
+    init: str = "linear"  # k-means initialization: linear, density or random
+    kmeans_max_iter: int = 10_000
+    finetune_epochs: int = 3  # centroid fine-tuning epochs (assignments fixed)
+    finetune_lr: float = 1e-4
+    index_bits: int | None = None  # relative-index bits in the model file (None: per layer best)
+    seed: int = 0
+    progress: bool = True
+
+    def check(self, names: list[str]) -> None:
+        """Validate against the layers being compressed; one clear line per problem."""
+        known = set(names)
+        for opt, d in (("sensitivity", self.sensitivity), ("density", self.density),
+                       ("bits", self.layer_bits)):
+            unknown = sorted(set(d) - known)
+            if unknown:
+                raise DataError(f"--{opt}: unknown layer(s) {', '.join(unknown)} "
+                                f"(layers: {', '.join(names)})")
+        both = sorted(set(self.sensitivity) & set(self.density))
+        if both:
+            raise DataError(f"layer(s) {', '.join(both)} given both a sensitivity and a density")
+        for n, q in self.sensitivity.items():
+            if not (np.isfinite(q) and q >= 0):
+                raise DataError(f"--sensitivity {n}: quality parameter must be >= 0, got {q}")
+        if not (np.isfinite(self.quality) and self.quality >= 0):
+            raise DataError(f"--quality must be >= 0, got {self.quality}")
+        for n, d in self.density.items():
+            if not 0 < d <= 1:
+                raise DataError(f"--density {n}: kept fraction must be in (0, 1], got {d}")
+        check_bits(self.bits)
+        for n, b in self.layer_bits.items():
+            check_bits(b, n)
+        if self.init not in INITS:
+            raise DataError(f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise DataError(f"--optimizer must be one of {', '.join(OPTIMIZERS)}")
+        if self.index_bits is not None and not 1 <= self.index_bits <= 8:
+            raise DataError(f"--index-bits must be in 1..8, got {self.index_bits}")
+        for f in ("dense_epochs", "prune_iters", "retrain_epochs", "finetune_epochs"):
+            if getattr(self, f) < 0:
+                raise DataError(f"--{f.replace('_', '-')} must be >= 0")
+        if self.prune_iters < 1:
+            raise DataError("--prune-iters must be >= 1")
+        if self.batch_size < 1:
+            raise DataError("--batch-size must be >= 1")
+
+    def bits_of(self, name: str) -> int:
+        return self.layer_bits.get(name, self.bits)
+
+    def quality_of(self, name: str) -> float:
+        return self.sensitivity.get(name, self.quality)
+
+
+@dataclass
+class CompressResult:
+    layers: list[QuantizedLayer]
+    report: dict
+    module: nn.Module  # holds exactly the quantized weights
+    weights: dict[str, dict[str, np.ndarray]]  # stage -> layer -> weight, for the plots
+
+
+Data = tuple[torch.Tensor, torch.Tensor]
+
+
+def compress_module(module: nn.Module, train_data: Data | None = None, test_data: Data | None = None,
+                    settings: CompressSettings | None = None, layers: list[str] | None = None,
+                    meta: dict | None = None, log: Log | None = None) -> CompressResult:
+    """Deep Compression of ``module``'s Linear/Conv2d layers (all, or those named in ``layers``).
+
+    ``train_data`` / ``test_data`` are ``(inputs, labels)`` tensors for cross-entropy
+    classification. Without training data the layers are pruned in one step and quantized
+    without retraining or fine-tuning; without test data the error fields are None.
+    ``meta`` goes into the model file (used for the table's byte count). The module is
+    modified in place and ends up holding the quantized weights.
+    """
+    s = settings or CompressSettings()
+    log = log or (lambda _msg: None)
+    t_start = time.perf_counter()
+    torch.manual_seed(s.seed)
+    named = weight_layers(module)
+    if layers is not None:
+        missing = sorted(set(layers) - {n for n, _ in named})
+        if missing:
+            raise DataError(f"model has no Linear/Conv2d layer(s) {', '.join(missing)}")
+        named = [(n, m) for n, m in named if n in layers]
+    if not named:
+        raise DataError("model has no Linear or Conv2d layers to compress")
+    names = [n for n, _ in named]
+    s.check(names)
+    for n, m in named:
+        for pname, p in (("weight", m.weight), ("bias", m.bias)):
+            if p is not None and not torch.isfinite(p).all():
+                raise DataError(f"layer {n}: {pname} holds NaN or Inf values")
+    layer_of = dict(named)
+    can_train = train_data is not None and len(train_data[0]) > 0
+    timings: dict[str, float] = {}
+    snapshots: dict[str, dict[str, np.ndarray]] = {}
+
+    def err() -> float | None:
+        return None if test_data is None else error_rate(module, *test_data)
+
+    def train_settings(epochs: int, lr: float) -> TrainSettings:
+        return TrainSettings(epochs=epochs, lr=lr, batch_size=s.batch_size, optimizer=s.optimizer,
+                             weight_decay=s.weight_decay)
+
+    # 1. dense training (built-in networks start from scratch)
+    t = time.perf_counter()
+    if can_train and s.dense_epochs > 0:
+        fit(module, module.parameters(), *train_data, train_settings(s.dense_epochs, s.lr),
+            seed=s.seed, desc="dense", progress=s.progress)
+    error_dense = err()
+    timings["dense_train_s"] = time.perf_counter() - t
+    snapshots["dense"] = _weights(layer_of)
+    log(f"dense: {_pct(error_dense)} test error ({timings['dense_train_s']:.1f} s)")
+
+    # 2. iterative pruning: threshold = quality x std, ramped up, retraining after each step
+    t = time.perf_counter()
+    pruner = Pruner(layer_of)
+    retrain = can_train and s.retrain_epochs > 0
+    iters = s.prune_iters if retrain else 1  # without retraining, iterating changes nothing
+    for i in range(1, iters + 1):
+        qualities = {}
+        for n in names:
+            if n in s.density:  # a target density: ramp it geometrically, find its quality
+                target = s.density[n] ** (i / iters)
+                qualities[n] = quality_for_density(layer_of[n].weight, target, pruner.std[n])
+            else:
+                qualities[n] = quality_schedule(s.quality_of(n), iters, i)
+        recs = pruner.prune(qualities)
+        kept = ", ".join(f"{n} {100 * recs[n].density:.1f}%" for n in names)
+        if retrain:
+            pruner.attach()
+            try:
+                fit(module, module.parameters(), *train_data,
+                    train_settings(s.retrain_epochs, s.retrain_lr), seed=s.seed + i,
+                    desc=f"retrain {i}/{iters}", progress=s.progress, after_step=pruner.after_step)
+            finally:
+                pruner.detach()
+        log(f"prune {i}/{iters}: kept {kept}; total {100 * pruner.kept() / pruner.total():.2f}%"
+            + (f", test error {_pct(err())}" if retrain and test_data is not None else ""))
+    error_pruned = err()
+    timings["prune_retrain_s"] = time.perf_counter() - t
+    snapshots["pruned"] = _weights(layer_of)
+
+    # 3. trained quantization: per-layer k-means, then centroid fine-tuning (eq. 3)
+    t = time.perf_counter()
+    quant = {}
+    for j, n in enumerate(names):
+        quant[n] = quantize_weights(layer_of[n].weight.detach().numpy(), s.bits_of(n), s.init,
+                                    seed=s.seed + j, max_iter=s.kmeans_max_iter, name=n)
+    timings["kmeans_s"] = time.perf_counter() - t
+    shared = SharedWeights(layer_of, quant)
+    error_quantized = err()
+    log(f"quantize: k-means {timings['kmeans_s']:.2f} s, test error {_pct(error_quantized)} "
+        "before fine-tuning")
+    t = time.perf_counter()
+    if can_train and s.finetune_epochs > 0:
+        biases = [m.bias for _, m in named if m.bias is not None]
+        fit(module, shared.parameters() + biases, *train_data,
+            train_settings(s.finetune_epochs, s.finetune_lr), seed=s.seed + 1000,
+            desc="fine-tune centroids", progress=s.progress,
+            before_step=shared.accumulate_grads, after_step=shared.after_step)
+    shared.write()
+    timings["finetune_s"] = time.perf_counter() - t
+    codebooks, indices = shared.codebooks(), shared.indices()
+    qlayers = [QuantizedLayer(
+        name=n, kind="linear" if isinstance(m, nn.Linear) else "conv", codebook=codebooks[n],
+        indices=indices[n], bias=None if m.bias is None else m.bias.detach().numpy().copy(),
+        bits=s.bits_of(n), meta=layer_meta(module, n, m)) for n, m in named]
+    for q in qlayers:
+        if q.nnz == 0:  # cannot happen after a successful prune; guards the file format
+            raise DataError(f"layer {q.name}: every weight is pruned")
+    apply_quantized(module, qlayers)  # the weights already equal codebook[indices]; make sure
+    error_compressed = err()
+    snapshots["quantized"] = _weights(layer_of)
+    log(f"fine-tune: test error {_pct(error_compressed)} ({timings['finetune_s']:.1f} s)")
+
+    # 4. the paper's layer-wise table, from the model file's own encoder
+    t = time.perf_counter()
+    table = modelfile.layer_table(qlayers, s.index_bits, meta)
+    timings["encode_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t_start
+    report = {
+        "ratio": table["ratio"],
+        "original_bytes": table["original_bytes"],
+        "compressed_bytes": table["compressed_bytes"],
+        "error_dense": error_dense,
+        "error_pruned": error_pruned,
+        "error_quantized": error_quantized,
+        "error_compressed": error_compressed,
+        "weights": pruner.total(),
+        "nonzeros": pruner.kept(),
+        "density": pruner.kept() / pruner.total(),
+        "layers": table,
+        "pruning": {n: {**dataclasses.asdict(r), "density": r.density}
+                    for n, r in pruner.records.items()},
+        "quantization": {n: {"bits": s.bits_of(n), "init": s.init, "kmeans_iters": quant[n].n_iter,
+                             "kmeans_converged": quant[n].converged,
+                             "kmeans_inertia": quant[n].inertia,
+                             "codebook": [float(c) for c in codebooks[n]]} for n in names},
+        "train_examples": 0 if train_data is None else len(train_data[0]),
+        "test_examples": 0 if test_data is None else len(test_data[0]),
+        "timings": timings,
+        "settings": dataclasses.asdict(s),
+        "seed": s.seed,
+    }
+    return CompressResult(qlayers, report, module, snapshots)
+
+
+def write_outputs(result: CompressResult, out: str | Path, meta: dict | None = None,
+                  index_bits: int | None = None, test_inputs: torch.Tensor | None = None,
+                  log: Log | None = None) -> dict:
+    """Write ``out/`` atomically: model file, report.json, table.txt and the three plots.
+
+    The model file is read back before anything is renamed into place: its layers must equal
+    the in-memory ones bit for bit and, given ``test_inputs``, the network rebuilt from it must
+    predict exactly what the in-memory quantized network predicts. Returns the final report
+    (``compressed_bytes`` = the file's size on disk, ``ratio`` from it).
+    """
+    log = log or (lambda _msg: None)
+    report = copy.deepcopy(result.report)
+    out = Path(out)
+    check_writable(out)
+    with atomic_dir(out) as tmp:
+        path = tmp / MODEL_FILE
+        t = time.perf_counter()
+        written = modelfile.save_model(path, result.layers, meta, index_bits)
+        size = os.path.getsize(path)
+        if written != size:
+            raise RuntimeError(f"save_model reported {written} bytes, file holds {size}")
+        loaded, loaded_meta = modelfile.load_model(path)
+        report["roundtrip"] = roundtrip_check(result, loaded, test_inputs)
+        report["timings"]["write_verify_s"] = time.perf_counter() - t
+        table = report["layers"]
+        report["compressed_bytes"] = size
+        report["ratio"] = table["original_bytes"] / size
+        report["model_file"] = MODEL_FILE
+        text = modelfile.format_table(table)
+        (tmp / "table.txt").write_text(text + "\n")
+        report["plots"] = plot_weight_distributions(result.weights, result.layers, tmp)
+        (tmp / "report.json").write_text(json.dumps(_jsonable(report), indent=2) + "\n")
+    log(f"wrote {out}/ ({MODEL_FILE}: {size:,} bytes)")
+    return report
+
+
+def roundtrip_check(result: CompressResult, loaded: list[QuantizedLayer],
+                    test_inputs: torch.Tensor | None = None) -> dict:
+    """Model file layers == in-memory layers (bit for bit), and identical predictions."""
+    if [q.name for q in loaded] != [q.name for q in result.layers]:
+        raise RuntimeError("model file round trip changed the layer list")
+    for a, b in zip(result.layers, loaded, strict=True):
+        same = (np.array_equal(a.indices, b.indices) and a.codebook.tobytes() == b.codebook.tobytes()
+                and ((a.bias is None and b.bias is None)
+                     or (a.bias is not None and b.bias is not None
+                         and a.bias.tobytes() == b.bias.tobytes())))
+        if not same:
+            raise RuntimeError(f"model file round trip changed layer {a.name}")
+    out = {"identical_layers": True, "identical_predictions": None}
+    if test_inputs is not None and isinstance(result.module, ChainNet):
+        rebuilt = build_from_quantized(loaded, result.module.input_shape)
+        same = np.array_equal(predict(rebuilt, test_inputs), predict(result.module, test_inputs))
+        if not same:
+            raise RuntimeError("the network rebuilt from the model file predicts differently")
+        out["identical_predictions"] = True
+    return out
+
+
+def check_writable(out: Path) -> None:
+    """Fail early (before minutes of training) if ``out`` cannot be created."""
+    if out.exists() and not out.is_dir():
+        raise EIEError(f"cannot write output directory {out}: a file of that name exists")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix=f".{out.name}.", dir=out.parent):
+            pass
+    except OSError as e:
+        raise EIEError(f"cannot write output directory {out}: {e.strerror or e}") from None
+
+
+# -- built-in networks: what `eie compress` runs ----------------------------------------------
+
+# Per-model defaults (CLI values override them). Quality parameters for LeNet follow the
+# paper's kept fractions (Table 2: ip1 8%, ip2 9%, ip3 26%); AlexNet-fc without ImageNet is
+# pruned straight to Table 4's densities.
+MODEL_DEFAULTS: dict[str, dict] = {
+    "lenet300": dict(dense_epochs=20, prune_iters=5, retrain_epochs=2, finetune_epochs=3,
+                     sensitivity={"ip1": 2.2, "ip2": 1.6, "ip3": 1.0}),
+    "lenet5": dict(dense_epochs=15, prune_iters=5, retrain_epochs=2, finetune_epochs=3,
+                   sensitivity={"conv1": 0.5, "conv2": 1.4, "ip1": 2.2, "ip2": 1.4}),
+    "alexnet-fc": dict(density={"fc6": 0.09, "fc7": 0.09, "fc8": 0.25}),
+}
+
+
+def default_settings(model: str, **overrides) -> CompressSettings:
+    """The built-in model's defaults with ``overrides`` (None values are ignored)."""
+    if model not in MODEL_DEFAULTS:
+        raise DataError(f"unknown model {model!r} (built in: {', '.join(MODEL_DEFAULTS)})")
+    values = {**MODEL_DEFAULTS[model], **{k: v for k, v in overrides.items() if v is not None}}
+    # an explicit global --quality replaces the per-layer defaults it would otherwise not reach
+    if overrides.get("quality") is not None:
+        values["sensitivity"] = dict(overrides.get("sensitivity") or {})
+        values["density"] = dict(overrides.get("density") or {})
+    # an explicit per-layer choice of one kind replaces the default of the other kind
+    if overrides.get("density"):
+        values["sensitivity"] = {k: v for k, v in values.get("sensitivity", {}).items()
+                                 if k not in overrides["density"]}
+    if overrides.get("sensitivity"):
+        values["density"] = {k: v for k, v in values.get("density", {}).items()
+                             if k not in overrides["sensitivity"]}
+    return CompressSettings(**values)
+
+
+def compress_builtin(model: str, out: str | Path, settings: CompressSettings,
+                     data: str | Path | None = None, weights: str | Path | None = None,
+                     limit_train: int | None = None, limit_test: int | None = None,
+                     log: Log | None = None) -> dict:
+    """``eie compress``: build or load the model, load MNIST, compress, write ``out``."""
+    log = log or (lambda _msg: None)
+    out = Path(out)
+    if model not in BUILTIN_SPECS:
+        raise DataError(f"unknown model {model!r} (built in: {', '.join(BUILTIN_SPECS)})")
+    settings.check([spec.name for spec in BUILTIN_SPECS[model]])  # fail before any training
+    for opt, v in (("--limit-train", limit_train), ("--limit-test", limit_test)):
+        if v is not None and v < 1:
+            raise DataError(f"{opt} must be >= 1, got {v}")
+    check_writable(out)
+    torch.manual_seed(settings.seed)
+    np.random.seed(settings.seed % 2**32)
+    train = test = None
+    if model == "alexnet-fc":
+        if weights is None:
+            raise DataError("alexnet-fc needs --weights FILE (a torchvision-format AlexNet "
+                            "state_dict with classifier.1/4/6.weight|bias)")
+        if data is not None:
+            raise DataError("alexnet-fc takes no --data: its inputs are ImageNet conv5 features, "
+                            "which are not available; it is pruned and quantized without retraining")
+        net = alexnet_fc_from_state_dict(load_checkpoint(weights), f"checkpoint {weights}")
+        settings = dataclasses.replace(settings, dense_epochs=0)
+    else:
+        from .data import load_mnist, to_tensors
+
+        net = build_model(model)
+        if weights is not None:
+            load_into(net, load_checkpoint(weights), source=f"checkpoint {weights}")
+        tr, te = load_mnist(data)
+        train = to_tensors(tr.take(limit_train))
+        test = to_tensors(te.take(limit_test))
+    meta = {"model": model, "input_shape": list(net.input_shape or ())}
+    log(f"{model}: {sum(p.numel() for p in net.parameters()):,} parameters"
+        + (f", {len(train[0]):,} training / {len(test[0]):,} test images" if train else ""))
+    result = compress_module(net, train, test, settings, meta=meta, log=log)
+    report = {"model": model, **result.report}
+    report["environment"] = {"torch": torch.__version__, "numpy": np.__version__,
+                             "threads": torch.get_num_threads(), "python": platform.python_version()}
+    result.report = report
+    return write_outputs(result, out, meta, settings.index_bits,
+                         None if test is None else test[0], log)
+
+
+# -- plots --------------------------------------------------------------------------------------
+
+def plot_weight_distributions(weights: Mapping[str, Mapping[str, np.ndarray]],
+                              qlayers: list[QuantizedLayer], out_dir: Path) -> list[str]:
+    """Weight histograms before pruning, after pruning and after quantization (paper Fig. 5/7).
+
+    One PNG per stage, one panel per layer; the quantized panel marks the shared values
+    (centroids) with their use counts.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    titles = {"dense": "before pruning", "pruned": "after pruning (non-zero weights)",
+              "quantized": "after quantization (shared weights)"}
+    names = [q.name for q in qlayers]
+    for stage, title in titles.items():
+        if stage not in weights:
+            continue
+        fig, axes = plt.subplots(1, len(names), figsize=(3.4 * len(names), 2.8), squeeze=False)
+        for ax, q in zip(axes[0], qlayers, strict=True):
+            w = weights[stage][q.name].ravel()
+            if stage == "quantized":
+                counts = np.bincount(q.indices.ravel(), minlength=q.codebook.size)[1:]
+                used = counts > 0
+                ax.vlines(q.codebook[1:][used], 0, counts[used], color="C3", lw=2)
+                ax.set_ylabel("weights per centroid")
+            else:
+                vals = w if stage == "dense" else w[w != 0]
+                ax.hist(vals, bins=200, color="C0")
+                ax.set_ylabel("count")
+            ax.set_title(f"{q.name} ({100 * np.count_nonzero(w) / w.size:.1f}% non-zero)", fontsize=9)
+            ax.set_xlabel("weight value")
+            ax.tick_params(labelsize=7)
+        fig.suptitle(f"Weight distribution {title}", fontsize=10)
+        fig.tight_layout()
+        fname = f"weights_{stage}.png"
+        fig.savefig(out_dir / fname, dpi=100)
+        plt.close(fig)
+        files.append(fname)
+    return files
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+def _weights(layers: Mapping[str, nn.Module]) -> dict[str, np.ndarray]:
+    return {n: m.weight.detach().numpy().copy() for n, m in layers.items()}
+
+
+def _pct(e: float | None) -> str:
+    return "n/a" if e is None else f"{100 * e:.2f}%"
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating | float):
+        return float(x) if np.isfinite(x) else None
+    return x

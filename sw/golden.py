@@ -1,0 +1,258 @@
+"""The golden model: the ONE definition of EIE's fixed-point arithmetic (bit-exact).
+
+The RTL mirrors this module bit for bit; docs/format.md ("Arithmetic") states the same rules
+in prose. All widths come from :class:`sw.config.EIEConfig` (defaults in brackets).
+
+Number formats (two's complement):
+
+- activations ``a`` (inputs, outputs, biases): ``act_bits`` [16] wide, ``act_frac`` [8]
+  fraction bits. Host inputs and biases are quantized once: ``round_half_even(x * 2**act_frac)``
+  saturated to ``act_bits`` (:func:`quantize_input`, :func:`quantize_bias`).
+- codebook ``c[v]`` of layer ``l``: ``act_bits`` wide, ``w_frac_l`` fraction bits, the largest
+  value in ``0..act_bits-1`` at which every centroid fits after ``round_half_even``
+  (:func:`quantize_codebook`); ``c[0] = 0``. A centroid that does not fit even at
+  ``w_frac = 0`` is refused (FitError).
+
+One output row ``i`` of a layer (Han et al., EIE, Section III-A: ``b_i = ReLU(sum_j W_ij a_j)``):
+
+1. ``acc = (b_i << w_frac) + sum over the row's entries (v, j) with a_j != 0 of c[v] * a_j``,
+   modulo ``2**acc_bits`` [40] (wrap-around, so the accumulation order never matters);
+   products are exact (``2 * act_bits`` bits), padding entries multiply by ``c[0] = 0``.
+2. ``y = (acc + 2**(w_frac-1)) >> w_frac`` -- round half up (towards +inf), arithmetic shift,
+   computed as ``(acc >> w_frac) + bit (w_frac-1) of acc`` so it cannot overflow; ``y = acc``
+   when ``w_frac == 0``.
+3. saturate ``y`` to ``[-2**(act_bits-1), 2**(act_bits-1) - 1]``;
+4. ``y = max(y, 0)`` if the layer's ReLU flag is set.
+
+``y`` has ``act_frac`` fraction bits and is the next layer's input.
+
+The golden model computes FROM THE IMAGES: :func:`layer_matrix` decodes pointers and
+sparse-matrix words (:func:`sw.pack.decode_layer`) and looks codes up in the integer codebook;
+it never sees the dense weights. Products are accumulated exactly in int64 by a scipy.sparse
+product (int64 arithmetic wraps modulo 2**64, a multiple of 2**acc_bits, so wrapping to
+``acc_bits`` afterwards is exact whatever the sum).
+
+Tolerance against float (:func:`error_bound`): without saturation or wrap-around, one layer's
+fixed-point output differs from the float result computed on the same (quantized) inputs by at
+most ``sum_j |c_int[v_ij] / 2**w_frac - c_float[v_ij]| * |a_j| + |b_int_i - b_i * 2**act_frac|
+/ 2**act_frac + 2**-(act_frac+1)`` -- codebook rounding (at most half an LSB of ``w_frac`` per
+weight), bias rounding (half an LSB) and output rounding (half an LSB of ``act_frac``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from .config import EIEConfig
+from .errors import DataError, FitError
+from .pack import NetworkImage, decode_layer
+from .qlayer import QuantizedLayer
+
+# -- number formats ----------------------------------------------------------------------------
+
+
+def int_range(bits: int) -> tuple[int, int]:
+    """The range of a ``bits``-wide two's complement integer."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def saturate(x: np.ndarray, bits: int) -> np.ndarray:
+    lo, hi = int_range(bits)
+    return np.clip(np.asarray(x, dtype=np.int64), lo, hi)
+
+
+def wrap(x: np.ndarray, bits: int) -> np.ndarray:
+    """Two's complement wrap-around of int64 values to ``bits`` (<= 64) bits."""
+    x = np.asarray(x, dtype=np.int64)
+    s = np.uint64(64 - bits)
+    return ((x.view(np.uint64) << s).view(np.int64)) >> s.astype(np.int64)
+
+
+def to_fixed(x: np.ndarray, frac: int, bits: int) -> np.ndarray:
+    """``round_half_even(x * 2**frac)`` saturated to ``bits`` (host-side quantization)."""
+    x = np.asarray(x, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        raise DataError("cannot quantize NaN or Inf values to fixed point")
+    lo, hi = int_range(bits)
+    return np.clip(np.rint(x * 2.0 ** frac), lo, hi).astype(np.int64)
+
+
+def quantize_input(x_float: np.ndarray, config: EIEConfig) -> np.ndarray:
+    """Host inputs -> ``act_bits`` integers with ``act_frac`` fraction bits."""
+    return to_fixed(x_float, config.act_frac, config.act_bits)
+
+
+def dequantize(x_int: np.ndarray, config: EIEConfig) -> np.ndarray:
+    """Activation integers -> float64 values."""
+    return np.asarray(x_int, dtype=np.float64) / 2.0 ** config.act_frac
+
+
+def quantize_bias(bias_float: np.ndarray, config: EIEConfig) -> np.ndarray:
+    """Biases are activations: ``act_bits`` wide, ``act_frac`` fraction bits."""
+    return to_fixed(bias_float, config.act_frac, config.act_bits)
+
+
+def choose_w_frac(codebook_float: np.ndarray, act_bits: int) -> int | None:
+    """The largest ``w_frac`` in ``0..act_bits-1`` at which every centroid fits ``act_bits``
+    after ``round_half_even``; None if none does."""
+    cb = np.asarray(codebook_float, dtype=np.float64)
+    lo, hi = int_range(act_bits)
+    for f in range(act_bits - 1, -1, -1):
+        r = np.rint(cb * 2.0 ** f)
+        if r.min(initial=0) >= lo and r.max(initial=0) <= hi:
+            return f
+    return None
+
+
+def quantize_codebook(codebook_float: np.ndarray, config: EIEConfig, name: str = "?") -> tuple[np.ndarray, int]:
+    """A layer's float centroids -> (``codebook_size`` integers, ``w_frac``); code 0 stays 0."""
+    cb = np.zeros(config.codebook_size, np.float64)
+    src = np.asarray(codebook_float, dtype=np.float64)
+    cb[: src.size] = src
+    if cb[0] != 0:
+        raise DataError(f"layer {name}: codebook entry 0 must be 0 (the code of a pruned weight)")
+    f = choose_w_frac(cb, config.act_bits)
+    if f is None:
+        big = float(np.abs(cb).max())
+        raise FitError(f"layer {name}: centroid magnitude {big:g} does not fit a {config.act_bits}-bit "
+                       f"codebook entry (largest {int_range(config.act_bits)[1]} at w_frac = 0)")
+    return np.rint(cb * 2.0 ** f).astype(np.int64), f
+
+
+# -- one layer ---------------------------------------------------------------------------------
+
+
+def layer_triplets(image: NetworkImage, layer_index: int, columns: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The layer's non-padding entries (of all columns, or of the ascending ``columns``)
+    decoded from the pointer and sparse-matrix images, as ``(physical row, physical column,
+    c_int[v])``. Padding entries (``c[0] = 0``) are left out."""
+    e = decode_layer(image, layer_index, columns)
+    real = e.v != 0
+    rows = e.physical_row(image.config.n_pe)[real]
+    return rows, e.col[real], image.codebook[layer_index][e.v[real]]
+
+
+def layer_matrix(image: NetworkImage, layer_index: int) -> sp.csr_matrix:
+    """The layer's integer weights ``c_int[v]`` (n_out x n_in, physical order), from the images."""
+    d = image.layers[layer_index]
+    rows, cols, vals = layer_triplets(image, layer_index)
+    return sp.csr_matrix((vals, (rows, cols)), shape=(d.n_out, d.n_in), dtype=np.int64)
+
+
+def _check_activations(a: np.ndarray, n: int, config: EIEConfig, what: str) -> np.ndarray:
+    a = np.asarray(a)
+    if a.shape[-1] != n:
+        raise DataError(f"{what}: expected {n} activations, got {a.shape[-1]}")
+    if not np.issubdtype(a.dtype, np.integer):
+        raise DataError(f"{what}: activations must be integers (use quantize_input), got {a.dtype}")
+    lo, hi = int_range(config.act_bits)
+    if a.size and (a.min() < lo or a.max() > hi):
+        raise DataError(f"{what}: activations outside the {config.act_bits}-bit range {lo}..{hi}")
+    return a.astype(np.int64, copy=False)
+
+
+def requantize(acc: np.ndarray, w_frac: int, relu: bool, config: EIEConfig) -> np.ndarray:
+    """Steps 1 (wrap) to 4 of the module docstring on accumulator values (bias included)."""
+    acc = wrap(acc, config.acc_bits)
+    y = acc if w_frac == 0 else (acc >> w_frac) + ((acc >> (w_frac - 1)) & 1)
+    y = saturate(y, config.act_bits)
+    return np.maximum(y, 0) if relu else y
+
+
+def _bias_physical(image: NetworkImage, layer_index: int) -> np.ndarray:
+    d = image.layers[layer_index]
+    return image.bias[:, d.bias_base: d.bias_base + d.rows_per_pe].T.ravel()[: d.n_out]
+
+
+def _run(image: NetworkImage, layer_index: int, m: sp.csr_matrix, a: np.ndarray) -> np.ndarray:
+    """a: (B, n_in) physical -> (B, n_out) physical."""
+    d = image.layers[layer_index]
+    acc = np.asarray(m @ a.T).T  # exact int64 (wraps mod 2**64 at worst, see module docstring)
+    acc = acc + (_bias_physical(image, layer_index) << d.w_frac)
+    return requantize(acc, d.w_frac, d.relu, image.config)
+
+
+def run_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray) -> np.ndarray:
+    """One layer on one input vector (physical order in and out), from the images. Only the
+    columns with ``a_j != 0`` are read, as in the hardware."""
+    d = image.layers[layer_index]
+    a = _check_activations(a_phys, d.n_in, image.config, f"layer {d.name}")
+    if a.ndim != 1:
+        raise DataError(f"layer {d.name}: run_layer takes one vector; use run_layer_batch")
+    rows, cols, vals = layer_triplets(image, layer_index, np.flatnonzero(a))
+    m = sp.coo_matrix((vals, (rows, cols)), shape=(d.n_out, d.n_in))
+    return _run(image, layer_index, m, a[None, :])[0]
+
+
+def run_layer_batch(image: NetworkImage, layer_index: int, a_phys: np.ndarray) -> np.ndarray:
+    """One layer on a batch ``(B, n_in)`` of physical input vectors."""
+    d = image.layers[layer_index]
+    a = _check_activations(a_phys, d.n_in, image.config, f"layer {d.name}")
+    return _run(image, layer_index, layer_matrix(image, layer_index), np.atleast_2d(a))
+
+
+def run_network_batch(image: NetworkImage, x_int: np.ndarray) -> list[np.ndarray]:
+    """All layers on a batch ``(B, n_in)`` of integer inputs in logical order; returns every
+    layer's outputs ``(B, n_out)`` in logical order."""
+    x = np.atleast_2d(_check_activations(x_int, image.layers[0].n_in, image.config, "network input"))
+    a = image.input_to_physical(x)
+    outs = []
+    for li in range(len(image.layers)):
+        a = _run(image, li, layer_matrix(image, li), a)
+        outs.append(image.to_logical(li, a))
+    return outs
+
+
+def run_network(image: NetworkImage, x_int_logical: np.ndarray) -> list[np.ndarray]:
+    """All layers on one integer input vector (logical order); each layer's outputs in logical
+    order."""
+    x = np.asarray(x_int_logical)
+    if x.ndim != 1:
+        raise DataError("run_network takes one input vector; use run_network_batch")
+    a = image.input_to_physical(x)
+    outs = []
+    for li in range(len(image.layers)):
+        a = run_layer(image, li, a)  # reads only the columns of non-zero inputs
+        outs.append(image.to_logical(li, a))
+    return outs
+
+
+# -- float reference ---------------------------------------------------------------------------
+
+
+def float_network(qlayers: list[QuantizedLayer], x: np.ndarray, relu: list[bool] | None = None) -> list[np.ndarray]:
+    """The float64 reference with the same quantized weights: ``y = W x + b``, ReLU where set
+    (default: every layer but the last). ``x``: (n_in,) or (B, n_in); outputs per layer."""
+    relu = [i < len(qlayers) - 1 for i in range(len(qlayers))] if relu is None else relu
+    a = np.asarray(x, dtype=np.float64)
+    outs = []
+    for q, r in zip(qlayers, relu, strict=True):
+        w = sp.csr_matrix(q.dense().reshape(q.n_out, q.n_in).astype(np.float64))
+        y = np.asarray(w @ a.T).T
+        if q.bias is not None:
+            y = y + q.bias.astype(np.float64)
+        a = np.maximum(y, 0.0) if r else y
+        outs.append(a)
+    return outs
+
+
+def error_bound(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
+                bias_float: np.ndarray | None) -> np.ndarray:
+    """Per physical output row, the largest ``|fixed - float|`` of one layer (module docstring),
+    for integer inputs ``a_phys`` (float reference evaluated on ``a_phys / 2**act_frac``,
+    before ReLU -- ReLU only shrinks differences -- and assuming no saturation)."""
+    c = image.config
+    d = image.layers[layer_index]
+    e = decode_layer(image, layer_index)
+    real = e.v != 0
+    dw = np.abs(d.codebook_int / 2.0 ** d.w_frac - d.codebook_float.astype(np.float64))
+    err_w = sp.csr_matrix((dw[e.v[real]], (e.physical_row(c.n_pe)[real], e.col[real])),
+                          shape=(d.n_out, d.n_in))
+    a = np.abs(np.asarray(a_phys, dtype=np.float64)) / 2.0 ** c.act_frac
+    bound = err_w @ a + 2.0 ** -(c.act_frac + 1)
+    if bias_float is not None:
+        b_phys = image.to_physical(layer_index, np.asarray(bias_float, dtype=np.float64))
+        bound = bound + np.abs(_bias_physical(image, layer_index) / 2.0 ** c.act_frac - b_phys)
+    return bound

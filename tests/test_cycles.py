@@ -1,0 +1,151 @@
+from collections import deque
+
+import numpy as np
+import pytest
+from helpers_eie import chain, random_layer, roomy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from sw import golden
+from sw.config import PRESETS
+from sw.cycles import Timing, lnzd_levels, schedule, simulate_layer, simulate_network
+from sw.errors import DataError
+from sw.pack import pack_network
+from sw.qlayer import QuantizedLayer
+
+
+def cycle_by_cycle(work: np.ndarray, depth: int, start: int) -> tuple[list[int], int, int]:
+    """The timing contract of docs/format.md, simulated one cycle at a time (plain Python).
+
+    Returns (broadcast cycles, first cycle with every PE done, stall cycles)."""
+    n_pe, m_total = work.shape
+    queues = [deque() for _ in range(n_pe)]  # (pair, first cycle it may be popped)
+    left = [0] * n_pe  # cycles left on the current column
+    sent, stalls, t = [], 0, 0
+    if m_total == 0:
+        return [], start, 0
+    while True:
+        room = all(len(q) < depth for q in queues)  # measured at the start of the cycle
+        for k in range(n_pe):
+            if left[k] == 0 and queues[k] and queues[k][0][1] <= t:
+                m, _ = queues[k].popleft()
+                left[k] = int(work[k, m])
+            if left[k]:
+                left[k] -= 1
+        if t >= start and len(sent) < m_total:
+            if room:
+                for q in queues:
+                    q.append((len(sent), t + 1))
+                sent.append(t)
+            else:
+                stalls += 1
+        t += 1
+        if len(sent) == m_total and not any(queues) and not any(left):
+            return sent, t, stalls
+
+
+@settings(max_examples=80, deadline=None)
+@given(n_pe=st.integers(1, 6), m=st.integers(0, 40), depth=st.integers(1, 9),
+       start=st.integers(0, 3), max_work=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
+def test_recurrence_matches_a_cycle_by_cycle_simulation(n_pe, m, depth, start, max_work, seed):
+    work = np.random.default_rng(seed).integers(1, max_work + 1, (n_pe, m))
+    b, _, free = schedule(work, depth, start)
+    sent, done, stalls = cycle_by_cycle(work, depth, start)
+    assert b.tolist() == sent
+    assert (int(free.max()) if m else start) == done
+    assert (int(b[-1]) - start - (m - 1) if m else 0) == stalls
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_out=st.integers(1, 60), n_in=st.integers(1, 60), density=st.floats(0, 1),
+       act_density=st.floats(0, 1), n_pe=st.sampled_from([1, 2, 4, 8]),
+       depth=st.sampled_from([1, 2, 8]), seed=st.integers(0, 2**32 - 1))
+def test_layer_report_is_consistent_with_the_cycle_by_cycle_simulation(
+        n_out, n_in, density, act_density, n_pe, depth, seed):
+    rng = np.random.default_rng(seed)
+    image = pack_network([random_layer(rng, n_out, n_in, density)], roomy(n_pe, queue_depth=depth))
+    a = (rng.random(n_in) < act_density).astype(np.int64) * 7
+    t = Timing(start=1, drain=3, writeback_per_row=2, writeback_latency=1)
+    r = simulate_layer(image, 0, a, t)
+    p = image.ptr[:, : n_in + 1]
+    e = np.diff(p, axis=1)[:, np.flatnonzero(a)]
+    sent, done, stalls = cycle_by_cycle(np.maximum(e, 1), depth, t.start)
+    assert r.cycles == done + 3 + 2 * image.layers[0].rows_per_pe + 1
+    assert r.stall_cycles == stalls and r.broadcasts == len(sent)
+    assert r.lower_bound == max(int(e.sum(axis=1).max(initial=0)), len(sent))
+    assert r.lower_bound <= r.work_bound <= r.compute_cycles or r.broadcasts == 0
+    assert 0 < r.efficiency <= 1
+    assert np.all(r.idle >= 0) and np.all(r.busy + r.idle == r.compute_cycles)
+
+
+def test_single_dense_column_takes_its_entries_plus_the_fixed_latencies():
+    e = 20
+    q = QuantizedLayer("col", "linear", np.linspace(0, 1, 16).astype(np.float32),
+                       np.ones((4 * e, 1), np.uint8), None, 4)
+    image = pack_network([q], roomy(4))
+    t = Timing()
+    r = simulate_layer(image, 0, np.array([256]), t)
+    # broadcast at `start`, popped the next cycle, e cycles of entries, drain, write-back
+    assert r.cycles == t.start + 1 + e + t.drain + e * t.writeback_per_row + t.writeback_latency
+    assert r.lower_bound == e and r.busy.tolist() == [e] * 4 and r.stall_cycles == 0
+
+
+def test_queue_depth_one_halves_the_broadcast_rate():
+    q = QuantizedLayer("diag", "linear", np.linspace(0, 1, 16).astype(np.float32),
+                       np.eye(32, dtype=np.uint8), None, 4)
+    image = pack_network([q], roomy(4))
+    a = np.ones(32, np.int64)
+    deep = simulate_layer(image, 0, a, queue_depth=8)
+    shallow = simulate_layer(image, 0, a, queue_depth=1)
+    # one cycle per column everywhere: depth 8 broadcasts every cycle, depth 1 every other
+    assert np.diff(deep.broadcast_cycle).tolist() == [1] * 31 and deep.stall_cycles == 0
+    assert np.diff(shallow.broadcast_cycle).tolist() == [2] * 31 and shallow.stall_cycles == 31
+    assert shallow.cycles == deep.cycles + 31
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_pe=st.sampled_from([2, 4, 16]))
+def test_deeper_queues_never_take_more_cycles(seed, n_pe):
+    rng = np.random.default_rng(seed)
+    image = pack_network([random_layer(rng, 64, 48, 0.3)], roomy(n_pe))
+    a = (rng.random(48) < 0.5).astype(np.int64)
+    cycles = [simulate_layer(image, 0, a, queue_depth=d).cycles for d in (1, 2, 4, 8, 64)]
+    assert cycles == sorted(cycles, reverse=True)
+    assert simulate_layer(image, 0, a, queue_depth=64).compute_cycles >= \
+        simulate_layer(image, 0, a, queue_depth=64).lower_bound
+
+
+def test_no_non_zero_input_costs_only_the_fixed_latencies():
+    image = pack_network(chain(np.random.default_rng(1), [10, 9], 0.5), roomy(4))
+    t = Timing()
+    r = simulate_layer(image, 0, np.zeros(10, np.int64), t)
+    assert r.broadcasts == 0 and r.compute_cycles == 0 and r.efficiency == 1.0
+    assert r.cycles == t.start + t.drain + 3 * t.writeback_per_row + t.writeback_latency
+
+
+def test_network_cycles_follow_the_golden_activations():
+    rng = np.random.default_rng(2)
+    layers = chain(rng, [20, 16, 8], 0.4, scale=0.5)
+    image = pack_network(layers, roomy(4), balance=True)
+    x = golden.quantize_input(rng.random(20), image.config)
+    net = simulate_network(image, x)
+    hidden = image.to_physical(0, golden.run_network(image, x)[0])
+    assert net.layers[1].broadcasts == np.count_nonzero(hidden)
+    assert net.cycles == sum(r.cycles for r in net.layers)
+
+
+def test_bad_inputs_and_timings_are_refused():
+    image = pack_network(chain(np.random.default_rng(3), [6, 5], 0.5), roomy(2))
+    with pytest.raises(DataError, match="expected 6"):
+        simulate_layer(image, 0, np.zeros(5))
+    with pytest.raises(DataError, match="queue depth"):
+        simulate_layer(image, 0, np.zeros(6), queue_depth=0)
+    with pytest.raises(DataError, match="drain"):
+        Timing(drain=-1)
+
+
+def test_start_latency_follows_the_lnzd_tree_depth():
+    assert [lnzd_levels(n) for n in (1, 4, 5, 16, 17, 64, 65, 256)] == [1, 1, 2, 2, 3, 3, 4, 4]
+    assert Timing.for_config(PRESETS["eie64"]) == Timing(start=4, drain=4, writeback_per_row=1,
+                                                         writeback_latency=4)
+    assert Timing.for_config(PRESETS["tiny"]).start == 2
