@@ -6,7 +6,7 @@ EIE    := $(VENV)/bin/eie
 STAMP  := $(VENV)/.installed
 MNIST  ?= $(EIE_MNIST_DIR)
 
-.PHONY: all setup test demo bench lint clean
+.PHONY: all setup test demo verilog bench lint clean
 
 all: test
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 ## make demo: compress LeNet-300-100 on real MNIST (needs EIE_MNIST_DIR or MNIST=<dir>)
 demo: $(STAMP)
 	$(EIE) compress --model lenet300 $(if $(MNIST),--data $(MNIST)) --out build/lenet300
+
+## make verilog: the accelerator's Verilog (CONFIG=<preset or JSON file>, default eie64)
+verilog: $(STAMP)
+	$(EIE) verilog --config $(or $(CONFIG),eie64) --out build/eie.v
 
 ## make bench: benchmarks that print figures (slow, not in CI)
 bench: $(STAMP)

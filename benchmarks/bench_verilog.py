@@ -1,0 +1,86 @@
+"""Verilog for the 64-PE eie64 preset: generation time and size, Verilator lint and build, and
+EIE's AlexNet layers run on the Verilated design (C++ harness, no cocotb): RTL cycles against
+the cycle model and the paper, bit-exactness against the golden model, simulation speed.
+
+    .venv/bin/python benchmarks/bench_verilog.py [--config eie64] [--layers Alex-6,Alex-7,Alex-8]
+        [--balance]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from hw import host, verilator_check  # noqa: E402
+from hw.central_control import rtl_timing  # noqa: E402
+from hw.params import HWParams, RdMem  # noqa: E402
+from hw.verilog import generate  # noqa: E402
+from sw import cycles, golden  # noqa: E402
+from sw.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402
+from sw.config import EIEConfig  # noqa: E402
+from sw.pack import pack_network  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--config", default="eie64")
+    ap.add_argument("--layers", default="Alex-6,Alex-7,Alex-8")
+    ap.add_argument("--balance", action="store_true", help="load-balanced row assignment")
+    ap.add_argument("--out", default=str(REPO / "build" / "bench_verilog"))
+    args = ap.parse_args()
+    cfg = EIEConfig.load(args.config)
+    p = HWParams(cfg)
+    work = Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+
+    t0 = time.perf_counter()
+    g = generate(cfg)
+    t_gen = time.perf_counter() - t0
+    v = work / "eie.v"
+    v.write_text(g.text)
+    print(f"config {cfg.name}: {cfg.n_pe} PEs, queue depth {cfg.queue_depth}"
+          f"{', load-balanced rows' if args.balance else ''}")
+    print(f"generate  {t_gen:6.1f} s   {len(g.text.encode()) / 1e6:.2f} MB  {v}")
+    t0 = time.perf_counter()
+    warnings = verilator_check.lint(v, "eie", work / "lint")
+    print(f"lint      {time.perf_counter() - t0:6.1f} s   {len(warnings)} warnings "
+          f"(verilator --lint-only -Wall, waivers {' '.join(verilator_check.LINT_WAIVERS)})")
+    built = verilator_check.build(v, "eie", work)
+    print(f"build     {built.build_seconds:6.1f} s   {built.exe}")
+
+    print(f"\n{'layer':8} {'shape':>12} {'writes':>7} {'RTL cyc':>8} {'model':>8} {'paper':>7} "
+          f"{'bound':>7} {'stall':>6} {'exact':>5} {'run s':>6} {'cyc/s':>8}")
+    for name in args.layers.split(","):
+        spec = TABLE3[name]
+        img = pack_network([bench_layer(name)], cfg, relu=[True], balance=args.balance)
+        x = img.input_to_physical(golden.quantize_input(bench_input(name), cfg))
+        d = img.layers[0]
+        writes = list(host.image_writes(p, img))
+        lines = (verilator_check.transactions(p, writes)
+                 + verilator_check.transactions(p, host.input_writes(p, img, x))
+                 + ["S 0 1"]
+                 + verilator_check.read_lines(host.output_reads(p, 1, d.rows_per_pe))
+                 + verilator_check.read_lines([(RdMem.BUSY, 0)]))
+        out = verilator_check.run(built.exe, lines, work)
+        y = host.assemble_output(p, out.responses[:-1], d.n_out)
+        exact = np.array_equal(y, golden.run_layer(img, 0, x))
+        rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg.n_pe))
+        cyc, stall, clocks, secs = out.runs[0]
+        busy = host.unpack_lanes(out.responses[-1], cfg.n_pe, p.rd_lane_bits)
+        assert cyc == rep.cycles and stall == rep.stall_cycles and np.array_equal(busy, rep.busy), \
+            f"{name}: RTL {cyc}/{stall} cycles/stalls, model {rep.cycles}/{rep.stall_cycles}"
+        print(f"{name:8} {spec.n_in:>5}x{spec.n_out:<6} {len(writes):>7} {cyc:>8} {rep.cycles:>8} "
+              f"{spec.paper_cycles:>7} {rep.lower_bound:>7} {stall:>6} {'yes' if exact else 'NO':>5} "
+              f"{secs:>6.2f} {clocks / secs:>8.0f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,75 @@
+"""Activation queue: the FIFO of broadcast (j, a_j) pairs in front of every PE.
+
+Han et al., EIE (ISCA 2016), Section IV "Activation Queue and Load Balancing": the central
+control unit broadcasts each non-zero input to every PE's queue; a PE takes the next pair when
+it has finished the previous column, so a PE with a long column does not hold up the others
+until its queue fills; broadcasting stalls while any queue is full (depth 8 in the paper).
+
+Timing (docs/format.md): ``room`` is a register -- "fewer than ``depth`` pairs at the start of
+this cycle" -- so a pop in the same cycle never makes room for a push (the broadcast decision is
+an AND of registers, not of the PEs' pop logic). A pushed pair is at the head from the next cycle.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import HWParams
+
+
+class ActivationQueue(wiring.Component):
+    """FIFO of ``queue_depth`` (j, a_j) pairs.
+
+    Ports:
+        push, push_data: a broadcast pair; ignored while ``room`` is low (the central control
+            unit never pushes then).
+        room: registered, queue has fewer than ``depth`` pairs.
+        o: the head (``valid`` = non-empty); ``ready`` pops it.
+        level: pairs held (registered).
+    """
+
+    def __init__(self, params: HWParams):
+        self._p = params
+        self.depth = params.config.queue_depth
+        super().__init__({
+            "push": In(1),
+            "push_data": In(params.queue_entry),
+            "room": Out(1, init=1),
+            "o": Out(stream.Signature(params.queue_entry)),
+            "level": Out(range(self.depth + 1)),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        depth = self.depth
+        # Small, asynchronously read storage: LUT RAM on an FPGA, a register file in an ASIC.
+        m.submodules.mem = mem = memory.Memory(shape=self._p.queue_entry, depth=depth, init=[])
+        wp = mem.write_port()
+        rp = mem.read_port(domain="comb")
+        wr_ptr = Signal(range(depth))
+        rd_ptr = Signal(range(depth))
+
+        do_push = self.push & self.room
+        do_pop = self.o.valid & self.o.ready
+        m.d.comb += [
+            wp.addr.eq(wr_ptr), wp.data.eq(self.push_data), wp.en.eq(do_push),
+            rp.addr.eq(rd_ptr),
+            self.o.payload.eq(rp.data),
+            self.o.valid.eq(self.level != 0),
+        ]
+        _advance(m, wr_ptr, depth, do_push)
+        _advance(m, rd_ptr, depth, do_pop)
+        level_next = self.level + do_push - do_pop
+        m.d.sync += [
+            self.level.eq(level_next),
+            self.room.eq(level_next < depth),
+        ]
+        return m
+
+
+def _advance(m: Module, ptr: Signal, depth: int, en) -> None:
+    """Step a circular index 0..depth-1 when ``en``."""
+    with m.If(en):
+        m.d.sync += ptr.eq(Mux(ptr == depth - 1, 0, ptr + 1))

@@ -1,0 +1,108 @@
+"""Arithmetic unit: codebook lookup, multiply, accumulate, with the read-after-write bypass.
+
+Han et al., EIE (ISCA 2016), Section IV "Arithmetic Unit": ``b_x = b_x + v * a_j`` with ``v``
+looked up in the layer's 16-entry codebook; the row ``x`` is the running sum of the entries'
+relative indices; a bypass forwards the adder's output when two adjacent cycles hit the same
+accumulator. The paper's pipeline is (1) codebook lookup || address accumulation, (2) output
+activation read || multiply, (3) shift and add, (4) output activation write. Here:
+
+- S1 (entry from the sparse-matrix SRAM): codebook read issued, row = (first ? z : row + z + 1).
+- S2: codebook value * a_j (registered product), accumulator read issued at the row.
+- S3: sum = accumulator (or the bypassed previous sum) + product, modulo 2**acc_bits, written
+  back in the same cycle.
+
+The shift (w_frac) moves to the write-back (:mod:`hw.activation_rw`), which rounds once, as the
+golden model does. A read issued in S2 sees every write up to the previous cycle, so only the
+write of the immediately preceding entry can be missed: that is the bypass (consecutive entries
+of one column never share a row; the last entry of a column and the first of the next can).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import memory, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from .params import HWParams
+
+
+class ArithmeticUnit(wiring.Component):
+    """Ports:
+        i: entries ``(v, z, first, a)`` from the sparse-matrix read unit.
+        layer: the running layer (selects its codebook).
+        acc_rd_addr / acc_rd_data: the destination (accumulator) file's read port
+            (data one cycle after the address).
+        acc_wr_en / acc_wr_addr / acc_wr_data: its write port.
+        cb_wr_en / cb_wr_addr / cb_wr_data: host write of codebook entry ``layer * 16 + v``.
+        busy: an entry is in the pipeline.
+        bypass: S3 takes the previous sum instead of the accumulator read (observability).
+    """
+
+    def __init__(self, params: HWParams, init_codebook: Sequence[int] = ()):
+        self._p = params
+        self._init = list(init_codebook)
+        super().__init__({
+            "i": In(stream.Signature(params.entry, always_ready=True)),
+            "layer": In(params.layer_bits),
+            "acc_rd_addr": Out(params.local_bits),
+            "acc_rd_data": In(signed(params.acc_bits)),
+            "acc_wr_en": Out(1),
+            "acc_wr_addr": Out(params.local_bits),
+            "acc_wr_data": Out(signed(params.acc_bits)),
+            "cb_wr_en": In(1),
+            "cb_wr_addr": In(params.cb_addr_bits),
+            "cb_wr_data": In(signed(params.act_bits)),
+            "busy": Out(1),
+            "bypass": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        p = self._p
+        m.submodules.codebook = cb = memory.Memory(shape=signed(p.act_bits), depth=p.cb_depth,
+                                                   init=self._init)
+        cb_wp = cb.write_port()
+        cb_rp = cb.read_port()
+        m.d.comb += [cb_wp.en.eq(self.cb_wr_en), cb_wp.addr.eq(self.cb_wr_addr),
+                     cb_wp.data.eq(self.cb_wr_data)]
+
+        # S1: codebook lookup || address accumulation
+        ent = self.i.payload
+        row2 = Signal(p.local_bits)
+        a2 = Signal(signed(p.act_bits))
+        valid2 = Signal()
+        m.d.comb += cb_rp.addr.eq(Cat(ent.v, self.layer))
+        m.d.sync += valid2.eq(self.i.valid)
+        with m.If(self.i.valid):
+            m.d.sync += [
+                row2.eq(Mux(ent.first, ent.z, row2 + ent.z + 1)),
+                a2.eq(ent.a),
+            ]
+
+        # S2: multiply || accumulator read
+        prod3 = Signal(signed(2 * p.act_bits))
+        row3 = Signal(p.local_bits)
+        valid3 = Signal()
+        m.d.comb += self.acc_rd_addr.eq(row2)
+        m.d.sync += [prod3.eq(cb_rp.data * a2), row3.eq(row2), valid3.eq(valid2)]
+
+        # S3: add (with the bypass) and write
+        last_valid = Signal()
+        last_row = Signal(p.local_bits)
+        last_sum = Signal(signed(p.acc_bits))
+        bypass = self.bypass
+        old = Signal(signed(p.acc_bits))
+        total = Signal(signed(p.acc_bits))
+        m.d.comb += [
+            bypass.eq(valid3 & last_valid & (last_row == row3)),
+            old.eq(Mux(bypass, last_sum, self.acc_rd_data)),
+            total.eq(old + prod3),  # truncated to acc_bits: wrap-around (docs/format.md)
+            self.acc_wr_en.eq(valid3),
+            self.acc_wr_addr.eq(row3),
+            self.acc_wr_data.eq(total),
+        ]
+        m.d.sync += [last_valid.eq(valid3), last_row.eq(row3), last_sum.eq(total)]
+        m.d.comb += self.busy.eq(self.i.valid | valid2 | valid3)
+        return m

@@ -1,0 +1,1 @@
+"""`eie` subcommands implemented in hw (see eie/cli.py)."""

@@ -1,0 +1,47 @@
+"""Generate the EIE accelerator's Verilog for a configuration.
+
+The PE is emitted once as module <name>_pe and instantiated N times by the top module <name>;
+memories start empty and are loaded through the host port at run time (docs/hardware.md: ports
+and host protocol). The output is deterministic (same configuration, same bytes) and written
+atomically. For Verilog whose memories hold a model's images (FPGA ROM builds) see `eie rom`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = __doc__
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("examples:\n"
+                "  eie verilog --config eie64 --out build/eie.v\n"
+                "  eie verilog --config my_config.json --name eie_small --out build/eie_small.v")
+    p.add_argument("--config", default="eie64", metavar="PRESET|FILE",
+                   help="accelerator configuration: a preset (eie64, small, tiny, ...) or a JSON "
+                        "file of EIEConfig fields, optionally with \"base\": PRESET "
+                        "(default: eie64)")
+    p.add_argument("--name", default="eie", help="top module name (default: eie)")
+    p.add_argument("--out", required=True, metavar="FILE", help="output Verilog file")
+
+
+def run(args: argparse.Namespace) -> int:
+    import re
+
+    from sw.config import EIEConfig
+    from sw.errors import ConfigError
+    from sw.fsutil import atomic_write_text
+
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.name):
+        raise ConfigError(f"--name {args.name!r} is not a Verilog identifier")
+    config = EIEConfig.load(args.config)
+    t0 = time.perf_counter()
+    from hw.verilog import generate
+
+    g = generate(config, name=args.name)
+    atomic_write_text(args.out, g.text)
+    dt = time.perf_counter() - t0
+    print(f"wrote {args.out}: module {g.top} ({config.n_pe} x {g.pe_module}), "
+          f"{len(g.text.encode()) / 1e6:.2f} MB, {dt:.1f} s")
+    return 0

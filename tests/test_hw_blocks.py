@@ -1,0 +1,475 @@
+"""Unit tests of each hardware block in Amaranth's simulator (async testbenches)."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, signed
+from amaranth.lib import memory, wiring
+from amaranth.lib.wiring import In, Out
+from hw_testutil import run_sim
+
+from hw.activation_queue import ActivationQueue
+from hw.activation_rw import ActivationRW
+from hw.arithmetic_unit import ArithmeticUnit
+from hw.lnzd import LNZDNode, LNZDTree
+from hw.params import HWParams, lnzd_levels
+from hw.pointer_read import PointerRead
+from hw.spmat_read import SparseMatrixRead
+from sw import golden
+from sw.config import PRESETS, EIEConfig
+
+TINY = PRESETS["tiny"]
+P = HWParams(TINY)
+
+
+# -- activation queue -------------------------------------------------------------------------
+
+def test_queue_pushed_pair_is_at_the_head_from_the_next_cycle():
+    q = ActivationQueue(P)
+
+    async def bench(ctx):
+        assert ctx.get(q.room) and not ctx.get(q.o.valid)
+        ctx.set(q.push, 1)
+        ctx.set(q.push_data.j, 7)
+        ctx.set(q.push_data.a, -3)
+        assert not ctx.get(q.o.valid)  # not in the same cycle
+        await ctx.tick()
+        ctx.set(q.push, 0)
+        assert ctx.get(q.o.valid)
+        assert (ctx.get(q.o.payload.j), ctx.get(q.o.payload.a)) == (7, -3)
+
+    run_sim(q, bench)
+
+
+def test_queue_full_drops_room_and_a_pop_does_not_make_room_in_the_same_cycle():
+    depth = TINY.queue_depth
+    q = ActivationQueue(P)
+
+    async def bench(ctx):
+        ctx.set(q.push, 1)
+        for n in range(depth):
+            assert ctx.get(q.room)
+            ctx.set(q.push_data.j, n)
+            await ctx.tick()
+        assert not ctx.get(q.room) and ctx.get(q.level) == depth
+        ctx.set(q.push_data.j, 99)  # pushed while full: ignored
+        ctx.set(q.o.ready, 1)  # and popped in the same cycle
+        assert not ctx.get(q.room)
+        await ctx.tick()
+        ctx.set(q.push, 0)
+        ctx.set(q.o.ready, 0)
+        assert ctx.get(q.room) and ctx.get(q.level) == depth - 1
+        got = []
+        ctx.set(q.o.ready, 1)
+        while ctx.get(q.o.valid):
+            got.append(ctx.get(q.o.payload.j))
+            await ctx.tick()
+        assert got == list(range(1, depth))  # 99 never entered
+
+    run_sim(q, bench)
+
+
+@pytest.mark.parametrize("depth", [1, 3, 8])
+def test_queue_matches_a_fifo_model_under_random_push_and_backpressure(depth):
+    p = HWParams(TINY.replace(queue_depth=depth))
+    q = ActivationQueue(p)
+    rng = np.random.default_rng(depth)
+
+    async def bench(ctx):
+        model: deque = deque()
+        n = 0
+        for _ in range(300):
+            assert ctx.get(q.room) == (len(model) < depth)
+            assert ctx.get(q.o.valid) == bool(model)
+            assert ctx.get(q.level) == len(model)
+            if model:
+                assert (ctx.get(q.o.payload.j), ctx.get(q.o.payload.a)) == model[0]
+            push, pop = rng.random() < 0.6, rng.random() < 0.5
+            item = (n % 1000, int(rng.integers(-500, 500)))
+            ctx.set(q.push, push)
+            ctx.set(q.push_data.j, item[0])
+            ctx.set(q.push_data.a, item[1])
+            ctx.set(q.o.ready, pop)
+            room = len(model) < depth
+            await ctx.tick()
+            if pop and model:
+                model.popleft()
+            if push and room:
+                model.append(item)
+                n += 1
+
+    run_sim(q, bench)
+
+
+# -- pointer read -----------------------------------------------------------------------------
+
+def _load_pointers(ctx, pr, ptrs):
+    pb = P.ptr_bits
+    return [(b, int(ptrs[2 * b]) | (int(ptrs[2 * b + 1]) << pb)) for b in range(len(ptrs) // 2)]
+
+
+@pytest.mark.parametrize("ptr_base", [0, 5])
+def test_pointer_read_gives_both_bounds_in_one_cycle_for_even_and_odd_addresses(ptr_base):
+    rng = np.random.default_rng(ptr_base)
+    ptrs = np.cumsum(rng.integers(0, 9, 40))
+    pr = PointerRead(P)
+
+    async def bench(ctx):
+        for b in range(len(ptrs) // 2):
+            ctx.set(pr.wr_en, 1)
+            ctx.set(pr.wr_addr, b)
+            ctx.set(pr.wr_data, int(ptrs[2 * b]) | (int(ptrs[2 * b + 1]) << P.ptr_bits))
+            await ctx.tick()
+        ctx.set(pr.wr_en, 0)
+        ctx.set(pr.ptr_base, ptr_base)
+        for j in range(len(ptrs) - ptr_base - 1):  # a = ptr_base + j: both parities
+            ctx.set(pr.i.valid, 1)
+            ctx.set(pr.i.payload.j, j)
+            ctx.set(pr.i.payload.a, j - 7)
+            ctx.set(pr.free, j % 3 != 2)  # sometimes the PE is still busy: no pop
+            popped = j % 3 != 2
+            await ctx.tick()
+            assert ctx.get(pr.o.valid) == popped
+            if popped:
+                a = ptr_base + j
+                assert ctx.get(pr.o.payload.start) == ptrs[a], (a, "start")
+                assert ctx.get(pr.o.payload.end) == ptrs[a + 1], (a, "end")
+                assert ctx.get(pr.o.payload.a) == j - 7
+
+    run_sim(pr, bench)
+
+
+# -- sparse-matrix read -----------------------------------------------------------------------
+
+def _entries_to_words(entries: list[int]) -> list[int]:
+    padded = entries + [0] * (-len(entries) % 8)
+    return [int.from_bytes(bytes(padded[w * 8:(w + 1) * 8]), "little")
+            for w in range(len(padded) // 8)]
+
+
+def test_spmat_read_walks_across_word_boundaries_one_entry_per_cycle_without_bubbles():
+    rng = np.random.default_rng(3)
+    entries = [int(x) for x in rng.integers(0, 256, 70)]
+    # columns (start, end): inside a word, across one and two word boundaries, empty,
+    # single-entry at word ends, back to back
+    cols = [(0, 3), (3, 3), (3, 11), (11, 12), (15, 16), (16, 16), (17, 34), (34, 35),
+            (40, 40), (63, 64), (64, 70)]
+    sr = SparseMatrixRead(P)
+    outs: list[tuple[int, int, int, int, int]] = []
+
+    async def bench(ctx):
+        for w, word in enumerate(_entries_to_words(entries)):
+            ctx.set(sr.wr_en, 1)
+            ctx.set(sr.wr_addr, w)
+            ctx.set(sr.wr_data, word)
+            await ctx.tick()
+        ctx.set(sr.wr_en, 0)
+        todo = list(enumerate(cols))
+        pending = None
+        pops = []
+        for cycle in range(200):
+            ctx.set(sr.i.valid, pending is not None)
+            if pending is not None:
+                n, (s, e) = pending
+                ctx.set(sr.i.payload.start, s)
+                ctx.set(sr.i.payload.end, e)
+                ctx.set(sr.i.payload.a, n)
+            if ctx.get(sr.o.valid):
+                o = sr.o.payload
+                outs.append((cycle, ctx.get(o.v), ctx.get(o.z), ctx.get(o.first), ctx.get(o.a)))
+            nxt = None
+            if ctx.get(sr.free) and todo:
+                nxt = todo.pop(0)
+                pops.append(cycle)
+            await ctx.tick()
+            pending = nxt
+        # the PE pops column n in pops[n] and spends max(1, e) cycles on it
+        work = [max(1, e - s) for s, e in cols]
+        assert np.array_equal(np.diff(pops), work[:-1])
+
+    run_sim(sr, bench)
+    want = [(entries[a] & 15, entries[a] >> 4, int(a == s), n)
+            for n, (s, e) in enumerate(cols) for a in range(s, e)]
+    assert [o[1:] for o in outs] == want
+    # one entry per cycle: output cycles are consecutive except one cycle per empty column
+    gaps = np.diff([o[0] for o in outs])
+    assert set(gaps) <= {1, 2} and int((gaps == 2).sum()) == sum(s == e for s, e in cols[1:-1])
+
+
+# -- arithmetic unit --------------------------------------------------------------------------
+
+class _AUBench(wiring.Component):
+    """An arithmetic unit with its accumulator file, as the PE wires it."""
+
+    def __init__(self, params: HWParams):
+        self.p = params
+        self.au = ArithmeticUnit(params)
+        self.acc = memory.Memory(shape=signed(params.acc_bits), depth=params.config.act_depth,
+                                 init=[])
+        super().__init__({"unused": In(1), "bypass": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.au = au = self.au
+        m.submodules.acc = self.acc
+        rp, wp = self.acc.read_port(), self.acc.write_port()
+        m.d.comb += [rp.addr.eq(au.acc_rd_addr), au.acc_rd_data.eq(rp.data),
+                     wp.en.eq(au.acc_wr_en), wp.addr.eq(au.acc_wr_addr),
+                     wp.data.eq(au.acc_wr_data), self.bypass.eq(au.bypass)]
+        return m
+
+
+def _feed_entries(cols, layer):
+    """(v, z, first, a) per cycle for columns given as (a, [(v, row), ...])."""
+    out = []
+    for a, ents in cols:
+        prev = -1
+        for n, (v, row) in enumerate(ents):
+            out.append((v, row - prev - 1, int(n == 0), a))
+            prev = row
+    return out
+
+
+def test_arithmetic_unit_bypass_on_back_to_back_hits_of_the_same_accumulator():
+    rng = np.random.default_rng(11)
+    book = [0] + [int(x) for x in rng.integers(-30000, 30000, 15)]
+    # column 0 ends at row 9 and column 1 starts at row 9 (adjacent cycles: bypass); column 2's
+    # single entry hits row 9 again right after column 1's row-9 entry; row 4 recurs at
+    # distance 2 (no bypass needed)
+    cols = [(1234, [(3, 1), (5, 4), (7, 9)]), (-777, [(2, 9)]), (32767, [(15, 9)]),
+            (-32768, [(1, 4), (4, 5)]), (5, [(6, 4)])]
+    bench_dut = _AUBench(P)
+    au = bench_dut.au
+    stream = _feed_entries(cols, 1)
+    seen = {"bypass": 0}
+
+    async def bench(ctx):
+        for v, val in enumerate(book):
+            ctx.set(au.cb_wr_en, 1)
+            ctx.set(au.cb_wr_addr, 16 + v)  # layer 1's codebook
+            ctx.set(au.cb_wr_data, val)
+            await ctx.tick()
+        ctx.set(au.cb_wr_en, 0)
+        ctx.set(au.layer, 1)
+        for ent in stream + [None] * 5:
+            ctx.set(au.i.valid, ent is not None)
+            if ent is not None:
+                for f, x in zip(("v", "z", "first", "a"), ent, strict=True):
+                    ctx.set(getattr(au.i.payload, f), x)
+            seen["bypass"] += ctx.get(bench_dut.bypass)
+            await ctx.tick()
+        seen["acc"] = [ctx.get(bench_dut.acc.data[r]) for r in range(12)]
+
+    run_sim(bench_dut, bench)
+    want = np.zeros(12, np.int64)
+    for a, ents in cols:
+        for v, row in ents:
+            want[row] += book[v] * a
+    assert seen["acc"] == list(golden.wrap(want, P.acc_bits))
+    assert seen["bypass"] == 2  # row 9 twice in a row, twice
+
+
+# -- LNZD ---------------------------------------------------------------------------------------
+
+def _lnzd_run(n_pe: int, lists: list[list[int]], ready_p: float, seed: int):
+    cfg = TINY.replace(n_pe=n_pe)
+    p = HWParams(cfg)
+    tree = LNZDTree(p)
+    rng = np.random.default_rng(seed)
+    got: list[tuple[int, int]] = []  # (cycle, j)
+    heads = [0] * n_pe
+    total = sum(len(lst) for lst in lists)
+
+    def drive_leaves(ctx):  # each leaf shows its list's head, or the sentinel
+        for k in range(n_pe):
+            lf = tree.leaves[k]
+            ctx.set(lf.valid, 1)
+            end = heads[k] >= len(lists[k])
+            ctx.set(lf.payload.sentinel, end)
+            ctx.set(lf.payload.idx, 0 if end else lists[k][heads[k]])
+            ctx.set(lf.payload.value, 0 if end else 100 * k + heads[k] + 1)
+
+    async def bench(ctx):
+        cycle = 0
+        while len(got) < total and cycle < 20 * (total + 10):
+            drive_leaves(ctx)
+            root = tree.root
+            take = ctx.get(root.valid) and not ctx.get(root.payload.sentinel) and \
+                rng.random() < ready_p
+            ctx.set(root.ready, take)
+            if take:
+                j = ctx.get(root.payload.idx) * n_pe + ctx.get(root.payload.pe)
+                k = j % n_pe
+                assert ctx.get(root.payload.value) == 100 * k + lists[k].index(j // n_pe) + 1
+                got.append((cycle, j))
+            pops = [ctx.get(tree.leaves[k].ready) for k in range(n_pe)]
+            await ctx.tick()
+            for k in range(n_pe):
+                if pops[k] and heads[k] < len(lists[k]):
+                    heads[k] += 1
+            cycle += 1
+        # after the last item the root shows the sentinel
+        ctx.set(tree.root.ready, 0)
+        for _ in range(lnzd_levels(n_pe) + 2):
+            drive_leaves(ctx)
+            await ctx.tick()
+        got.append((-1, int(ctx.get(tree.root.valid) and ctx.get(tree.root.payload.sentinel))))
+
+    run_sim(tree, bench)
+    return got
+
+
+@pytest.mark.parametrize("n_pe", [1, 3, 4, 5, 16, 17])
+def test_lnzd_tree_emits_every_nonzero_in_ascending_physical_index(n_pe):
+    rng = np.random.default_rng(n_pe)
+    lists = [sorted(rng.choice(12, int(rng.integers(0, 8)), replace=False).tolist())
+             for _ in range(n_pe)]
+    got = _lnzd_run(n_pe, lists, ready_p=0.7, seed=n_pe)
+    want = sorted(idx * n_pe + k for k in range(n_pe) for idx in lists[k])
+    assert [j for _, j in got[:-1]] == want
+    assert got[-1] == (-1, 1)  # then the sentinel
+
+
+def test_lnzd_tree_picks_the_lower_pe_on_equal_local_index_and_streams_one_per_cycle():
+    n_pe = 16
+    lists = [[0, 1, 2, 3] for _ in range(n_pe)]  # every PE has the same indices: all ties
+    got = _lnzd_run(n_pe, lists, ready_p=1.0, seed=0)
+    cycles_, js = zip(*got[:-1], strict=True)
+    assert list(js) == list(range(4 * n_pe))
+    assert np.all(np.diff(cycles_) == 1)  # after the fill, one per cycle
+    assert cycles_[0] == lnzd_levels(n_pe)  # fill: one cycle per level
+
+
+def test_lnzd_tree_with_all_zero_inputs_shows_the_sentinel_at_once():
+    got = _lnzd_run(64, [[] for _ in range(64)], ready_p=1.0, seed=0)
+    assert got == [(-1, 1)]
+
+
+def test_lnzd_node_counts_match_the_paper_for_64_pes():
+    from amaranth.hdl import Fragment
+
+    tree = LNZDTree(HWParams(TINY.replace(n_pe=64)))
+    assert tree.n_nodes == 21  # 16 + 4 + 1
+    frag = Fragment.get(tree, None)
+    nodes = [sub for sub, _name, _loc in frag.subfragments]
+    assert len(nodes) == 21 and all(isinstance(n.origins[0], LNZDNode) for n in nodes)
+
+
+# -- activation read/write: write-back and the non-zero list ----------------------------------
+
+@pytest.mark.parametrize("w_frac,relu", [(0, False), (1, True), (7, False), (15, True)])
+def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(w_frac, relu):
+    cfg = TINY
+    p = HWParams(cfg)
+    arw = ActivationRW(p)
+    rng = np.random.default_rng(w_frac)
+    rows = 20
+    acc_lim = 1 << (cfg.acc_bits - 1)
+    acc = rng.integers(-(1 << 30), 1 << 30, rows) >> rng.integers(0, 30, rows)
+    acc[[0, 1, 2]] = [acc_lim - 1, -acc_lim, 0]  # wrap-around with the bias; zero
+    bias = rng.integers(-32768, 32768, rows)
+    bias[3] = 0
+    acc[3] = 0  # an exact zero output
+    bias_base = 17
+    seen = {}
+
+    async def bench(ctx):
+        for r in range(rows):
+            ctx.set(arw.acc_wr_en, 1)
+            ctx.set(arw.acc_wr_addr, r)
+            ctx.set(arw.acc_wr_data, int(acc[r]))
+            ctx.set(arw.bias_wr_en, 1)
+            ctx.set(arw.bias_wr_addr, bias_base + r)
+            ctx.set(arw.bias_wr_data, int(bias[r]))
+            await ctx.tick()
+        ctx.set(arw.acc_wr_en, 0)
+        ctx.set(arw.bias_wr_en, 0)
+        ctx.set(arw.src_bank, 0)  # destination: bank 1
+        ctx.set(arw.bias_base, bias_base)
+        ctx.set(arw.w_frac, w_frac)
+        ctx.set(arw.relu, relu)
+        ctx.set(arw.layer_start, 1)
+        await ctx.tick()
+        ctx.set(arw.layer_start, 0)
+        for r in range(rows):
+            ctx.set(arw.wb.valid, 1)
+            ctx.set(arw.wb.row, r)
+            await ctx.tick()
+        ctx.set(arw.wb.valid, 0)
+        await ctx.tick().repeat(5)
+        dense = []
+        for r in range(rows):
+            ctx.set(arw.rd_addr, (1 << p.local_bits) | r)
+            await ctx.tick()
+            dense.append(ctx.get(arw.rd_data))
+        cleared = []
+        for r in range(rows):
+            ctx.set(arw.acc_rd_addr, r)
+            await ctx.tick()
+            cleared.append(ctx.get(arw.acc_rd_data))
+        # read bank 1's list as the next layer's source
+        ctx.set(arw.src_bank, 1)
+        ctx.set(arw.layer_start, 1)
+        await ctx.tick()
+        ctx.set(arw.layer_start, 0)
+        ctx.set(arw.compute, 1)
+        ctx.set(arw.nz.ready, 1)
+        items = []
+        while not ctx.get(arw.nz.payload.sentinel):
+            items.append((ctx.get(arw.nz.payload.idx), ctx.get(arw.nz.payload.value)))
+            await ctx.tick()
+        seen.update(dense=dense, cleared=cleared, items=items)
+
+    run_sim(arw, bench)
+    want = golden.requantize(acc + (bias << w_frac), w_frac, relu, cfg)
+    assert seen["dense"] == list(want)
+    assert seen["cleared"] == [0] * rows
+    assert seen["items"] == [(r, int(want[r])) for r in range(rows) if want[r] != 0]
+    assert want[3] == 0  # the zero row is not in the list
+
+
+def test_input_writes_build_the_list_and_act_clear_empties_it():
+    arw = ActivationRW(P)
+    seen = {}
+
+    async def bench(ctx):
+        for vec in ([0, 5, 0, -2, 7], [3, 0, 0, 0, 0, 0, 9]):
+            ctx.set(arw.in_clear, 1)
+            await ctx.tick()
+            ctx.set(arw.in_clear, 0)
+            for r, v in enumerate(vec):
+                ctx.set(arw.in_wr_en, 1)
+                ctx.set(arw.in_wr_addr, r)
+                ctx.set(arw.in_wr_data, v)
+                await ctx.tick()
+            ctx.set(arw.in_wr_en, 0)
+            ctx.set(arw.src_bank, 0)
+            ctx.set(arw.layer_start, 1)
+            await ctx.tick()
+            ctx.set(arw.layer_start, 0)
+            ctx.set(arw.compute, 1)
+            ctx.set(arw.nz.ready, 1)
+            items = []
+            while not ctx.get(arw.nz.payload.sentinel):
+                items.append((ctx.get(arw.nz.payload.idx), ctx.get(arw.nz.payload.value)))
+                await ctx.tick()
+            ctx.set(arw.compute, 0)
+            seen[len(vec)] = items
+
+    run_sim(arw, bench)
+    assert seen[5] == [(1, 5), (3, -2), (4, 7)]
+    assert seen[7] == [(0, 3), (6, 9)]
+
+
+def test_hw_params_widths_for_eie64():
+    p = HWParams(PRESETS["eie64"])
+    assert p.config.ptr_depth == 32768 and p.config.spmat_words == 16384
+    assert (p.ptr_bits, p.ptr_addr_bits, p.bank_addr_bits, p.spmat_addr_bits) == (18, 15, 14, 14)
+    assert (p.local_bits, p.j_bits, p.levels, p.lane_bits, p.rd_lane_bits) == (9, 15, 3, 64, 32)
+    assert p.layer_entry.size <= p.lane_bits
+    with pytest.raises(ValueError, match="rows"):
+        p.pack_layer_entry(1 << 11, 0, 0, 0, False)
+    assert EIEConfig  # the configuration object is the only source of these numbers

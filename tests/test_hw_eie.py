@@ -1,0 +1,233 @@
+"""The whole EIE (hw.top.EIE) in Amaranth's simulator, driven through its host port by
+hw.sim_driver: bit-exact against the golden model and cycle-exact against the cycle model."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.hdl import ClockDomain, Module
+from helpers_eie import chain, random_layer
+from hw_testutil import dense_column_image, run_sim
+
+from hw import host
+from hw.central_control import DRAIN, WB_TAIL, rtl_timing, start_latency
+from hw.params import HWParams, RdMem, WrMem
+from hw.sim_driver import AmaranthHost, simulate
+from hw.top import EIE
+from sw import cycles, golden
+from sw.config import PRESETS, EIEConfig
+from sw.pack import pack_network
+
+TINY = PRESETS["tiny"]
+
+
+def _config(n_pe: int, depth: int, **kw) -> EIEConfig:
+    base = dict(name="hwtest", n_pe=n_pe, queue_depth=depth, spmat_words=256, ptr_depth=512,
+                act_depth=48, bias_depth=128, max_layers=4)
+    return EIEConfig(**{**base, **kw})
+
+
+def _input(rng, n: int, density: float, config: EIEConfig, scale: float = 1.0) -> np.ndarray:
+    x = rng.normal(0, scale, n) * (rng.random(n) < density)
+    return golden.quantize_input(x, config)
+
+
+def test_random_sparse_layer_is_bit_exact_with_golden_and_cycle_exact_with_model():
+    rng = np.random.default_rng(4)
+    img = pack_network([random_layer(rng, 40, 48, 0.3, "fc", scale=0.5)], TINY, relu=[False])
+    x = img.input_to_physical(_input(rng, 48, 0.5, TINY, 2.0))
+    (r,) = simulate(img, [x])
+    want = golden.run_layer(img, 0, x)
+    assert np.array_equal(r.output, want), np.flatnonzero(r.output != want)
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(TINY.n_pe))
+    assert (r.cycles, r.stall_cycles) == (rep.cycles, rep.stall_cycles)
+    assert np.array_equal(r.busy, rep.busy)
+    assert np.any(want < 0)  # ReLU off: negative outputs survive
+
+
+def test_two_layers_back_to_back_with_relu_on_then_off():
+    rng = np.random.default_rng(5)
+    layers = chain(rng, [30, 36, 12], 0.35, scale=0.5)
+    img = pack_network(layers, TINY, relu=[True, False])
+    x = _input(rng, 30, 0.6, TINY, 2.0)
+    (r,) = simulate(img, [img.input_to_physical(x)], n_layers=2)
+    ref = golden.run_network(img, x)
+    assert np.array_equal(img.to_logical(1, r.output), ref[1])
+    a0 = img.input_to_physical(x)
+    a1 = golden.run_layer(img, 0, a0)
+    assert a1.min() == 0 and np.any(a1 > 0)  # the hidden layer was ReLU'd
+    t = rtl_timing(TINY.n_pe)
+    want = cycles.simulate_layer(img, 0, a0, t).cycles + cycles.simulate_layer(img, 1, a1, t).cycles
+    assert r.cycles == want
+
+
+def test_each_layer_alone_matches_the_chain_and_outputs_land_in_bank_n_layers_mod_2():
+    rng = np.random.default_rng(6)
+    img = pack_network(chain(rng, [20, 24, 16, 8], 0.4, scale=0.5), TINY)
+    x = img.input_to_physical(_input(rng, 20, 0.7, TINY, 2.0))
+    a = [x]
+    for li in range(3):
+        a.append(golden.run_layer(img, li, a[-1]))
+    dut = EIE(TINY)
+    got = {}
+
+    async def bench(ctx):
+        drv = AmaranthHost(dut, ctx)
+        await drv.wait_ready()
+        await drv.load_image(img)
+        for li in range(3):  # one layer at a time, each from bank 0
+            got[li] = (await drv.infer(img, a[li], first_layer=li, n_layers=1)).output
+        got["chain"] = (await drv.infer(img, a[0], 0, 3)).output
+
+    run_sim(dut, bench)
+    for li in range(3):
+        assert np.array_equal(got[li], a[li + 1]), li
+    assert np.array_equal(got["chain"], a[3])
+
+
+@pytest.mark.parametrize("n_pe,depth", [(1, 1), (2, 3), (3, 2), (5, 4), (4, 1)])
+def test_cycles_equal_cycle_model_for_any_pe_count_and_queue_depth(n_pe, depth):
+    rng = np.random.default_rng(100 * n_pe + depth)
+    cfg = _config(n_pe, depth)
+    n_in, n_out = int(rng.integers(8, 40)), int(rng.integers(4, 40))
+    img = pack_network([random_layer(rng, n_out, n_in, float(rng.uniform(0.1, 0.9)), "fc")],
+                       cfg, relu=[bool(rng.integers(2))])
+    xs = [img.input_to_physical(_input(rng, n_in, d, cfg)) for d in (0.0, 0.3, 1.0)]
+    results = simulate(img, xs)
+    for x, r in zip(xs, results, strict=True):
+        assert np.array_equal(r.output, golden.run_layer(img, 0, x))
+        rep = cycles.simulate_layer(img, 0, x, rtl_timing(n_pe))
+        assert (r.cycles, r.stall_cycles) == (rep.cycles, rep.stall_cycles)
+        assert np.array_equal(r.busy, rep.busy)
+
+
+def test_all_zero_input_costs_only_the_fixed_latencies():
+    rng = np.random.default_rng(7)
+    img = pack_network([random_layer(rng, 16, 20, 0.5, "fc")], TINY)
+    (r,) = simulate(img, [np.zeros(20, np.int64)])
+    rows = img.layers[0].rows_per_pe
+    assert r.cycles == start_latency(TINY.n_pe) + DRAIN + rows + WB_TAIL
+    assert r.stall_cycles == 0 and not r.busy.any()
+    assert np.array_equal(r.output, golden.run_layer(img, 0, np.zeros(20, np.int64)))  # the bias
+
+
+def test_dense_columns_run_at_one_entry_per_cycle_plus_a_fixed_latency():
+    """Every PE has R entries in every column: with k non-zero inputs the layer takes k*R
+    cycles of entries (no bubbles between columns) plus start + 1 (pointer read) + DRAIN +
+    R (write-back rows) + WB_TAIL."""
+    n_out, rows = 24, 6  # 6 rows per PE on 4 PEs
+    img = dense_column_image(TINY, n_out, 40)
+    fixed = start_latency(TINY.n_pe) + 1 + DRAIN + rows + WB_TAIL
+    xs = []
+    for k in (1, 5, 17, 40):
+        x = np.zeros(40, np.int64)
+        x[np.linspace(0, 39, k).astype(int)] = 300
+        xs.append(x)
+    results = simulate(img, xs)
+    for x, r in zip(xs, results, strict=True):
+        entries = int(np.count_nonzero(x)) * rows
+        assert r.cycles == entries + fixed, (entries, r.cycles)
+        assert list(r.busy) == [entries] * TINY.n_pe  # every PE busy every compute cycle
+        assert np.array_equal(r.output, golden.run_layer(img, 0, x))
+
+
+def test_padding_entries_and_long_gaps_are_walked_and_count_as_entries():
+    cfg = _config(2, 2, act_depth=64)
+    codes = np.zeros((100, 6), np.uint8)
+    codes[[0, 40, 98], 0] = [3, 5, 7]  # PE 0: local rows 0, 20, 49 -> padding entries
+    codes[[1, 99], 1] = [2, 9]  # PE 1: local rows 0, 49
+    codes[:, 2] = 1  # dense
+    from sw.qlayer import QuantizedLayer
+
+    cb = np.linspace(-0.5, 0.5, 16).astype(np.float32)
+    cb[0] = 0
+    img = pack_network([QuantizedLayer("pad", "linear", cb, codes, None, 4)], cfg, relu=[False])
+    assert np.diff(img.ptr[0, :7])[0] > 3  # column 0 of PE 0 holds padding
+    x = np.array([256, -512, 100, 0, 7, 0], np.int64)
+    (r,) = simulate(img, [x])
+    assert np.array_equal(r.output, golden.run_layer(img, 0, x))
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(2))
+    assert r.cycles == rep.cycles and np.array_equal(r.busy, rep.busy)
+
+
+def test_saturation_and_rounding_at_write_back_match_golden():
+    rng = np.random.default_rng(8)
+    q = random_layer(rng, 16, 16, 1.0, "big", scale=3.0)
+    img = pack_network([q], TINY, relu=[False])
+    x = golden.quantize_input(rng.choice([-100.0, 100.0], 16), TINY)  # saturates both ways
+    (r,) = simulate(img, [x])
+    want = golden.run_layer(img, 0, x)
+    assert np.array_equal(r.output, want)
+    assert want.max() == 32767 and want.min() == -32768
+
+
+def test_host_port_reads_back_inputs_and_refuses_writes_while_running():
+    rng = np.random.default_rng(9)
+    img = pack_network([random_layer(rng, 12, 12, 0.5, "fc")], TINY)
+    p = HWParams(TINY)
+    x = _input(rng, 12, 0.5, TINY, 1.0)
+    dut = EIE(TINY)
+    seen = {}
+
+    async def bench(ctx):
+        drv = AmaranthHost(dut, ctx)
+        assert not ctx.get(dut.ready)  # clearing the accumulators after reset
+        await drv.wait_ready()
+        await drv.load_image(img)
+        await drv.write_input(img, x)
+        resp = await drv.read(host.output_reads(p, 0, 3))
+        seen["input"] = host.assemble_output(p, resp, 12)
+        ctx.set(dut.start, 1)
+        ctx.set(dut.n_layers, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        seen["ready_while_busy"] = ctx.get(dut.wr.ready), ctx.get(dut.busy)
+        await ctx.tick().until(dut.done)
+        (v,) = await drv.read([(RdMem.BUSY, 0)])
+        seen["busy"] = host.unpack_lanes(v, p.n_pe, p.rd_lane_bits)
+
+    run_sim(dut, bench)
+    assert np.array_equal(seen["input"], x)
+    assert seen["ready_while_busy"] == (0, 1)
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(TINY.n_pe))
+    assert np.array_equal(seen["busy"], rep.busy)
+
+
+def test_reset_in_the_middle_of_a_layer_leaves_no_stale_state():
+    rng = np.random.default_rng(10)
+    img = pack_network([random_layer(rng, 32, 32, 0.6, "fc")], TINY, relu=[False])
+    x = img.input_to_physical(_input(rng, 32, 0.8, TINY, 2.0))
+    dut = EIE(TINY)
+    top = Module()  # an explicit sync domain, so the bench can drive its reset
+    top.domains.sync = cd = ClockDomain("sync")
+    top.submodules.dut = dut
+    out = {}
+
+    async def bench(ctx):
+        drv = AmaranthHost(dut, ctx)
+        await drv.wait_ready()
+        await drv.load_image(img)
+        await drv.write_input(img, x)
+        ctx.set(dut.n_layers, 1)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.start, 0)
+        await ctx.tick().repeat(25)  # in the middle of the compute phase
+        assert ctx.get(dut.busy)
+        ctx.set(cd.rst, 1)  # synchronous reset: memories keep the image
+        await ctx.tick()
+        ctx.set(cd.rst, 0)
+        out["r"] = await drv.infer(img, x)
+
+    run_sim(top, bench)
+    assert np.array_equal(out["r"].output, golden.run_layer(img, 0, x))
+
+
+def test_layer_table_write_uses_lane_0_and_ignores_the_pe_mask():
+    p = HWParams(TINY)
+    w = list(host.image_writes(p, pack_network(
+        [random_layer(np.random.default_rng(1), 8, 8, 0.5, "fc")], TINY)))
+    layer_writes = [x for x in w if x.mem == WrMem.LAYER]
+    assert len(layer_writes) == 1 and layer_writes[0].lanes[1:] == (0,) * (TINY.n_pe - 1)
+    assert {x.mem for x in w} == {WrMem.SPMAT, WrMem.PTR, WrMem.BIAS, WrMem.CODEBOOK,
+                                  WrMem.LAYER}

@@ -1,0 +1,160 @@
+"""Verilog generation: determinism, the documented interface, Verilator lint/build/run, the
+ROM (memory initialisation) option and the `eie verilog` command."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers_eie import chain, random_layer
+from hw_testutil import run_sim
+
+from hw import host, verilator_check
+from hw.central_control import rtl_timing
+from hw.params import HWParams, RdMem
+from hw.sim_driver import AmaranthHost
+from hw.top import EIE
+from hw.verilog import generate, strip_zero_memory_init
+from sw import cycles, golden
+from sw.config import PRESETS, EIEConfig
+from sw.pack import pack_network
+
+TINY = PRESETS["tiny"]
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "hardware.md"
+needs_toolchain = pytest.mark.skipif(
+    shutil.which("make") is None or shutil.which("g++") is None,
+    reason="Verilator builds need make and g++")
+
+
+def _ports(text: str, module: str) -> dict[str, tuple[str, int]]:
+    body = text[text.index(f"module {module}("):]
+    body = body[:body.index("endmodule")]
+    out = {}
+    for d, hi, name in re.findall(r"^\s+(input|output)\s+(?:\[(\d+):0\]\s+)?(\w+);", body, re.M):
+        out[name] = (d, int(hi or 0) + 1)
+    return out
+
+
+def test_verilog_is_deterministic_and_emits_the_pe_once():
+    cfg = TINY.replace(n_pe=5)
+    a, b = generate(cfg), generate(cfg)
+    assert a.text == b.text
+    assert a.text.count("module eie_pe(") == 1
+    assert len(re.findall(r"^\s+eie_pe pe\d+ \(", a.text, re.M)) == 5
+    assert "initial begin" not in a.text  # all-zero memory initialisation stripped
+    assert "/work" not in a.text and "src =" not in a.text  # no source locations
+    assert "verilator no_inline_module" in a.text
+
+
+def test_top_level_ports_are_the_documented_ones():
+    cfg64 = TINY.replace(n_pe=64)
+    p = HWParams(cfg64)
+    ports = _ports(generate(TINY).text, "eie")
+    table = DOCS.read_text().split("## Top-level ports")[1].split("###")[0]
+    documented = set()
+    for cell in re.findall(r"^\| (`[^|]+`) \|", table, re.M):
+        documented |= set(re.findall(r"`(\w+)`", cell))
+    assert documented == set(ports)
+    # widths of the wide host buses at 64 PEs
+    ports64 = _ports(generate(cfg64).text, "eie")
+    assert ports64["wr__data"] == ("input", 64 * p.lane_bits)
+    assert ports64["rd_resp__data"] == ("output", 64 * p.rd_lane_bits)
+    assert ports64["wr__pe_mask"] == ("input", 64)
+
+
+def test_strip_zero_memory_init_keeps_rom_contents():
+    text = ("  reg [7:0] m [1:0];\n  initial begin\n    m[0] = 8'h00;\n    m[1] = 8'h00;\n  end\n"
+            "  reg [7:0] \\r  [1:0];\n  initial begin\n    \\r [0] = 8'h00;\n    \\r [1] = 8'h1a;\n"
+            "  end\n")
+    out, n = strip_zero_memory_init(text)
+    assert n == 1 and "m[0]" not in out and "\\r [1] = 8'h1a;" in out
+
+
+@needs_toolchain
+def test_verilator_lints_the_generated_verilog_without_warnings(tmp_path):
+    for n_pe in (1, 6):
+        v = tmp_path / f"eie{n_pe}.v"
+        v.write_text(generate(TINY.replace(n_pe=n_pe)).text)
+        assert verilator_check.lint(v, "eie", tmp_path / f"lint{n_pe}") == []
+
+
+def _verilator_layer_run(cfg: EIEConfig, img, x_phys: np.ndarray, workdir: Path):
+    p = HWParams(cfg)
+    v = workdir / "eie.v"
+    v.write_text(generate(cfg).text)
+    built = verilator_check.build(v, "eie", workdir)
+    d = img.layers[0]
+    lines = (verilator_check.transactions(p, host.image_writes(p, img))
+             + verilator_check.transactions(p, host.input_writes(p, img, x_phys))
+             + ["S 0 1"]
+             + verilator_check.read_lines(host.output_reads(p, 1, d.rows_per_pe))
+             + verilator_check.read_lines([(RdMem.BUSY, 0)]))
+    out = verilator_check.run(built.exe, lines, workdir)
+    y = host.assemble_output(p, out.responses[:-1], d.n_out)
+    busy = host.unpack_lanes(out.responses[-1], cfg.n_pe, p.rd_lane_bits)
+    return y, out.runs[0], busy
+
+
+@needs_toolchain
+def test_verilated_design_is_bit_and_cycle_exact_on_a_random_layer(tmp_path):
+    rng = np.random.default_rng(21)
+    cfg = TINY.replace(n_pe=6, queue_depth=2)
+    img = pack_network([random_layer(rng, 60, 70, 0.3, "fc", scale=0.5)], cfg, relu=[True])
+    x = golden.quantize_input(rng.normal(0, 2, 70) * (rng.random(70) < 0.4), cfg)
+    y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
+    assert np.array_equal(y, golden.run_layer(img, 0, x))
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg.n_pe))
+    assert (cyc, stall) == (rep.cycles, rep.stall_cycles)
+    assert np.array_equal(busy, rep.busy)
+
+
+@pytest.mark.slow
+@needs_toolchain
+def test_eie64_verilog_lints_builds_and_runs_alex8_bit_and_cycle_exact(tmp_path):
+    from sw.benchlayers import bench_input, bench_layer
+
+    cfg = PRESETS["eie64"]
+    v = tmp_path / "eie.v"
+    v.write_text(generate(cfg).text)
+    assert verilator_check.lint(v, "eie", tmp_path / "lint") == []
+    img = pack_network([bench_layer("Alex-8")], cfg, relu=[True])
+    x = img.input_to_physical(golden.quantize_input(bench_input("Alex-8"), cfg))
+    y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
+    assert np.array_equal(y, golden.run_layer(img, 0, x))
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg.n_pe))
+    assert (cyc, stall) == (rep.cycles, rep.stall_cycles)
+    assert np.array_equal(busy, rep.busy)
+    assert cyc <= 7920  # EIE's measured Alex-8 latency at 64 PEs (Table IV)
+
+
+def test_rom_build_computes_without_loading_the_image():
+    rng = np.random.default_rng(22)
+    img = pack_network(chain(rng, [20, 16, 8], 0.5, scale=0.5), TINY)
+    p = HWParams(TINY)
+    dut = EIE(TINY, pe_inits=host.pe_inits(img), layer_init=host.layer_table(p, img))
+    x = golden.quantize_input(rng.normal(0, 1, 20), TINY)
+    got = {}
+
+    async def bench(ctx):
+        drv = AmaranthHost(dut, ctx)
+        await drv.wait_ready()
+        got["r"] = await drv.infer(img, img.input_to_physical(x))  # no load_image
+
+    run_sim(dut, bench)
+    assert np.array_equal(img.to_logical(1, got["r"].output), golden.run_network(img, x)[1])
+    g = generate(TINY, image=img)
+    assert g.pe_module is None and "initial begin" in g.text  # the images are in the file
+
+
+def test_eie_verilog_command_writes_the_file_and_rejects_bad_names(tmp_path, capsys):
+    from eie.cli import main
+
+    out = tmp_path / "eie.v"
+    assert main(["verilog", "--config", "tiny", "--name", "eie_t", "--out", str(out)]) == 0
+    text = out.read_text()
+    assert "module eie_t(" in text and "module eie_t_pe(" in text
+    assert main(["verilog", "--config", "tiny", "--name", "3bad", "--out", str(out)]) == 2
+    assert "not a Verilog identifier" in capsys.readouterr().err
