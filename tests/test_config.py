@@ -44,3 +44,20 @@ def test_load_preset_and_file(tmp_path):
     with pytest.raises(ConfigError, match="no preset or config file"):
         EIEConfig.load(tmp_path / "missing.json")
     assert EIEConfig.from_dict(PRESETS["eie64"].to_dict()) == PRESETS["eie64"]
+
+
+def test_atomic_outputs_get_normal_permissions(tmp_path):
+    import os
+
+    from sw.fsutil import atomic_dir, atomic_write_bytes
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_bytes(tmp_path / "f.bin", b"x")
+        with atomic_dir(tmp_path / "d") as d:
+            (d / "g").write_text("y")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "f.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+    assert (tmp_path / "d" / "g").read_text() == "y"
