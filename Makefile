@@ -6,7 +6,7 @@ EIE    := $(VENV)/bin/eie
 STAMP  := $(VENV)/.installed
 MNIST  ?= $(EIE_MNIST_DIR)
 
-.PHONY: all setup test demo verilog bench lint clean
+.PHONY: all setup test sim sim-mnist fuzz demo verilog bench lint clean
 
 all: test
 
@@ -21,6 +21,18 @@ setup: $(STAMP)
 ## make test: the fast test suite (what CI runs)
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+## make sim: the main job -- verify the RTL (AlexNet FC layers at 64 PEs, MNIST slice) vs golden
+sim: $(STAMP)
+	$(EIE) sim $(if $(MNIST),--data $(MNIST))
+
+## make sim-mnist: all 10,000 MNIST test images through the RTL
+sim-mnist: $(STAMP)
+	$(EIE) sim --layers none --mnist 10000 $(if $(MNIST),--data $(MNIST))
+
+## make fuzz: 1,000 random layer configurations through the RTL
+fuzz: $(STAMP)
+	$(EIE) sim --fuzz 1000
 
 ## make demo: compress LeNet-300-100 on real MNIST (needs EIE_MNIST_DIR or MNIST=<dir>)
 demo: $(STAMP)

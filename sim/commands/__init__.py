@@ -1,0 +1,1 @@
+"""`eie` subcommands implemented in sim (see eie/cli.py)."""

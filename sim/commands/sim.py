@@ -1,0 +1,123 @@
+"""Verify the generated RTL in simulation: AlexNet FC layers and MNIST, bit-exact vs golden.
+
+Generates the Verilog of --config (default eie64: 64 PEs, queue depth 8), builds it once with
+Verilator (or Icarus: SIM=icarus) and runs, through cocotb, EIE's AlexNet layers fc6 / fc7 /
+fc8 each alone and back to back, and LeNet-300-100 (compressed by `eie compress`) on MNIST test
+images. Every output is compared bit for bit with the golden model and every cycle count with
+the cycle model; a table lists RTL cycles, cycle model, EIE's published cycles, the lower bound
+and the load-balance efficiency. Exit status 1 on any mismatch (the first one is localised:
+layer, PE, row, column, cycle). --fuzz N runs N random layer configurations instead.
+WAVES=1 dumps waveforms (the path is printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+from sw.errors import DataError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = __doc__
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = ("examples:\n"
+                "  eie sim                          # make sim: AlexNet + 1,000 MNIST images\n"
+                "  eie sim --layers none --mnist 10000   # the full MNIST test set\n"
+                "  eie sim --layers Alex-7 --mnist 0 --balance\n"
+                "  eie sim --weights alexnet.pth    # real AlexNet FC weights\n"
+                "  eie sim --fuzz 1000 --seed 0     # random layers on N = 1, 2, 3, 4, 8, 64\n"
+                "  SIM=icarus WAVES=1 eie sim --layers Alex-8 --mnist 0 --config eie64")
+    p.add_argument("--config", default="eie64", metavar="PRESET|FILE",
+                   help="accelerator configuration (preset or JSON file)")
+    p.add_argument("--layers", default="Alex-6,Alex-7,Alex-8,alexnet", metavar="LIST",
+                   help="comma-separated EIE Table III layers (Alex-6 ... NT-LSTM) and/or "
+                        "'alexnet' (fc6 -> fc7 -> fc8 back to back); 'none' for no layers")
+    p.add_argument("--weights", metavar="FILE",
+                   help="torchvision-format AlexNet state_dict: real fc6/fc7/fc8 weights (pruned "
+                        "to 9/9/25%%, 4-bit) instead of the synthetic ones")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--balance", action="store_true",
+                   help="only the load-balanced row assignment (default: both assignments for "
+                        "the AlexNet layers)")
+    g.add_argument("--interleaved", action="store_true",
+                   help="only EIE's row interleaving (row i -> PE i mod N)")
+    p.add_argument("--mnist", type=int, default=1000, metavar="N",
+                   help="MNIST test images through LeNet-300-100 (0: none; skipped with a note "
+                        "when no MNIST data is available)")
+    p.add_argument("--data", metavar="DIR", help="MNIST directory (default: $EIE_MNIST_DIR)")
+    p.add_argument("--model", metavar="FILE",
+                   help="compressed LeNet-300-100 (default build/lenet300/model.eie, produced "
+                        "by `eie compress` when missing)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the synthetic layers and inputs (and of --fuzz)")
+    p.add_argument("--fuzz", type=int, metavar="N",
+                   help="run N random layer configurations (shapes, densities, N, queue depths, "
+                        "inputs, host stalls, resets) instead of the regression")
+    p.add_argument("--fuzz-configs", metavar="LIST",
+                   help="restrict --fuzz to these of its builds (e.g. 'n1d1,n3d4'; default all)")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the simulation directories (job, results, log)")
+
+
+def _mnist_available(args: argparse.Namespace) -> str | None:
+    """None if MNIST can be used, else the one line saying how to provide it."""
+    from sw.data import HOW_TO
+
+    if args.data is None and not os.environ.get("EIE_MNIST_DIR"):
+        return f"MNIST skipped: no data ({HOW_TO}, e.g. EIE_MNIST_DIR=~/mnist make sim)"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from sim.regress import (
+        alexnet_entries,
+        format_table,
+        log_stderr,
+        mnist_entry,
+        regression,
+        summary,
+    )
+    from sw.config import EIEConfig
+
+    t0 = time.perf_counter()
+    config = EIEConfig.load(args.config)
+    if args.fuzz is not None:
+        from sim.fuzz import run_fuzz
+
+        configs = None if not args.fuzz_configs else \
+            [s.strip() for s in args.fuzz_configs.split(",") if s.strip()]
+        report = run_fuzz(args.fuzz, seed=args.seed, configs=configs, log=log_stderr)
+        for line in report.lines():
+            print(line)
+        return 0 if report.ok else 1
+    if args.mnist < 0:
+        raise DataError(f"--mnist must be >= 0, got {args.mnist}")
+    names = [] if args.layers.strip().lower() == "none" else \
+        [s.strip() for s in args.layers.split(",") if s.strip()]
+    assigns = ("balanced",) if args.balance else ("interleaved",) if args.interleaved else \
+        ("interleaved", "balanced")
+    entries = alexnet_entries(config, names, args.seed, assigns, args.weights, log_stderr) \
+        if names else []
+    mnist = None
+    notes = []
+    if args.mnist:
+        missing = _mnist_available(args)
+        if missing:
+            notes.append(missing)
+        else:
+            entry, mnist = mnist_entry(config, args.mnist, args.data, args.model, args.balance,
+                                       log_stderr)
+            entries.append(entry)
+    if not entries:
+        raise DataError("nothing to simulate: --layers none and "
+                        + (notes[0] if notes else "--mnist 0"))
+    reg = regression(config, entries, mnist, log_stderr, keep=args.keep)
+    print(f"EIE RTL vs golden and cycle models: config {config.name} (N={config.n_pe}, queue "
+          f"depth {config.queue_depth}), simulator {os.environ.get('SIM', 'verilator')}")
+    print(format_table(reg))
+    for line in notes + summary(reg):
+        print(line)
+    print(f"total wall time {time.perf_counter() - t0:.0f} s")
+    return 0 if reg.ok else 1

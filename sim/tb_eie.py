@@ -1,0 +1,244 @@
+"""cocotb testbench of the generated EIE: replays a :class:`sim.job.Job` and checks it.
+
+Run through :func:`sim.session.run_job` (which writes the job file and names it in
+``EIE_SIM_JOB``; the result goes to ``EIE_SIM_RESULT``). For every case: reset, load the image
+through the wide write port, then every run: write the input, ``start``, wait for ``done`` in
+the simulator, read the outputs of the last two layers of the run (both activation banks) and
+the counters. Checks, all exact:
+
+- outputs == the golden model (:mod:`sw.golden`), bit for bit;
+- ``cycles``, ``stall_cycles`` and every PE's busy counter == the cycle model (:mod:`sw.cycles`).
+
+The first mismatch is localised before the test fails (:func:`diagnose`): the layer (each layer
+of a chain re-run alone on its golden input), the output row (physical and logical, PE and
+local row), the input column whose inclusion first makes the row differ (binary search over
+prefixes of the non-zero inputs in broadcast order) and the cycles at which, by the timing
+contract, that column was broadcast and the row written back.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cocotb
+import numpy as np
+from cocotb.triggers import ClockCycles
+
+from hw import host
+from hw.params import HWParams
+from sw.balance import inverse_permutation
+from sw.cycles import Timing, simulate_layer
+from sw.golden import run_layer
+from sw.pack import NetworkImage
+
+from .driver import EIEDriver, RunCounters, Stalls
+from .job import Case, CaseResult, Job, JobResult, Run, RunResult, load, save
+
+
+def cycle_limit(image: NetworkImage, run: Run) -> int:
+    """Generous bound on a run's cycles (a hang is reported, not waited for forever)."""
+    if run.model_cycles:
+        return 2 * sum(run.model_cycles) + 10_000
+    total = 0
+    for li in run.layers:
+        d = image.layers[li]
+        total += int(d.n_entries.max(initial=0)) + d.n_in + d.rows_per_pe + 64
+    return 4 * total + 10_000
+
+
+async def execute(drv: EIEDriver, image: NetworkImage, x: np.ndarray, first: int, n: int,
+                  limit: int) -> tuple[dict[int, np.ndarray], RunCounters, tuple[float, float]]:
+    """Write ``x``, run layers ``first .. first + n - 1``, read the last two layers' outputs
+    and the counters; also the (wall, CPU) seconds from start to done."""
+    await drv.write_stream(drv.input_stream(image, x))
+    t, c = time.perf_counter(), time.process_time()
+    t0, t1 = await drv.run(first, n, limit)
+    wall = (time.perf_counter() - t, time.process_time() - c)
+    last = first + n - 1
+    outs = {last: await drv.read_output(image, last, host.output_bank(n))}
+    if n >= 2:  # the layer before wrote the other bank, which the last layer only read
+        outs[last - 1] = await drv.read_output(image, last - 1, host.output_bank(n - 1))
+    return outs, await drv.counters(t0, t1), wall
+
+
+def _describe_row(image: NetworkImage, li: int, p: int) -> str:
+    n_pe = image.config.n_pe
+    perm = image.layers[li].perm
+    logical = p if perm is None else int(inverse_permutation(perm)[p])
+    return f"row {logical} (physical {p}: PE {p % n_pe}, local row {p // n_pe})"
+
+
+def _describe_col(image: NetworkImage, li: int, j: int) -> str:
+    perm = image.in_perm(li)
+    logical = j if perm is None else int(inverse_permutation(perm)[j])
+    return f"column {logical}" + ("" if perm is None else f" (physical {j})")
+
+
+async def diagnose(drv: EIEDriver, case: Case, run: Run, outs: dict[int, np.ndarray],
+                   start_cycle: int) -> str:
+    """Localise an output mismatch of ``run`` (the image still loaded): layer, row, column,
+    cycle. ``start_cycle``: the simulation cycle in which the run's ``start`` was taken."""
+    image = case.image
+    timing = Timing.for_config(image.config)
+    inputs = [run.x] + run.expect[:-1]  # each layer's golden input
+    # 1. the first layer that is wrong on its own golden input
+    li = None
+    offset = 0  # cycles of the run before layer li (the model's; layers run back to back)
+    for idx, lj in enumerate(run.layers):
+        if run.n_layers == 1:
+            got = outs[lj]
+        else:
+            got, _, _ = await execute(drv, image, inputs[idx], lj, 1,
+                                      cycle_limit(image, run))
+            got = got[lj]
+        if not np.array_equal(got, run.expect[idx]):
+            li, x, want, layer_out = lj, inputs[idx], run.expect[idx], got
+            break
+        offset += run.model_cycles[idx] if run.model_cycles else 0
+    if li is None:
+        bad = [lj for idx, lj in enumerate(run.layers) if lj in outs
+               and not np.array_equal(outs[lj], run.expect[idx])]
+        return (f"run {run.label!r}: layer(s) {bad} differ in the chain but every layer is "
+                f"right when run alone on its golden input (a layer-to-layer hand-over fault)")
+    d = image.layers[li]
+    diff = np.flatnonzero(layer_out != want)
+    p = int(diff[0])  # written back first: lowest local row, then lowest PE
+    msg = [f"run {run.label!r}, layer {d.name} (table index {li}): {diff.size} of {d.n_out} "
+           f"outputs differ; first: {_describe_row(image, li, p)} RTL {int(layer_out[p])} "
+           f"!= golden {int(want[p])}"]
+    # 2. the column: smallest prefix of the non-zero inputs (broadcast order) that breaks row p
+    nz = np.flatnonzero(x)
+    limit = cycle_limit(image, run)
+
+    async def row_wrong(k: int) -> bool:
+        xk = np.zeros_like(x)
+        xk[nz[:k]] = x[nz[:k]]
+        got, _, _ = await execute(drv, image, xk, li, 1, limit)
+        return int(got[li][p]) != int(run_layer(image, li, xk)[p])
+
+    if await row_wrong(0):
+        msg.append("wrong even with no input (bias / write-back path)")
+    else:
+        lo, hi = 0, nz.size  # row_wrong(lo) is False, row_wrong(hi) is True
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if await row_wrong(mid):
+                hi = mid
+            else:
+                lo = mid
+        j = int(nz[hi - 1])
+        rep = simulate_layer(image, li, x, timing)
+        e = image.ptr[p % image.config.n_pe, d.ptr_base + j + 1] - \
+            image.ptr[p % image.config.n_pe, d.ptr_base + j]
+        msg.append(f"first wrong once {_describe_col(image, li, j)} (non-zero input {hi} of "
+                   f"{nz.size}, a = {int(x[j])}, {int(e)} entries in PE {p % image.config.n_pe}) "
+                   f"is included; by the timing contract it was broadcast in cycle "
+                   f"{offset + int(rep.broadcast_cycle[hi - 1])} of the run")
+    rep = simulate_layer(image, li, x, timing)
+    wb = offset + int(rep.finish.max(initial=timing.start)) + timing.drain + \
+        timing.writeback_per_row * (p // image.config.n_pe)
+    msg.append(f"row written back in cycle {wb} of the run (simulation cycle "
+               f"{start_cycle + wb})")
+    return "; ".join(msg)
+
+
+async def diagnose_cycles(drv: EIEDriver, case: Case, run: Run, c: RunCounters) -> str:
+    """Localise a counter mismatch: re-run each layer alone and compare it with the model."""
+    image = case.image
+    busy = run.model_busy.sum(axis=0)
+    head = (f"run {run.label!r}: RTL cycles {c.cycles} / stalls {c.stall_cycles}, cycle model "
+            f"{sum(run.model_cycles)} / {sum(run.model_stalls)}")
+    if not np.array_equal(c.busy, busy):
+        k = int(np.flatnonzero(c.busy != busy)[0])
+        head += f"; PE {k} busy RTL {int(c.busy[k])} model {int(busy[k])}"
+    inputs = [run.x] + run.expect[:-1]
+    for idx, li in enumerate(run.layers):
+        _, cl, _ = await execute(drv, image, inputs[idx], li, 1, cycle_limit(image, run))
+        mb = run.model_busy[idx]
+        if (cl.cycles, cl.stall_cycles) != (run.model_cycles[idx], run.model_stalls[idx]) \
+                or not np.array_equal(cl.busy, mb):
+            k = np.flatnonzero(cl.busy != mb)
+            pe = f"; first PE with other busy cycles: {int(k[0])} (RTL {int(cl.busy[k[0]])}, " \
+                 f"model {int(mb[k[0]])})" if k.size else ""
+            return (f"{head}. Alone, layer {image.layers[li].name}: RTL {cl.cycles} cycles / "
+                    f"{cl.stall_cycles} stalls, model {run.model_cycles[idx]} / "
+                    f"{run.model_stalls[idx]}{pe}")
+    return head + ". Every layer matches the model when run alone (a hand-over difference)"
+
+
+async def run_case(drv: EIEDriver, case: Case, job: Job) -> CaseResult:
+    image = case.image
+    drv.stalls = None if case.stall_seed is None else \
+        Stalls(np.random.default_rng(case.stall_seed), p=case.stall_p)
+    t_case = time.perf_counter()
+    await drv.reset()
+    t = time.perf_counter()
+    writes = await drv.load_image(case.loaded)
+    res = CaseResult(case.name, [], writes, time.perf_counter() - t)
+    for run in case.runs:
+        if run.reset_after is not None:  # abort a run by reset, then the protocol from the top
+            await drv.write_stream(drv.input_stream(image, run.x))
+            drv.dut.first_layer.value = run.first_layer
+            drv.dut.n_layers.value = run.n_layers
+            drv.dut.start.value = 1
+            await drv.edge
+            drv.dut.start.value = 0
+            await ClockCycles(drv.dut.clk, run.reset_after)
+            await drv.reset()
+            await drv.load_image(case.loaded)
+        outs, c, wall = await execute(drv, image, run.x, run.first_layer, run.n_layers,
+                                      cycle_limit(image, run))
+        rr = RunResult(outs, c.cycles, c.stall_cycles, c.busy, c.start_cycle, c.done_cycle, *wall)
+        res.runs.append(rr)
+        wrong = [li for idx, li in enumerate(run.layers)
+                 if li in outs and not np.array_equal(outs[li], run.expect[idx])]
+        if wrong:
+            rr.ok = res.ok = False
+            res.message = await diagnose(drv, case, run, outs, c.start_cycle) if job.diagnose else \
+                f"run {run.label!r}: outputs of layer(s) {wrong} differ from the golden model"
+        elif job.check_cycles and run.model_cycles and (
+                c.cycles != sum(run.model_cycles) or c.stall_cycles != sum(run.model_stalls)
+                or not np.array_equal(c.busy, run.model_busy.sum(axis=0))):
+            rr.ok = res.ok = False
+            res.message = await diagnose_cycles(drv, case, run, c) if job.diagnose else \
+                f"run {run.label!r}: RTL cycles {c.cycles}, model {sum(run.model_cycles)}"
+        if not res.ok:
+            res.message = f"case {case.name}: {res.message}"
+            break
+    res.wall_s = time.perf_counter() - t_case
+    return res
+
+
+@cocotb.test()
+async def eie_job(dut) -> None:
+    """Every case and run of the job in ``EIE_SIM_JOB``; results to ``EIE_SIM_RESULT``."""
+    job: Job = load(Path(os.environ["EIE_SIM_JOB"]))
+    out = Path(os.environ["EIE_SIM_RESULT"])
+    config = job.cases[0].image.config
+    params = HWParams(config)
+    width = len(dut.wr__data)
+    if width != params.n_pe * params.lane_bits:
+        raise AssertionError(f"the design's write bus is {width} bits; config {config.name!r} "
+                             f"needs {params.n_pe * params.lane_bits}")
+    drv = EIEDriver(dut, params)
+    result = JobResult()
+    t = time.perf_counter()
+    for case in job.cases:
+        if case.image.config != config:
+            raise AssertionError(f"case {case.name}: image for another configuration")
+        try:
+            cr = await run_case(drv, case, job)
+        except Exception as e:  # a hang, X on a port, a dropped response: this case fails
+            cr = CaseResult(case.name, [], 0, 0.0, ok=False,
+                            message=f"case {case.name}: {type(e).__name__}: {e}")
+        result.cases.append(cr)
+        if not cr.ok:
+            dut._log.error(cr.message)
+            if job.stop_on_fail:
+                break
+    result.wall_s = time.perf_counter() - t
+    save(result, out)
+    failed = result.first_failure
+    assert failed is None, failed.message
