@@ -84,7 +84,7 @@ def main() -> int:
         energies.append((layer_energy(plain, 0, rp), layer_energy(bal, 0, rb)))
         sweeps[name] = [simulate_layer(plain, 0, x, queue_depth=d) for d in DEPTHS]
     print("paper = EIE Table IV at 64 PEs (us x 800 MHz); plain = row i -> PE i mod 64;")
-    print("balanced = LPT row assignment; bound = max(max per-PE entries in non-zero columns,")
+    print("balanced = LPT row assignment + padding-aware local row order; bound = max(max per-PE entries in non-zero columns,")
     print("non-zero inputs); eff = bound / compute cycles; even = bound of a perfect split of the")
     print("balanced image's entries; gain = plain / balanced cycles.")
     print()

@@ -344,7 +344,8 @@ def pack_network(layers: list[QuantizedLayer], config: EIEConfig, relu: list[boo
         books.append(quantize_codebook(q.codebook, c, q.name))
         perm = None
         if balance:
-            perm = balanced_permutation(np.count_nonzero(codes, axis=1), n_pe)
+            perm = balanced_permutation(np.count_nonzero(codes, axis=1), n_pe,
+                                        n_cols=codes.shape[1], max_gap=c.max_gap)
         inv = None if perm is None else inverse_permutation(perm)
         m = _pe_major(codes, n_pe, inv, prev_inv)
         v, z, colptr = encode_columns(m, c.max_gap)
