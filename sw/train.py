@@ -1,8 +1,9 @@
 """A small, deterministic training loop shared by dense training, retraining after pruning and
 centroid fine-tuning (the three phases differ only in their parameters and step hooks).
 
-Data are in-memory tensors; batches come from a seeded permutation; the learning rate follows
-a cosine decay over the phase. ``before_step`` runs after ``backward()`` and before
+Data are in-memory tensors; batches come from a seeded permutation; images can be shifted by
+a few pixels at random every epoch (augmentation); the learning rate follows a cosine decay
+over the phase. ``before_step`` runs after ``backward()`` and before
 ``optimizer.step()`` (centroid gradients); ``after_step(optimizer)`` runs after every step
 (masks re-applied, shared weights rewritten).
 """
@@ -30,13 +31,22 @@ class TrainSettings:
     optimizer: str = "adam"  # "adam" or "sgd" (momentum 0.9)
     weight_decay: float = 0.0
     min_lr_ratio: float = 0.01  # cosine decay from lr down to lr * min_lr_ratio
+    distill: float = 0.0  # weight of the distillation term (0: plain cross-entropy)
+    temperature: float = 4.0  # softmax temperature of the distillation term
+    shift: int = 0  # random translation of image inputs (N, C, H, W) by up to this many pixels
 
 
 def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor, y: torch.Tensor,
         settings: TrainSettings, seed: int = 0, desc: str = "train", progress: bool = True,
         before_step: Callable[[], None] | None = None,
-        after_step: Callable[[torch.optim.Optimizer], None] | None = None) -> list[float]:
-    """Train ``params`` of ``model`` on (x, y) with cross-entropy; returns the mean loss per epoch."""
+        after_step: Callable[[torch.optim.Optimizer], None] | None = None,
+        teacher: nn.Module | None = None) -> list[float]:
+    """Train ``params`` of ``model`` on (x, y); returns the mean loss per epoch.
+
+    The loss is cross-entropy, or with a ``teacher`` network (e.g. the dense one, frozen) and
+    ``settings.distill = a > 0``, knowledge distillation (Hinton et al. 2015):
+    ``(1 - a) CE + a T^2 KL(softmax(teacher / T) || softmax(student / T))`` on the same batch.
+    """
     params = [p for p in params if p.requires_grad]
     if settings.epochs <= 0 or not params or len(x) == 0:
         return []
@@ -60,6 +70,7 @@ def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor,
     try:
         for epoch in range(settings.epochs):
             perm = torch.randperm(n, generator=gen)
+            xe = random_shift(x, settings.shift, gen) if settings.shift else x
             running = 0.0
             for i in range(steps_per_epoch):
                 t = step / max(1, total - 1)  # cosine decay over the phase
@@ -69,7 +80,16 @@ def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor,
                 idx = perm[i * bs:(i + 1) * bs]
                 model.zero_grad(set_to_none=True)
                 opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(x[idx]), y[idx])
+                xb = xe[idx]
+                out = model(xb)
+                loss = F.cross_entropy(out, y[idx])
+                if teacher is not None and settings.distill > 0:
+                    a, temp = settings.distill, settings.temperature
+                    with torch.no_grad():
+                        soft = F.log_softmax(teacher(xb) / temp, 1)
+                    kd = F.kl_div(F.log_softmax(out / temp, 1), soft, reduction="batchmean",
+                                  log_target=True)
+                    loss = (1 - a) * loss + a * temp * temp * kd
                 loss.backward()
                 if before_step is not None:
                     before_step()
@@ -86,6 +106,26 @@ def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor,
         model.zero_grad(set_to_none=True)
         model.eval()
     return losses
+
+
+@torch.no_grad()
+def random_shift(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image (N, C, H, W) by its own random (dy, dx) in [-max_shift, max_shift],
+    filling with zeros. Vectorised per shift value: (2 max_shift + 1)**2 slice copies."""
+    if x.dim() != 4 or max_shift <= 0:
+        return x
+    n, _, h, w = x.shape
+    k = 2 * max_shift + 1
+    code = torch.randint(0, k * k, (n,), generator=gen)
+    out = torch.zeros_like(x)
+    for c in range(k * k):
+        dy, dx = c // k - max_shift, c % k - max_shift
+        idx = torch.nonzero(code == c).squeeze(1)
+        if idx.numel() == 0 or abs(dy) >= h or abs(dx) >= w:
+            continue
+        out[idx, :, max(dy, 0):h + min(dy, 0), max(dx, 0):w + min(dx, 0)] = \
+            x[idx, :, max(-dy, 0):h + min(-dy, 0), max(-dx, 0):w + min(-dx, 0)]
+    return out
 
 
 @torch.no_grad()

@@ -19,7 +19,7 @@ from sw.models import (
     chain_from_state_dict,
     count_params,
 )
-from sw.train import predict
+from sw.train import predict, random_shift
 
 MNIST = os.environ.get("EIE_MNIST_DIR")
 needs_mnist = pytest.mark.skipif(not MNIST, reason="EIE_MNIST_DIR is not set (point it at the "
@@ -69,6 +69,20 @@ def test_state_dict_becomes_a_chain_of_its_layers():
     assert [(s.name, s.kind, s.relu, s.bias) for s in net.specs] == [
         ("a", "linear", True, True), ("b", "linear", False, False)]
     assert torch.equal(net.layer("a").weight, sd["a.weight"])
+
+
+def test_random_shift_translates_each_image_within_range():
+    x = torch.zeros(200, 1, 9, 9)
+    x[:, 0, 4, 4] = 1.0  # one bright pixel in the middle
+    x[:, 0, 3, 4] = 0.5
+    out = random_shift(x, 2, torch.Generator().manual_seed(0))
+    pos = torch.nonzero(out[:, 0] == 1.0)
+    assert pos.shape[0] == 200  # nothing fell off the edge
+    dy, dx = pos[:, 1] - 4, pos[:, 2] - 4
+    assert dy.abs().max() == 2 and dx.abs().max() == 2
+    assert len(set(zip(dy.tolist(), dx.tolist(), strict=True))) == 25  # all 25 offsets occur
+    assert torch.all(out[pos[:, 0], 0, pos[:, 1] - 1, pos[:, 2]] == 0.5)  # shape moved intact
+    assert torch.allclose(out.sum((1, 2, 3)), x.sum((1, 2, 3)))
 
 
 # -- bad input: one line, exit 2, nothing written ---------------------------------------------
@@ -163,15 +177,20 @@ class SmallConvNet(nn.Module):
         return self.fc(torch.relu(self.conv(x)).flatten(1))
 
 
-def test_compress_module_on_an_arbitrary_module():
+def _small_run(distill=0.0):
     torch.manual_seed(0)
     net = SmallConvNet()
     g = torch.Generator().manual_seed(0)
     x = torch.randn(128, 1, 8, 8, generator=g)
     y = torch.randint(0, 5, (128,), generator=g)
-    s = CompressSettings(prune_iters=2, retrain_epochs=1, finetune_epochs=1, quality=0.8,
-                         layer_bits={"conv": 5}, batch_size=32, progress=False)
-    res = compress_module(net, (x, y), (x, y), s)
+    s = CompressSettings(dense_epochs=1, prune_iters=2, retrain_epochs=1, finetune_epochs=1,
+                         quality=0.8, layer_bits={"conv": 5}, batch_size=32, distill=distill,
+                         progress=False)
+    return net, x, y, compress_module(net, (x, y), (x, y), s)
+
+
+def test_compress_module_on_an_arbitrary_module():
+    net, x, y, res = _small_run()
     assert [(q.name, q.kind, q.bits) for q in res.layers] == [("conv", "conv", 5), ("fc", "linear", 4)]
     assert res.layers[0].meta == {"stride": 1, "padding": 1}
     for q in res.layers:
@@ -184,6 +203,13 @@ def test_compress_module_on_an_arbitrary_module():
     # the quantized layers go back into a fresh copy of the architecture
     other = apply_quantized(SmallConvNet(), res.layers)
     assert np.array_equal(predict(other, x), predict(net, x))
+
+
+def test_same_seed_same_compressed_model():
+    a, b = _small_run(distill=0.5)[3], _small_run(distill=0.5)[3]
+    for qa, qb in zip(a.layers, b.layers, strict=True):
+        assert np.array_equal(qa.indices, qb.indices) and np.array_equal(qa.codebook, qb.codebook)
+    assert a.report["compressed_bytes"] == b.report["compressed_bytes"]
 
 
 def test_compress_module_without_data_prunes_to_target_densities():

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+import textwrap
 from pathlib import Path
 
 from sw.errors import DataError
@@ -23,17 +23,7 @@ MODELS = ("lenet300", "lenet5", "alexnet-fc")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = __doc__
     p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = (
-        "per-model defaults (a blank option takes these):\n"
-        "  lenet300    20 dense epochs, 5 prune iterations x 2 retrain epochs, 3 fine-tune epochs,\n"
-        "              --sensitivity ip1=2.2,ip2=1.6,ip3=1.0\n"
-        "  lenet5      15 dense epochs, 5 x 2, 3, --sensitivity conv1=0.5,conv2=1.4,ip1=2.2,ip2=1.4\n"
-        "  alexnet-fc  no training data: --density fc6=0.09,fc7=0.09,fc8=0.25 (Deep Compression\n"
-        "              Table 4), quantized without retraining; error fields are null\n"
-        "examples:\n"
-        "  eie compress --model lenet300 --data ~/mnist --out build/lenet300\n"
-        "  eie compress --model lenet300 --limit-train 5000 --epochs 3 --out /tmp/quick\n"
-        "  eie compress --model alexnet-fc --weights alexnet.pth --out build/alexnet-fc")
+    p.epilog = _epilog()
     g = p.add_argument_group("input and output")
     g.add_argument("--model", choices=MODELS, default="lenet300",
                    help="network to compress (default: lenet300)")
@@ -55,11 +45,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training")
     g.add_argument("--epochs", type=int, metavar="N",
                    help="dense training epochs from scratch (0 = use --weights as they are)")
-    g.add_argument("--lr", type=float, help="dense learning rate, cosine-decayed (default 1e-3)")
-    g.add_argument("--batch-size", type=int, metavar="N", help="minibatch size (default 128)")
+    g.add_argument("--lr", type=float, help="dense learning rate, cosine-decayed over each phase")
+    g.add_argument("--batch-size", type=int, metavar="N", help="minibatch size")
     g.add_argument("--optimizer", choices=("adam", "sgd"), help="optimizer for every phase "
                    "(default adam; sgd uses momentum 0.9)")
-    g.add_argument("--weight-decay", type=float, help="L2 regularisation (default 0)")
+    g.add_argument("--weight-decay", type=float, metavar="L2", help="L2 regularisation")
+    g.add_argument("--distill", type=float, metavar="A",
+                   help="knowledge distillation while retraining and fine-tuning: loss = "
+                        "(1-A) cross-entropy + A T^2 KL(dense teacher || student); 0 = off")
+    g.add_argument("--temperature", type=float, metavar="T", help="distillation temperature")
+    g.add_argument("--shift", type=int, metavar="PX",
+                   help="augmentation in every training phase: each epoch, every image is "
+                        "translated by a random offset of up to PX pixels (0 = off)")
 
     g = p.add_argument_group("pruning (Han et al., NIPS 2015)")
     g.add_argument("--prune-iters", type=int, metavar="N",
@@ -67,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "to its final value over them")
     g.add_argument("--retrain-epochs", type=int, metavar="N",
                    help="retraining epochs after each pruning step (0 = prune once, no retraining)")
-    g.add_argument("--retrain-lr", type=float, help="retraining learning rate (default 5e-4)")
+    g.add_argument("--retrain-lr", type=float, metavar="LR", help="retraining learning rate")
     g.add_argument("--quality", type=float, metavar="Q",
                    help="quality parameter of every layer without its own sensitivity: "
                         "weights with |w| < Q x std(layer) are pruned (default 1.0)")
@@ -86,19 +83,54 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="k-means initialization (default linear, the paper's best)")
     g.add_argument("--finetune-epochs", type=int, metavar="N",
                    help="centroid fine-tuning epochs (dL/dC_k = sum of the cluster's gradients)")
-    g.add_argument("--finetune-lr", type=float, help="centroid fine-tuning learning rate "
-                   "(default 1e-4)")
+    g.add_argument("--finetune-lr", type=float, metavar="LR",
+                   help="centroid fine-tuning learning rate")
     g.add_argument("--index-bits", type=int, metavar="B",
                    help="relative-index bits in the model file (default: the smallest file "
                         "per layer)")
 
     g = p.add_argument_group("run")
-    g.add_argument("--seed", type=int, default=0, help="random seed for everything (default 0)")
-    g.add_argument("--threads", type=int, metavar="N",
-                   help="torch threads (default: min(2, CPU count))")
+    g.add_argument("--seed", type=int, default=0, metavar="N",
+                   help="random seed for everything (default 0)")
+    g.add_argument("--threads", type=int, default=1, metavar="N",
+                   help="torch threads (default 1: LeNet-sized matrices gain nothing from more, "
+                        "and on a busy machine extra threads spin and run ~10x slower)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
     g.add_argument("--quiet", action="store_true",
                    help="print only the final table and summary (implies --no-progress)")
+
+
+# CompressSettings field -> the option that sets it
+_OPTION = {"dense_epochs": "--epochs", "layer_bits": "--bits"}
+
+
+def _opt(field: str) -> str:
+    return _OPTION.get(field, "--" + field.replace("_", "-"))
+
+
+def _epilog() -> str:
+    from sw.compress import MODEL_DEFAULTS, CompressSettings
+
+    def show(k: str, v: object) -> str:
+        if isinstance(v, dict):
+            return f"{_opt(k)} " + ",".join(f"{n}={x:g}" for n, x in v.items())
+        return f"{_opt(k)} {v:g}"
+
+    wrap = textwrap.TextWrapper(width=96, subsequent_indent=" " * 14, break_on_hyphens=False)
+    lines = ["per-model defaults (an option not given takes these, else the generic default):"]
+    for model, d in MODEL_DEFAULTS.items():
+        lines.append(wrap.fill(f"  {model:<11} " + " ".join(show(k, v) for k, v in d.items())))
+    lines.append(wrap.fill(" " * 14 + "alexnet-fc has no training data here (ImageNet): it is "
+                           "pruned straight to Deep Compression Table 4's densities and quantized "
+                           "without retraining; its error fields are null."))
+    generic = [show(k, v) for k, v in sorted(vars(CompressSettings()).items())
+               if isinstance(v, int | float) and not isinstance(v, bool) and k != "kmeans_max_iter"]
+    lines.append(wrap.fill(f"  {'generic':<11} " + ", ".join(generic)))
+    lines += ["examples:",
+              "  eie compress --model lenet300 --data ~/mnist --out build/lenet300",
+              "  eie compress --model lenet300 --limit-train 5000 --epochs 3 --out /tmp/quick",
+              "  eie compress --model alexnet-fc --weights alexnet.pth --out build/alexnet-fc"]
+    return "\n".join(lines)
 
 
 def parse_layer_values(spec: str | None, option: str, kind: type = float,
@@ -144,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     from sw.compress import compress_builtin, default_settings
     from sw.modelfile import format_table
 
-    threads = args.threads or min(2, os.cpu_count() or 1)
+    threads = args.threads
     if threads < 1:
         raise DataError(f"--threads must be >= 1, got {threads}")
     torch.set_num_threads(threads)
@@ -160,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
         retrain_epochs=args.retrain_epochs, retrain_lr=args.retrain_lr, quality=args.quality,
         sensitivity=sensitivity or None, density=density or None, bits=bits,
         layer_bits=layer_bits or None, init=args.init, finetune_epochs=args.finetune_epochs,
-        finetune_lr=args.finetune_lr, index_bits=args.index_bits, seed=args.seed,
+        finetune_lr=args.finetune_lr, distill=args.distill, temperature=args.temperature,
+        shift=args.shift,
+        index_bits=args.index_bits, seed=args.seed,
         progress=not (args.no_progress or args.quiet))
 
     def log(msg: str) -> None:
