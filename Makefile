@@ -6,7 +6,7 @@ EIE    := $(VENV)/bin/eie
 STAMP  := $(VENV)/.installed
 MNIST  ?= $(EIE_MNIST_DIR)
 
-.PHONY: all setup test sim sim-mnist fuzz demo verilog bench lint clean
+.PHONY: all setup test sim sim-mnist fuzz demo verilog synth bench lint clean
 
 all: test
 
@@ -41,6 +41,10 @@ demo: $(STAMP)
 ## make verilog: the accelerator's Verilog (CONFIG=<preset or JSON file>, default eie64)
 verilog: $(STAMP)
 	$(EIE) verilog --config $(or $(CONFIG),eie64) --out build/eie.v
+
+## make synth: Yosys + nextpnr-ecp5 resources and Fmax (CONFIG=<preset or JSON file>, default tiny)
+synth: $(STAMP)
+	$(EIE) synth --config $(or $(CONFIG),tiny) --xilinx --out build/synth
 
 ## make bench: benchmarks that print figures (slow, not in CI)
 bench: $(STAMP)
