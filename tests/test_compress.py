@@ -121,6 +121,9 @@ def test_checkpoint_lacking_expected_keys(tmp_path, capsys):
     assert_one_line_error(code, err, "lacks key 'ip1.weight'")
     code, _, err = run_cli(capsys, "--model", "alexnet-fc", "--weights", ck, "--out", tmp_path / "o")
     assert_one_line_error(code, err, "lacks key 'classifier.1.weight'")
+    torch.save({"classifier.1.weight": torch.zeros(3, 3)}, ck)
+    code, _, err = run_cli(capsys, "--model", "alexnet-fc", "--weights", ck, "--out", tmp_path / "o")
+    assert_one_line_error(code, err, "classifier.1.weight has shape (3, 3), expected (4096, 9216)")
 
 
 def test_checkpoint_with_nan_weights(tmp_path, capsys):
