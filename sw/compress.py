@@ -372,17 +372,19 @@ def check_writable(out: Path) -> None:
 
 # -- built-in networks: what `eie compress` runs ----------------------------------------------
 
-# Per-model defaults (CLI values override them), tuned on MNIST for >= 50x at the dense
-# network's error. LeNet sensitivities give kept fractions near the paper's (Table 2: ip1 8%,
-# ip2 9%, ip3 26%; Table 3: conv1 66%, conv2 12%, ip1 8%, ip2 19%). Retraining and fine-tuning
-# also distill from the dense network (beyond the paper): it recovers the accuracy that pruning
-# to ~7% and 4-bit sharing cost. AlexNet-fc without ImageNet is pruned straight to Table 4's
-# densities.
-_LENET_TRAINING = dict(lr=2e-3, weight_decay=1e-5, prune_iters=5, retrain_epochs=4,
+# Per-model defaults (CLI values override them), tuned on MNIST for >= 50x with the error well
+# under the paper's 1.64%. LeNet sensitivities give kept fractions near the paper's (Table 2:
+# ip1 8%, ip2 9%, ip3 26%; Table 3: conv1 66%, conv2 12%, ip1 8%, ip2 19%). Beyond the paper,
+# every phase (dense included, so the baseline is trained the same way) shifts the images by up
+# to 1 pixel, and retraining and fine-tuning distill from the dense network. Compressed
+# LeNet-300-100 at ~53x measured 1.46-1.78% test error with distillation alone (seeds 0-2) and
+# 1.13-1.15% with the shift too (seeds 0-1).
+# AlexNet-fc without ImageNet is pruned straight to Table 4's densities.
+_LENET_TRAINING = dict(lr=2e-3, weight_decay=1e-5, shift=1, prune_iters=5, retrain_epochs=4,
                        retrain_lr=1e-3, finetune_epochs=6, finetune_lr=1e-3, distill=0.9)
 MODEL_DEFAULTS: dict[str, dict] = {
     "lenet300": dict(dense_epochs=20, **_LENET_TRAINING,
-                     sensitivity={"ip1": 2.5, "ip2": 2.3, "ip3": 1.5}),
+                     sensitivity={"ip1": 2.3, "ip2": 2.2, "ip3": 1.5}),
     "lenet5": dict(dense_epochs=15, **_LENET_TRAINING,
                    sensitivity={"conv1": 0.6, "conv2": 1.6, "ip1": 2.5, "ip2": 1.6}),
     "alexnet-fc": dict(density={"fc6": 0.09, "fc7": 0.09, "fc8": 0.25}),

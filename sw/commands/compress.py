@@ -66,8 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="retraining epochs after each pruning step (0 = prune once, no retraining)")
     g.add_argument("--retrain-lr", type=float, metavar="LR", help="retraining learning rate")
     g.add_argument("--quality", type=float, metavar="Q",
-                   help="quality parameter of every layer without its own sensitivity: "
-                        "weights with |w| < Q x std(layer) are pruned (default 1.0)")
+                   help="quality parameter of every layer without its own --sensitivity "
+                        "(given alone, it replaces the model's per-layer defaults): weights "
+                        "with |w| < Q x std(layer's dense weights) are pruned")
     g.add_argument("--sensitivity", metavar="SPEC",
                    help="per-layer quality parameters, 'ip1=2.2,ip2=1.6' or a JSON file "
                         "{\"ip1\": 2.2, ...}")
