@@ -147,11 +147,11 @@ class ActivationRW(wiring.Component):
 
         # -- two banks: dense file + non-zero list ---------------------------------------------
         dst = ~self.src_bank
+        # the source list is read ahead of the leaf (see "leading non-zero" below): ``rd_addr``
+        # is the next element to read, ``ren`` reads it into the read ports' data registers
         rd_ptr = Signal(p.count_bits)
-        pop = Signal()
-        rd_next = Signal(p.count_bits)
-        m.d.comb += rd_next.eq(Mux(self.layer_start, 0, rd_ptr + pop))
-        m.d.sync += rd_ptr.eq(rd_next)
+        rd_addr = Signal(p.count_bits)
+        ren = Signal()
         heads, counts, dense_data = [], [], []
         for b in range(2):
             dense = memory.Memory(shape=signed(ab), depth=c.act_depth, init=[])
@@ -159,7 +159,8 @@ class ActivationRW(wiring.Component):
             m.submodules[f"dense{b}"] = dense
             m.submodules[f"list{b}"] = lst
             d_wp, d_rp = dense.write_port(), dense.read_port()
-            l_wp, l_rp = lst.write_port(), lst.read_port()
+            l_wp = lst.write_port()
+            l_rp = lst.read_port()  # non-transparent: the source list is not written in compute
             count = Signal(p.count_bits, name=f"count{b}")
             # writer: the write-back (destination bank) or the host (bank 0, inputs)
             is_dst = dst if b else ~dst
@@ -179,7 +180,7 @@ class ActivationRW(wiring.Component):
                 d_wp.en.eq(we), d_wp.addr.eq(addr), d_wp.data.eq(val),
                 l_wp.en.eq(append), l_wp.addr.eq(count),
                 l_wp.data.idx.eq(addr), l_wp.data.value.eq(val),
-                l_rp.addr.eq(rd_next),
+                l_rp.addr.eq(rd_addr), l_rp.en.eq(ren),
                 d_rp.addr.eq(self.rd_addr[:lb]),
             ]
             empty = self.layer_start & is_dst
@@ -194,19 +195,46 @@ class ActivationRW(wiring.Component):
             dense_data.append(d_rp.data)
 
         # -- leading non-zero of this PE: the head of the source list ----------------------------
-        head = Mux(self.src_bank, heads[1].as_value(), heads[0].as_value())
-        head_item = Signal(p.nz_item)
-        sentinel = Signal()
+        # The leaf is registered on both sides: its head is a register (the read ports' data, or
+        # the skid register when the LNZD node did not take it), and what is read next depends
+        # only on registers (read whenever the skid register is empty), never on the node's
+        # ``ready`` -- so no combinational path runs from the LNZD tree into the list's address.
+        # The layer's first element is read in LSTART and is the head when ``compute`` rises;
+        # from then on a new head is ready every cycle. A read past the end of the list returns
+        # the sentinel (its flag is computed when the read is issued; the pointer stops there).
+        count_src = Mux(self.src_bank, counts[1], counts[0])
+        rd_item = Signal(p.nz_item)
+        rd_sent = Signal()  # the read ports hold the sentinel
+        skid = Signal(p.nz_item)
+        skid_sent = Signal()
+        skid_valid = Signal()
         m.d.comb += [
-            head_item.eq(head),
-            sentinel.eq(rd_ptr >= Mux(self.src_bank, counts[1], counts[0])),
+            rd_item.eq(Mux(self.src_bank, heads[1].as_value(), heads[0].as_value())),
+            ren.eq(self.layer_start | ~skid_valid),
+            rd_addr.eq(Mux(self.layer_start, 0, rd_ptr)),
+        ]
+        past_end = rd_addr >= count_src
+        with m.If(ren):
+            m.d.sync += [rd_sent.eq(past_end), rd_ptr.eq(rd_addr + ~past_end)]
+        head = Signal(p.nz_item)
+        sentinel = Signal()
+        pop = Signal()
+        m.d.comb += [
+            head.eq(Mux(skid_valid, skid, rd_item)),
+            sentinel.eq(Mux(skid_valid, skid_sent, rd_sent)),
             self.nz.valid.eq(self.compute),
             self.nz.payload.sentinel.eq(sentinel),
             # past the end the list memory holds nothing written: send zeros (4-state safe)
-            self.nz.payload.idx.eq(Mux(sentinel, 0, head_item.idx)),
-            self.nz.payload.value.eq(Mux(sentinel, 0, head_item.value)),
+            self.nz.payload.idx.eq(Mux(sentinel, 0, head.idx)),
+            self.nz.payload.value.eq(Mux(sentinel, 0, head.value)),
             pop.eq(self.nz.valid & self.nz.ready & ~sentinel),
         ]
+        with m.If(self.layer_start):
+            m.d.sync += skid_valid.eq(0)
+        with m.Elif(skid_valid):
+            m.d.sync += skid_valid.eq(~pop)
+        with m.Elif(self.compute & ~pop):  # the head was not taken: keep it, read on
+            m.d.sync += [skid_valid.eq(1), skid.eq(rd_item), skid_sent.eq(rd_sent)]
 
         # -- host read of a dense file ------------------------------------------------------------
         rd_bank = Signal()

@@ -6,14 +6,18 @@ nodes) whose root hands the next non-zero activation to the central control unit
 
 Here every leaf (a PE's non-zero list, :mod:`hw.activation_rw`) is a stream of its non-zero
 activations in ascending local index, ended by a *sentinel* that compares as +infinity. A node
-holds one item in a register; it takes the smallest of its four children's heads -- ordered by
-(sentinel, local index, child position), which is ascending physical ``j = local * N + k`` --
-whenever its register is empty or being taken by its parent. Since every head the node compares
-is a register (not the result of this cycle's selection), the tree is pipelined: the selection
-path is one 4-way comparison per level and the "taken" signal runs root-to-leaf through AND
-gates only. After ``levels`` fill cycles the root offers a new item every cycle, in ascending j,
-and the sentinel once every list is exhausted. Positions beyond the last PE are constant
-sentinels. ``flush`` empties every register (between layers).
+takes the smallest of its four children's heads -- ordered by (sentinel, local index, child
+position), which is ascending physical ``j = local * N + k`` -- into a two-entry buffer whenever
+the buffer is not full and every child has a head. Every head a node compares is a register, and
+whether a node takes is decided from its own registered fill level, never from its parent's
+``ready``: the longest combinational path is one 4-way comparison and the selection of the
+popped child, whatever the depth of the tree (a single-register node would need the parent's
+``ready`` to refill in the same cycle, a root-to-leaf chain through every level). In steady state
+every buffer holds one item and passes one per cycle; while the root is not taken the buffers
+fill to two and the flow resumes without a bubble. So, exactly as with one register per node,
+the root is valid ``levels`` cycles after the leaves and then offers a new item every cycle, in
+ascending j, and the sentinel once every list is exhausted. Positions beyond the last PE are
+constant sentinels. ``flush`` empties every buffer (between layers).
 """
 
 from __future__ import annotations
@@ -59,11 +63,19 @@ class LNZDNode(wiring.Component):
         sel = Signal(2)
         m.d.comb += [hi.eq(k23 < k01), sel.eq(Mux(hi, Cat(b23, 1), Cat(b01, 0)))]
 
+        # the two-entry buffer: head (what the parent sees) and spare; fill level 0..2
+        lay = self.o.payload.shape()
+        head, spare = Signal(lay), Signal(lay)
+        level = Signal(range(3))
         all_valid = Signal()
         load = Signal()
+        pop = Signal()
         m.d.comb += [
             all_valid.eq(Cat(ch.valid for ch in self.i).all()),
-            load.eq((~self.o.valid | self.o.ready) & all_valid & ~self.flush),
+            load.eq((level != 2) & all_valid & ~self.flush),
+            pop.eq(self.o.valid & self.o.ready),
+            self.o.valid.eq(level != 0),
+            self.o.payload.eq(head),
         ]
         for n, ch in enumerate(self.i):
             m.d.comb += ch.ready.eq(load & (sel == n))
@@ -71,18 +83,24 @@ class LNZDNode(wiring.Component):
         chosen = self._p.leaf(2 * (self.level - 1))(
             Mux(sel[1], Mux(sel[0], self.i[3].payload.as_value(), self.i[2].payload.as_value()),
                 Mux(sel[0], self.i[1].payload.as_value(), self.i[0].payload.as_value())))
+        item = Signal(lay)
+        m.d.comb += [
+            item.value.eq(chosen.value),
+            item.idx.eq(chosen.idx),
+            item.sentinel.eq(chosen.sentinel),
+            item.pe.eq(Cat(chosen.pe, sel) if self.level > 1 else sel),
+        ]
         with m.If(self.flush):
-            m.d.sync += self.o.valid.eq(0)
-        with m.Elif(load):
-            m.d.sync += [
-                self.o.valid.eq(1),
-                self.o.payload.value.eq(chosen.value),
-                self.o.payload.idx.eq(chosen.idx),
-                self.o.payload.sentinel.eq(chosen.sentinel),
-                self.o.payload.pe.eq(Cat(chosen.pe, sel) if self.level > 1 else sel),
-            ]
-        with m.Elif(self.o.ready):
-            m.d.sync += self.o.valid.eq(0)
+            m.d.sync += level.eq(0)
+        with m.Else():
+            m.d.sync += level.eq(level + load - pop)
+            # the head moves on when taken; the new item goes to the first free place
+            with m.If(pop):
+                m.d.sync += head.eq(Mux(level == 2, spare, item))
+            with m.Elif(level == 0):
+                m.d.sync += head.eq(item)
+            with m.If(load & (level - pop == 1)):
+                m.d.sync += spare.eq(item)
         return m
 
 

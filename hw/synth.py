@@ -374,8 +374,10 @@ def overflow_of(used: Mapping[str, int], device: Device) -> list[str]:
 def check_fit(report: SynthReport) -> None:
     """Raise :class:`FitError` (one line) when the design does not fit its device."""
     if report.overflow:
-        raise FitError(f"{report.top} does not fit {report.device.name}: "
-                       f"{', '.join(report.overflow)} used/available")
+        counts = [o for o in report.overflow if re.match(r"\w+ \d+/\d+ ", o)]
+        other = [o for o in report.overflow if o not in counts]
+        what = ([f"{', '.join(counts)} used/available"] if counts else []) + other
+        raise FitError(f"{report.top} does not fit {report.device.name}: {'; '.join(what)}")
 
 
 def _fmt_n(x: float) -> str:
@@ -507,7 +509,8 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
                device: str = DEFAULT_DEVICE, freq_mhz: float | None = None,
                lpf: str | Path | None = None, pnr: bool = True, xilinx: bool = False,
                blocks: Mapping[str, str] | None = None, seed: int = 1, nice: int = 0,
-               router: str = "router1", config: dict | None = None, extra_wall: Mapping[str, float] | None = None) -> SynthReport:
+               router: str = "router1", config: dict | None = None,
+               extra_wall: Mapping[str, float] | None = None) -> SynthReport:
     """Synthesise ``top`` from Verilog ``sources`` into ``out_dir`` and measure it.
 
     ``freq_mhz`` overrides the frequency of the LPF (default ``constraints/ecp5_clk.lpf``; a
@@ -569,11 +572,15 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
         try:
             wall["nextpnr"] = run_tool("nextpnr-ecp5", args, cwd, out / "nextpnr.log", nice)
         except ToolError as e:
+            # out of cells ("no BELs remaining") or out of routing: the design does not fit
             placed = _nextpnr_log_utilisation(e.log)
             ovf = overflow_of({**used, **placed}, dev)
-            if not ovf and "no BELs remaining" not in e.message:
+            if ovf or "no BELs remaining" in e.message:
+                report.overflow = ovf or [e.message]
+            elif re.search(r"\brout(e|ing)\b", e.message, re.IGNORECASE):
+                report.overflow = [f"routing failed ({e.message})"]
+            else:
                 raise
-            report.overflow = ovf or [e.message]
         else:
             _read_nextpnr(report, out / "nextpnr_report.json")
 
