@@ -5,9 +5,11 @@ control unit broadcasts each non-zero input to every PE's queue; a PE takes the 
 it has finished the previous column, so a PE with a long column does not hold up the others
 until its queue fills; broadcasting stalls while any queue is full (depth 8 in the paper).
 
-Timing (docs/format.md): ``room`` is a register -- "fewer than ``depth`` pairs at the start of
-this cycle" -- so a pop in the same cycle never makes room for a push (the broadcast decision is
-an AND of registers, not of the PEs' pop logic). A pushed pair is at the head from the next cycle.
+Timing (docs/format.md): a pair occupies its place until the PE *starts* its column, also while
+it waits in the pointer read unit's two stages after leaving the FIFO; ``room`` is a register --
+"fewer than ``depth`` pairs pushed and not started at the start of this cycle" -- so a start in
+the same cycle never makes room for a push (the broadcast decision is an AND of registers, not
+of the PEs' logic). A pushed pair is at the head from the next cycle.
 """
 
 from __future__ import annotations
@@ -25,9 +27,11 @@ class ActivationQueue(wiring.Component):
     Ports:
         push, push_data: a broadcast pair; ignored while ``room`` is low (the central control
             unit never pushes then).
-        room: registered, queue has fewer than ``depth`` pairs.
+        room: registered, fewer than ``depth`` pairs pending.
         o: the head (``valid`` = non-empty); ``ready`` pops it.
-        level: pairs held (registered).
+        start: a pair's column starts (it leaves the pending count).
+        level: pairs in the FIFO (registered).
+        pending: pairs pushed and not started (registered; >= ``level``).
     """
 
     def __init__(self, params: HWParams):
@@ -38,7 +42,9 @@ class ActivationQueue(wiring.Component):
             "push_data": In(params.queue_entry),
             "room": Out(1, init=1),
             "o": Out(stream.Signature(params.queue_entry)),
+            "start": In(1),
             "level": Out(range(self.depth + 1)),
+            "pending": Out(range(self.depth + 1)),
         })
 
     def elaborate(self, platform) -> Module:
@@ -61,10 +67,11 @@ class ActivationQueue(wiring.Component):
         ]
         _advance(m, wr_ptr, depth, do_push)
         _advance(m, rd_ptr, depth, do_pop)
-        level_next = self.level + do_push - do_pop
+        pending_next = self.pending + do_push - self.start
         m.d.sync += [
-            self.level.eq(level_next),
-            self.room.eq(level_next < depth),
+            self.level.eq(self.level + do_push - do_pop),
+            self.pending.eq(pending_next),
+            self.room.eq(pending_next < depth),
         ]
         return m
 

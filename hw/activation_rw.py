@@ -20,8 +20,8 @@ Write-back (one row per cycle, rows 0 .. rows-1, driven by the central control u
 at once), docs/format.md "Arithmetic", bit-exact with ``sw.golden.requantize``:
 
 - W0: read accumulator[row] and bias[bias_base + row];
-- W1: t = (acc + (bias << w_frac)) mod 2**acc_bits; accumulator[row] := 0 (ready for the next
-  layer);
+- W1: both registered as they are; accumulator[row] := 0 (ready for the next layer);
+- W1b: t = (acc + (bias << w_frac)) mod 2**acc_bits;
 - W2: u = t << 1 >> w_frac (one arithmetic shift gives both t >> w_frac and bit w_frac-1);
 - W3: y = (u >> 1) + (u & 1) (round half up), saturated to act_bits, ReLU if the layer says so;
 - W4: dense[dst][row] := y; if y != 0, append (row, y) to the destination list.
@@ -38,9 +38,9 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import HWParams
+from .params import HOST_LOADED_MEMORY, HWParams
 
-WB_STAGES = 4  # W0 (read) .. W4 (write): a row's result is written 4 cycles after its read
+WB_STAGES = 5  # W0 (read) .. W4 (write): a row's result is written 5 cycles after its read
 
 
 class ActivationRW(wiring.Component):
@@ -100,7 +100,7 @@ class ActivationRW(wiring.Component):
         acc_rp = acc.read_port()
         acc_wp = acc.write_port()
         m.submodules.bias = bias = memory.Memory(shape=signed(ab), depth=c.bias_depth,
-                                                 init=self._init_bias)
+                                                 init=self._init_bias, attrs=HOST_LOADED_MEMORY)
         bias_rp = bias.read_port()
         bias_wp = bias.write_port()
         m.d.comb += [
@@ -114,16 +114,23 @@ class ActivationRW(wiring.Component):
         # -- write-back pipeline ---------------------------------------------------------------
         v1, clr1, row1 = Signal(), Signal(), Signal(lb)
         m.d.sync += [v1.eq(self.wb.valid), clr1.eq(self.wb.clear), row1.eq(self.wb.row)]
-        # W1: bias in, accumulator cleared
-        t = Signal(signed(accb))
+        # W1: the accumulator and the bias registered as they come out of their memories (the
+        # bias is in block RAM: no logic fits after its clock-to-output delay); accumulator
+        # cleared
         m.d.comb += [
-            t.eq(acc_rp.data + (bias_rp.data << self.w_frac)),  # mod 2**acc_bits
             acc_wp.en.eq(v1 | self.acc_wr_en),
             acc_wp.addr.eq(Mux(v1, row1, self.acc_wr_addr)),
             acc_wp.data.eq(Mux(v1, 0, self.acc_wr_data)),
         ]
+        v1b, row1b = Signal(), Signal(lb)
+        acc1b, bias1b = Signal(signed(accb)), Signal(signed(ab))
+        m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(acc_rp.data),
+                     bias1b.eq(bias_rp.data)]
+        # W1b: bias in
+        t = Signal(signed(accb))
+        m.d.comb += t.eq(acc1b + (bias1b << self.w_frac))  # mod 2**acc_bits
         v2, row2, t2 = Signal(), Signal(lb), Signal(signed(accb))
-        m.d.sync += [v2.eq(v1 & ~clr1), row2.eq(row1), t2.eq(t)]
+        m.d.sync += [v2.eq(v1b), row2.eq(row1b), t2.eq(t)]
         # W2: one shift gives t >> w_frac (u >> 1) and the rounding bit w_frac-1 (u & 1)
         u3 = Signal(signed(accb + 1))
         v3, row3 = Signal(), Signal(lb)

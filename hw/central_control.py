@@ -14,13 +14,14 @@ Per layer (cycle 0 = LSTART; docs/hardware.md "Timing" and docs/format.md "Timin
   a cycle with an item but a full queue is a stall. COMPUTE ends in the cycle after the first
   cycle E in which the root shows the sentinel and every PE is done (queue empty, column
   finished): the PEs' ``done`` and the root's sentinel are both registered, so both describe E.
-- DRAIN (2 cycles): the arithmetic pipelines (3 stages after the last entry is issued in cycle
-  E) write their last sums; the first write-back row is read in E + 4.
+- DRAIN (3 cycles): the sparse-matrix read (3 stages) and arithmetic (3 stages) pipelines
+  after the last entry, issued in cycle E - 1 at the latest, write their last sums; the first
+  write-back row is read in E + 5.
 - WB (rows cycles): one local row per cycle, all PEs at once.
-- TAIL (4 cycles): the write-back pipeline writes its last rows and completes the non-zero
+- TAIL (5 cycles): the write-back pipeline writes its last rows and completes the non-zero
   lists; then the next layer's LSTART, or IDLE with ``done`` set.
 
-So a layer takes ``E + DRAIN + rows + TAIL`` cycles with DRAIN = TAIL = 4 (as counted from E).
+So a layer takes ``E + DRAIN + rows + TAIL`` cycles with DRAIN = TAIL = 5 (as counted from E).
 After reset the unit spends ``act_depth`` cycles (CLEAR) zeroing every PE's accumulators.
 """
 
@@ -36,8 +37,9 @@ from sw.cycles import Timing
 
 from .activation_rw import WB_STAGES
 from .params import COUNTER_BITS, HWParams, lnzd_levels
+from .pointer_read import COLUMN_LATENCY
 
-DRAIN_STATES = 2  # DRAIN cycles between the decision (E + 1) and the first write-back row
+DRAIN_STATES = 3  # DRAIN cycles between the decision (E + 1) and the first write-back row
 TAIL_STATES = WB_STAGES  # cycles after the last write-back row until its list append is done
 
 # Timing constants in the cycle model's terms (docs/format.md "Timing").
@@ -55,7 +57,7 @@ def rtl_timing(n_pe: int) -> Timing:
     """The cycle model's fixed latencies (:class:`sw.cycles.Timing`) of this RTL at ``n_pe``
     PEs: with them, ``sw.cycles`` predicts the ``cycles`` counter exactly."""
     return Timing(start=start_latency(n_pe), drain=DRAIN, writeback_per_row=1,
-                  writeback_latency=WB_TAIL)
+                  writeback_latency=WB_TAIL, column_latency=COLUMN_LATENCY)
 
 
 class CentralControl(wiring.Component):

@@ -16,6 +16,10 @@ from amaranth.lib import data, enum
 
 from sw.config import EIEConfig
 
+# Attributes of a memory whose reads never need to see a write to the same address in the same
+# cycle (host writes happen in I/O mode, reads in compute mode): Yosys then maps it to block RAM
+# without the bypass logic that emulates a defined read-during-write result.
+HOST_LOADED_MEMORY = {"no_rw_check": 1}
 COUNTER_BITS = 32  # cycle counters (total, stall, per-PE busy); wrap after 2**32 cycles
 
 
@@ -192,9 +196,10 @@ class HWParams:
 
     @cached_property
     def column(self) -> data.StructLayout:
-        """Pointer read -> sparse-matrix read: the column's entry range and its activation."""
+        """Pointer read -> sparse-matrix read: the column's first entry, its length and its
+        activation."""
         return data.StructLayout({
-            "start": self.ptr_bits, "end": self.ptr_bits, "a": signed(self.act_bits)})
+            "start": self.ptr_bits, "e": self.ptr_bits, "a": signed(self.act_bits)})
 
     @cached_property
     def entry(self) -> data.StructLayout:

@@ -57,8 +57,8 @@ def pe_signature(params: HWParams) -> wiring.Signature:
 
 
 class PE(wiring.Component):
-    """One processing element. ``done`` (registered) is high when, in the previous cycle, its
-    queue was empty and it had issued the last entry of its last column; ``busy_count`` counts
+    """One processing element. ``done`` (registered) is high when, in the previous cycle, it had
+    no pair waiting and no entry left to issue; ``busy_count`` counts
     the cycles spent on columns (``max(1, e)`` per column) while ``count_en``."""
 
     def __init__(self, params: HWParams, init: PEInit | None = None):
@@ -79,7 +79,7 @@ class PE(wiring.Component):
         # datapath
         m.d.comb += [
             q.push.eq(self.bcast_valid), q.push_data.eq(self.bcast), self.room.eq(q.room),
-            pr.free.eq(sr.free), pr.ptr_base.eq(self.ctl.ptr_base),
+            pr.ptr_base.eq(self.ctl.ptr_base),
             au.layer.eq(self.ctl.layer),
             arw.acc_rd_addr.eq(au.acc_rd_addr), au.acc_rd_data.eq(arw.acc_rd_data),
             arw.acc_wr_en.eq(au.acc_wr_en), arw.acc_wr_addr.eq(au.acc_wr_addr),
@@ -94,10 +94,12 @@ class PE(wiring.Component):
         wiring.connect(m, sr.o, au.i)
         wiring.connect(m, arw.nz, wiring.flipped(self.nz))
 
-        # status and the busy counter (docs/format.md: a popped column occupies max(1, e) cycles)
-        pop = q.o.valid & sr.free
-        busy = ~sr.free | pop
-        m.d.sync += self.done.eq(~q.o.valid & sr.free)
+        # status and the busy counter (docs/format.md: a column occupies max(1, e) cycles from
+        # its start)
+        start = sr.i.valid & sr.free
+        busy = ~sr.free | start
+        m.d.comb += q.start.eq(start)
+        m.d.sync += self.done.eq((q.pending == 0) & sr.free)
         busy_count = Signal(COUNTER_BITS)
         with m.If(self.count_clear):
             m.d.sync += busy_count.eq(0)

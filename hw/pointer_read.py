@@ -8,9 +8,23 @@ address ``a >> 1`` (docs/format.md), so p_j and p_{j+1} are
 - even ``a``: even[a >> 1], odd[a >> 1];
 - odd ``a``:  odd[a >> 1], even[(a >> 1) + 1].
 
-The banks are read with the *queue head* as the address every cycle; when the PE pops the head
-(``i.valid & i.ready``), the column's bounds leave on ``o`` in the next cycle, so a popped column
-costs one cycle of pointer read before its first entry (docs/hardware.md, "Pipeline").
+Registered stages, so that no combinational path runs from a block RAM's output into a
+decision of the same cycle (a 4-PE ECP5 build was limited to 55.7 MHz by pointer banks ->
+column length -> "free" -> queue pop):
+
+- the *pointer stage* reads the banks with the queue head as the address in every cycle in
+  which it can take a pair (it is empty, or its pair moves on); the bounds are the banks'
+  outputs in the next cycle, held there (read enable low) while the pair waits;
+- the *bounds register* takes the banks' outputs as they are (an ECP5 block RAM's output
+  comes 5.8 ns after the clock: no logic fits after it in an 8 ns cycle);
+- the *column register* holds the next column: ``start``, its length ``e = end - start``
+  and ``a_j``, ready for the sparse-matrix read unit, which starts it whenever it has
+  issued the previous column's entries.
+
+Each stage moves on when the one after it is empty or moving, so columns flow one per cycle.
+A pair at the queue head in cycle t is in the column register from t + 3 at the earliest: with
+the queue's write, a broadcast pair's column can start ``COLUMN_LATENCY`` = 4 cycles after its
+broadcast (docs/format.md, "Timing": ``column_latency``).
 """
 
 from __future__ import annotations
@@ -21,15 +35,18 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import HWParams
+from .params import HOST_LOADED_MEMORY, HWParams
+
+
+COLUMN_LATENCY = 4  # broadcast -> queue (1) -> pointer read (1) -> bounds (1) -> column register (1)
 
 
 class PointerRead(wiring.Component):
     """Ports:
-        i: the activation queue's head; ``i.ready`` (= ``free``) pops it.
-        free: the sparse-matrix read unit can start a column in the cycle after this one.
+        i: the activation queue's head; ``i.ready`` takes it into the pointer stage.
         ptr_base: the running layer's first pointer address.
-        o: a column ``(start, end, a)``, valid for one cycle, one cycle after its pop.
+        o: the column register ``(start, e, a)``; ``o.ready`` (the sparse-matrix read unit
+            starts the column) empties it.
         wr_en, wr_addr, wr_data: host write of bank address ``wr_addr`` in both banks:
             ``wr_data`` = even pointer | odd pointer << ptr_bits.
     """
@@ -40,9 +57,8 @@ class PointerRead(wiring.Component):
         self._init = (list(init_even), list(init_odd))
         super().__init__({
             "i": In(stream.Signature(params.queue_entry)),
-            "free": In(1),
             "ptr_base": In(params.ptr_addr_bits),
-            "o": Out(stream.Signature(params.column, always_ready=True)),
+            "o": Out(stream.Signature(params.column)),
             "wr_en": In(1),
             "wr_addr": In(params.bank_addr_bits),
             "wr_data": In(2 * params.ptr_bits),
@@ -54,7 +70,8 @@ class PointerRead(wiring.Component):
         pb = p.ptr_bits
         banks = []
         for b, name in enumerate(("even", "odd")):
-            mem = memory.Memory(shape=pb, depth=p.bank_depth, init=self._init[b])
+            mem = memory.Memory(shape=pb, depth=p.bank_depth, init=self._init[b],
+                                attrs=HOST_LOADED_MEMORY)
             m.submodules[name] = mem
             wp = mem.write_port()
             m.d.comb += [wp.en.eq(self.wr_en), wp.addr.eq(self.wr_addr),
@@ -62,23 +79,43 @@ class PointerRead(wiring.Component):
             banks.append(mem.read_port())
         even, odd = banks
 
+        # Three stages, each moving on when the next one is empty or moving:
+        # R (read): the banks' outputs, for the pair taken in the previous cycle (held while
+        #   the pair waits: read enable low); B: the bounds registered straight from the block
+        #   RAMs (whose clock-to-output delay leaves no time for logic in the same cycle);
+        # C: the column register (start, e = end - start, a_j).
+        r_valid, b_valid = Signal(), Signal()
+        odd_r, odd_b = Signal(), Signal()
+        a_r, a_b = Signal(signed(p.act_bits)), Signal(signed(p.act_bits))
+        even_b, odd_data_b = Signal(pb), Signal(pb)
+        col = self.o.payload
+        c_load, b_load = Signal(), Signal()
+        m.d.comb += [
+            c_load.eq(b_valid & (~self.o.valid | self.o.ready)),
+            b_load.eq(r_valid & (~b_valid | c_load)),
+            self.i.ready.eq(~r_valid | b_load),
+        ]
         addr = Signal(p.ptr_addr_bits + 1)
         m.d.comb += [
             addr.eq(self.ptr_base + self.i.payload.j),
-            even.addr.eq((addr + 1) >> 1),
-            odd.addr.eq(addr >> 1),
-            self.i.ready.eq(self.free),
+            even.addr.eq((addr + 1) >> 1), even.en.eq(self.i.ready),
+            odd.addr.eq(addr >> 1), odd.en.eq(self.i.ready),
         ]
-        odd_first = Signal()
-        a = Signal(signed(p.act_bits))
-        m.d.sync += [
-            self.o.valid.eq(self.i.valid & self.free),
-            odd_first.eq(addr[0]),
-            a.eq(self.i.payload.a),
-        ]
-        m.d.comb += [
-            self.o.payload.start.eq(Mux(odd_first, odd.data, even.data)),
-            self.o.payload.end.eq(Mux(odd_first, even.data, odd.data)),
-            self.o.payload.a.eq(a),
-        ]
+        with m.If(self.i.ready):
+            m.d.sync += [r_valid.eq(self.i.valid), odd_r.eq(addr[0]), a_r.eq(self.i.payload.a)]
+        with m.If(b_load):
+            m.d.sync += [even_b.eq(even.data), odd_data_b.eq(odd.data), odd_b.eq(odd_r),
+                         a_b.eq(a_r)]
+        with m.If(c_load):
+            m.d.sync += b_valid.eq(b_load)
+        with m.Elif(b_load):
+            m.d.sync += b_valid.eq(1)
+
+        start = Mux(odd_b, odd_data_b, even_b)
+        end = Mux(odd_b, even_b, odd_data_b)
+        with m.If(c_load):
+            m.d.sync += [self.o.valid.eq(1), col.start.eq(start), col.e.eq(end - start),
+                         col.a.eq(a_b)]
+        with m.Elif(self.o.ready):
+            m.d.sync += self.o.valid.eq(0)
         return m

@@ -6,11 +6,11 @@ bits the entry (docs/format.md: entry address ``A`` is word ``A >> 3``, bits
 ``[8 (A & 7), 8 (A & 7) + 8)``). Columns are not word-aligned, so a column may start and end
 anywhere inside a word; padding entries (``v = 0, z = 15``) are walked like any other entry.
 
-Timing: a column popped in cycle t arrives from the pointer read unit in t+1 with its bounds;
-its e entries are issued in cycles t+1 .. t+e (the first straight from the pointer banks'
-outputs), and ``free`` rises in the cycle that issues the last one (or in t+1 when e <= 1),
-so the next column is popped then and its first entry follows with no bubble: a PE spends
-``max(1, e)`` cycles per column (docs/format.md, "Timing").
+Timing: the unit *starts* a column (takes it from the pointer read unit's column register)
+in a cycle in which it has no entry left to issue; it issues the column's e entries in that
+cycle and the e - 1 after it (the first from the column register, the others from a counter),
+so the next column starts ``max(1, e)`` cycles later with no bubble (docs/format.md,
+"Timing"). Whether it can start depends only on registers.
 """
 
 from __future__ import annotations
@@ -21,16 +21,16 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .params import HWParams
+from .params import HOST_LOADED_MEMORY, HWParams
 
 
 class SparseMatrixRead(wiring.Component):
     """Ports:
-        i: a column ``(start, end, a)`` from the pointer read unit (one cycle, no backpressure).
-        free: the unit can take a new column in the next cycle (combinational: it is true in
-            the cycle that issues a column's last entry, so columns follow back to back).
-        o: one entry ``(v, z, first, a)`` per cycle, one cycle after its address is issued
-            (the SRAM read); ``first`` marks a column's first entry.
+        i: the next column ``(start, e, a)``; ``i.ready`` (= ``free``) starts it.
+        free: no entry of the current column is left to issue (a register compare).
+        o: one entry ``(v, z, first, a)`` per cycle, three cycles after its address is issued
+            (the SRAM read, the word registered, the entry selected from it); ``first`` marks
+            a column's first entry.
         wr_en, wr_addr, wr_data: host write of one 64-bit word.
     """
 
@@ -39,7 +39,7 @@ class SparseMatrixRead(wiring.Component):
         self._init = list(init)
         c = params.config
         super().__init__({
-            "i": In(stream.Signature(params.column, always_ready=True)),
+            "i": In(stream.Signature(params.column)),
             "free": Out(1),
             "o": Out(stream.Signature(params.entry, always_ready=True)),
             "wr_en": In(1),
@@ -53,7 +53,7 @@ class SparseMatrixRead(wiring.Component):
         c = p.config
         pb = p.ptr_bits
         m.submodules.mem = mem = memory.Memory(shape=c.spmat_word_bits, depth=c.spmat_words,
-                                               init=self._init)
+                                               init=self._init, attrs=HOST_LOADED_MEMORY)
         wp = mem.write_port()
         rp = mem.read_port()
         m.d.comb += [wp.en.eq(self.wr_en), wp.addr.eq(self.wr_addr), wp.data.eq(self.wr_data)]
@@ -66,46 +66,46 @@ class SparseMatrixRead(wiring.Component):
         first = Signal()
         a = Signal(signed(p.act_bits))
 
-        e = Signal(pb)
-        m.d.comb += e.eq(self.i.payload.end - self.i.payload.start)
-        with m.If(self.i.valid):  # a fresh column: issue its first entry straight away
+        col = self.i.payload
+        m.d.comb += [self.free.eq(rem == 0), self.i.ready.eq(self.free)]
+        with m.If(self.i.valid & self.free):  # start a column: its first entry straight away
             m.d.comb += [
-                self.free.eq(e <= 1),
-                issue.eq(e != 0),
-                addr.eq(self.i.payload.start),
+                issue.eq(col.e != 0),
+                addr.eq(col.start),
                 first.eq(1),
-                a.eq(self.i.payload.a),
+                a.eq(col.a),
             ]
             m.d.sync += [
-                cur.eq(self.i.payload.start + 1),
-                rem.eq(Mux(e != 0, e - 1, 0)),
-                a_cur.eq(self.i.payload.a),
+                cur.eq(col.start + 1),
+                rem.eq(Mux(col.e != 0, col.e - 1, 0)),
+                a_cur.eq(col.a),
             ]
-        with m.Else():  # continue the current column
-            m.d.comb += [
-                self.free.eq(rem <= 1),
-                issue.eq(rem != 0),
-                addr.eq(cur),
-                a.eq(a_cur),
-            ]
-            with m.If(rem != 0):
-                m.d.sync += [cur.eq(cur + 1), rem.eq(rem - 1)]
+        with m.Elif(rem != 0):  # continue the current column
+            m.d.comb += [issue.eq(1), addr.eq(cur), a.eq(a_cur)]
+            m.d.sync += [cur.eq(cur + 1), rem.eq(rem - 1)]
 
-        sel = Signal(max(1, p.entry_sel_bits))
-        first_q = Signal()
-        a_q = Signal(signed(p.act_bits))
+        # R1: the SRAM read; R2: the word registered straight from the block RAM (whose
+        # clock-to-output delay leaves no time for logic in the same cycle); R3: the entry
+        # selected from its word, registered.
+        sel1, sel2 = Signal(max(1, p.entry_sel_bits)), Signal(max(1, p.entry_sel_bits))
+        v1, first1, v2, first2 = Signal(), Signal(), Signal(), Signal()
+        a1, a2 = Signal(signed(p.act_bits)), Signal(signed(p.act_bits))
+        word2 = Signal(c.spmat_word_bits)
         m.d.comb += rp.addr.eq(addr >> p.entry_sel_bits)
         m.d.sync += [
-            self.o.valid.eq(issue),
-            sel.eq(addr[:p.entry_sel_bits] if p.entry_sel_bits else 0),
-            first_q.eq(first),
-            a_q.eq(a),
+            v1.eq(issue),
+            sel1.eq(addr[:p.entry_sel_bits] if p.entry_sel_bits else 0),
+            first1.eq(first),
+            a1.eq(a),
+            v2.eq(v1), sel2.eq(sel1), first2.eq(first1), a2.eq(a1), word2.eq(rp.data),
         ]
-        entry = rp.data.word_select(sel, c.entry_bits)
-        m.d.comb += [
-            self.o.payload.v.eq(entry[:c.weight_bits]),
-            self.o.payload.z.eq(entry[c.weight_bits:]),
-            self.o.payload.first.eq(first_q),
-            self.o.payload.a.eq(a_q),
+        entry = word2.word_select(sel2, c.entry_bits)
+        o = self.o.payload
+        m.d.sync += [
+            self.o.valid.eq(v2),
+            o.v.eq(entry[:c.weight_bits]),
+            o.z.eq(entry[c.weight_bits:]),
+            o.first.eq(first2),
+            o.a.eq(a2),
         ]
         return m

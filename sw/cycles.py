@@ -11,17 +11,17 @@ queue is full.
 
 The schedule follows from a recurrence instead of a cycle-by-cycle simulation. With pairs
 ``m = 0..M-1`` (the non-zero inputs in ascending physical index), ``b_m`` the broadcast cycle,
-``s[k, m]`` the cycle PE ``k`` pops pair ``m`` and ``w[k, m] = max(1, e[k, j_m])`` its cycles
-on it (``e`` = entries, padding included)::
+``s[k, m]`` the cycle PE ``k`` starts pair ``m``'s column and ``w[k, m] = max(1, e[k, j_m])``
+its cycles on it (``e`` = entries, padding included), ``C`` the column latency::
 
-    s[k, m] = max(b_m + 1, s[k, m-1] + w[k, m-1])        # in the queue from b_m + 1; no bubble
+    s[k, m] = max(b_m + C, s[k, m-1] + w[k, m-1])        # startable from b_m + C; no bubble
     b_m     = max(b_{m-1} + 1, max_k s[k, m-D] + 1)      # room at the start of the cycle:
-                                                        # pair m-D must have left every queue
+                                                        # pair m-D must have started everywhere
     b_0     = start
 
-(the second line: the queue of PE k holds pairs broadcast before cycle t and not popped before
-t; pair ``m`` may go at cycle t once that count is below D, i.e. once pair ``m-D`` was popped in
-an earlier cycle). One step per broadcast, vectorised over the PEs: Alex-6 (3,235 broadcasts,
+(the second line: the queue of PE k holds pairs broadcast before cycle t and not started before
+t; pair ``m`` may go at cycle t once that count is below D, i.e. once pair ``m-D`` was started
+in an earlier cycle). One step per broadcast, vectorised over the PEs: Alex-6 (3,235 broadcasts,
 64 PEs) takes a few tens of milliseconds.
 
 Reported per layer: total cycles (start, compute, drain, write-back), the lower bound
@@ -57,6 +57,8 @@ class Timing:
 
     - ``start``: cycles from the layer's start to the first possible broadcast (the layer-table
       read, then one cycle per registered level of the LNZD tree; :meth:`for_config`).
+    - ``column_latency``: cycles from a pair's broadcast to the earliest cycle a PE can start
+      its column (the queue write, the pointer read, the bounds and column registers).
     - ``drain``: cycles from the first cycle in which every PE is done to the first write-back
       row (the arithmetic pipeline after the last entry: EIE's codebook lookup, multiply,
       shift-and-add, write).
@@ -69,11 +71,15 @@ class Timing:
     """
 
     start: int = 4
-    drain: int = 4
+    drain: int = 5
     writeback_per_row: int = 1
-    writeback_latency: int = 4
+    writeback_latency: int = 5
+    column_latency: int = 4
 
     def __post_init__(self) -> None:
+        if not isinstance(self.column_latency, int) or self.column_latency < 1:
+            raise DataError(f"timing column_latency must be a positive integer, "
+                            f"got {self.column_latency!r}")
         for name in ("start", "drain", "writeback_per_row", "writeback_latency"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
@@ -141,8 +147,9 @@ class NetworkCycleReport:
         return sum(r.cycles for r in self.layers)
 
 
-def schedule(work: np.ndarray, queue_depth: int, start: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Broadcast cycles ``b (M,)``, pop cycles ``s (N, M)`` and finish cycles ``f (N,)`` for a
+def schedule(work: np.ndarray, queue_depth: int, start: int = 0,
+             column_latency: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Broadcast cycles ``b (M,)``, start cycles ``s (N, M)`` and finish cycles ``f (N,)`` for a
     work matrix ``work[k, m]`` (cycles PE k spends on pair m, >= 1), by the recurrence above."""
     n_pe, m_total = work.shape
     wt = np.ascontiguousarray(work.T, dtype=np.int64)  # (M, N): one row per broadcast
@@ -155,7 +162,7 @@ def schedule(work: np.ndarray, queue_depth: int, start: int = 0) -> tuple[np.nda
     for m in range(m_total):
         t = t + 1 if m < d else max(t + 1, int(s_max[m - d]) + 1)
         b[m] = t
-        s = np.maximum(free, t + 1)
+        s = np.maximum(free, t + column_latency)
         s_all[m] = s
         s_max[m] = s.max()
         free = s + wt[m]
@@ -180,7 +187,7 @@ def simulate_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
     j = np.flatnonzero(a)  # LNZD order: ascending physical index
     e = np.diff(p, axis=1)[:, j]  # (N, M) entries per PE per broadcast column
     work = np.maximum(e, 1)  # an empty column still costs its PE one cycle
-    b, _, free = schedule(work, depth, timing.start)
+    b, _, free = schedule(work, depth, timing.start, timing.column_latency)
     m = j.size
     done = int(free.max()) if m else timing.start
     compute = done - timing.start

@@ -14,12 +14,14 @@ from sw.pack import pack_network
 from sw.qlayer import QuantizedLayer
 
 
-def cycle_by_cycle(work: np.ndarray, depth: int, start: int) -> tuple[list[int], int, int]:
+def cycle_by_cycle(work: np.ndarray, depth: int, start: int,
+                   column_latency: int = 1) -> tuple[list[int], int, int]:
     """The timing contract of docs/format.md, simulated one cycle at a time (plain Python).
+    A queue holds a pair until its column starts.
 
     Returns (broadcast cycles, first cycle with every PE done, stall cycles)."""
     n_pe, m_total = work.shape
-    queues = [deque() for _ in range(n_pe)]  # (pair, first cycle it may be popped)
+    queues = [deque() for _ in range(n_pe)]  # (pair, first cycle its column may start)
     left = [0] * n_pe  # cycles left on the current column
     sent, stalls, t = [], 0, 0
     if m_total == 0:
@@ -35,7 +37,7 @@ def cycle_by_cycle(work: np.ndarray, depth: int, start: int) -> tuple[list[int],
         if t >= start and len(sent) < m_total:
             if room:
                 for q in queues:
-                    q.append((len(sent), t + 1))
+                    q.append((len(sent), t + column_latency))
                 sent.append(t)
             else:
                 stalls += 1
@@ -46,11 +48,13 @@ def cycle_by_cycle(work: np.ndarray, depth: int, start: int) -> tuple[list[int],
 
 @settings(max_examples=80, deadline=None)
 @given(n_pe=st.integers(1, 6), m=st.integers(0, 40), depth=st.integers(1, 9),
-       start=st.integers(0, 3), max_work=st.integers(1, 12), seed=st.integers(0, 2**32 - 1))
-def test_recurrence_matches_a_cycle_by_cycle_simulation(n_pe, m, depth, start, max_work, seed):
+       start=st.integers(0, 3), max_work=st.integers(1, 12), latency=st.integers(1, 4),
+       seed=st.integers(0, 2**32 - 1))
+def test_recurrence_matches_a_cycle_by_cycle_simulation(n_pe, m, depth, start, max_work,
+                                                        latency, seed):
     work = np.random.default_rng(seed).integers(1, max_work + 1, (n_pe, m))
-    b, _, free = schedule(work, depth, start)
-    sent, done, stalls = cycle_by_cycle(work, depth, start)
+    b, _, free = schedule(work, depth, start, latency)
+    sent, done, stalls = cycle_by_cycle(work, depth, start, latency)
     assert b.tolist() == sent
     assert (int(free.max()) if m else start) == done
     assert (int(b[-1]) - start - (m - 1) if m else 0) == stalls
@@ -69,7 +73,7 @@ def test_layer_report_is_consistent_with_the_cycle_by_cycle_simulation(
     r = simulate_layer(image, 0, a, t)
     p = image.ptr[:, : n_in + 1]
     e = np.diff(p, axis=1)[:, np.flatnonzero(a)]
-    sent, done, stalls = cycle_by_cycle(np.maximum(e, 1), depth, t.start)
+    sent, done, stalls = cycle_by_cycle(np.maximum(e, 1), depth, t.start, t.column_latency)
     assert r.cycles == done + 3 + 2 * image.layers[0].rows_per_pe + 1
     assert r.stall_cycles == stalls and r.broadcasts == len(sent)
     assert r.lower_bound == max(int(e.sum(axis=1).max(initial=0)), len(sent))
@@ -85,22 +89,26 @@ def test_single_dense_column_takes_its_entries_plus_the_fixed_latencies():
     image = pack_network([q], roomy(4))
     t = Timing()
     r = simulate_layer(image, 0, np.array([256]), t)
-    # broadcast at `start`, popped the next cycle, e cycles of entries, drain, write-back
-    assert r.cycles == t.start + 1 + e + t.drain + e * t.writeback_per_row + t.writeback_latency
+    # broadcast at `start`, started column_latency cycles later, e cycles of entries, drain,
+    # write-back
+    assert r.cycles == t.start + t.column_latency + e + t.drain + e * t.writeback_per_row + \
+        t.writeback_latency
     assert r.lower_bound == e and r.busy.tolist() == [e] * 4 and r.stall_cycles == 0
 
 
-def test_queue_depth_one_halves_the_broadcast_rate():
+def test_queue_depth_one_waits_for_each_column_to_start():
     q = QuantizedLayer("diag", "linear", np.linspace(0, 1, 16).astype(np.float32),
                        np.eye(32, dtype=np.uint8), None, 4)
     image = pack_network([q], roomy(4))
     a = np.ones(32, np.int64)
     deep = simulate_layer(image, 0, a, queue_depth=8)
     shallow = simulate_layer(image, 0, a, queue_depth=1)
-    # one cycle per column everywhere: depth 8 broadcasts every cycle, depth 1 every other
+    # one cycle per column everywhere: depth 8 broadcasts every cycle; depth 1 holds the next
+    # pair until the previous one's column has started, column_latency cycles after it went
+    c = Timing().column_latency
     assert np.diff(deep.broadcast_cycle).tolist() == [1] * 31 and deep.stall_cycles == 0
-    assert np.diff(shallow.broadcast_cycle).tolist() == [2] * 31 and shallow.stall_cycles == 31
-    assert shallow.cycles == deep.cycles + 31
+    assert np.diff(shallow.broadcast_cycle).tolist() == [c + 1] * 31
+    assert shallow.stall_cycles == 31 * c and shallow.cycles == deep.cycles + 31 * c
 
 
 @settings(max_examples=30, deadline=None)
@@ -142,10 +150,12 @@ def test_bad_inputs_and_timings_are_refused():
         simulate_layer(image, 0, np.zeros(6), queue_depth=0)
     with pytest.raises(DataError, match="drain"):
         Timing(drain=-1)
+    with pytest.raises(DataError, match="column_latency"):
+        Timing(column_latency=0)
 
 
 def test_start_latency_follows_the_lnzd_tree_depth():
     assert [lnzd_levels(n) for n in (1, 4, 5, 16, 17, 64, 65, 256)] == [1, 1, 2, 2, 3, 3, 4, 4]
-    assert Timing.for_config(PRESETS["eie64"]) == Timing(start=4, drain=4, writeback_per_row=1,
-                                                         writeback_latency=4)
+    assert Timing.for_config(PRESETS["eie64"]) == Timing(start=4, drain=5, writeback_per_row=1,
+                                                         writeback_latency=5, column_latency=4)
     assert Timing.for_config(PRESETS["tiny"]).start == 2

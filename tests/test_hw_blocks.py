@@ -44,7 +44,7 @@ def test_queue_pushed_pair_is_at_the_head_from_the_next_cycle():
     run_sim(q, bench)
 
 
-def test_queue_full_drops_room_and_a_pop_does_not_make_room_in_the_same_cycle():
+def test_queue_full_drops_room_and_a_start_does_not_make_room_in_the_same_cycle():
     depth = TINY.queue_depth
     q = ActivationQueue(P)
 
@@ -54,14 +54,18 @@ def test_queue_full_drops_room_and_a_pop_does_not_make_room_in_the_same_cycle():
             assert ctx.get(q.room)
             ctx.set(q.push_data.j, n)
             await ctx.tick()
-        assert not ctx.get(q.room) and ctx.get(q.level) == depth
+        assert not ctx.get(q.room) and ctx.get(q.level) == ctx.get(q.pending) == depth
+        ctx.set(q.o.ready, 1)  # the head leaves the FIFO: still pending, no room
+        await ctx.tick()
+        ctx.set(q.o.ready, 0)
+        assert not ctx.get(q.room) and (ctx.get(q.level), ctx.get(q.pending)) == (depth - 1, depth)
         ctx.set(q.push_data.j, 99)  # pushed while full: ignored
-        ctx.set(q.o.ready, 1)  # and popped in the same cycle
+        ctx.set(q.start, 1)  # and a column starts in the same cycle
         assert not ctx.get(q.room)
         await ctx.tick()
         ctx.set(q.push, 0)
-        ctx.set(q.o.ready, 0)
-        assert ctx.get(q.room) and ctx.get(q.level) == depth - 1
+        ctx.set(q.start, 0)
+        assert ctx.get(q.room) and (ctx.get(q.level), ctx.get(q.pending)) == (depth - 1, depth - 1)
         got = []
         ctx.set(q.o.ready, 1)
         while ctx.get(q.o.valid):
@@ -73,32 +77,37 @@ def test_queue_full_drops_room_and_a_pop_does_not_make_room_in_the_same_cycle():
 
 
 @pytest.mark.parametrize("depth", [1, 3, 8])
-def test_queue_matches_a_fifo_model_under_random_push_and_backpressure(depth):
+def test_queue_matches_a_fifo_model_under_random_push_pop_and_start(depth):
     p = HWParams(TINY.replace(queue_depth=depth))
     q = ActivationQueue(p)
     rng = np.random.default_rng(depth)
 
     async def bench(ctx):
         model: deque = deque()
+        pending = 0  # pushed, not started: in the FIFO or popped and waiting downstream
         n = 0
-        for _ in range(300):
-            assert ctx.get(q.room) == (len(model) < depth)
+        for _ in range(400):
+            assert ctx.get(q.room) == (pending < depth)
             assert ctx.get(q.o.valid) == bool(model)
-            assert ctx.get(q.level) == len(model)
+            assert (ctx.get(q.level), ctx.get(q.pending)) == (len(model), pending)
             if model:
                 assert (ctx.get(q.o.payload.j), ctx.get(q.o.payload.a)) == model[0]
             push, pop = rng.random() < 0.6, rng.random() < 0.5
+            start = pending > len(model) and rng.random() < 0.5  # only popped pairs start
             item = (n % 1000, int(rng.integers(-500, 500)))
             ctx.set(q.push, push)
             ctx.set(q.push_data.j, item[0])
             ctx.set(q.push_data.a, item[1])
             ctx.set(q.o.ready, pop)
-            room = len(model) < depth
+            ctx.set(q.start, start)
+            room = pending < depth
             await ctx.tick()
             if pop and model:
                 model.popleft()
+            pending -= start
             if push and room:
                 model.append(item)
+                pending += 1
                 n += 1
 
     run_sim(q, bench)
@@ -106,16 +115,13 @@ def test_queue_matches_a_fifo_model_under_random_push_and_backpressure(depth):
 
 # -- pointer read -----------------------------------------------------------------------------
 
-def _load_pointers(ctx, pr, ptrs):
-    pb = P.ptr_bits
-    return [(b, int(ptrs[2 * b]) | (int(ptrs[2 * b + 1]) << pb)) for b in range(len(ptrs) // 2)]
-
-
-@pytest.mark.parametrize("ptr_base", [0, 5])
-def test_pointer_read_gives_both_bounds_in_one_cycle_for_even_and_odd_addresses(ptr_base):
-    rng = np.random.default_rng(ptr_base)
+@pytest.mark.parametrize("ptr_base,p_in,p_out", [(0, 1.0, 1.0), (5, 1.0, 1.0), (0, 0.7, 0.6),
+                                                 (5, 0.5, 0.8)])
+def test_pointer_read_gives_each_columns_bounds_in_order_under_backpressure(ptr_base, p_in, p_out):
+    rng = np.random.default_rng(ptr_base + int(10 * p_in))
     ptrs = np.cumsum(rng.integers(0, 9, 40))
     pr = PointerRead(P)
+    n_cols = len(ptrs) - ptr_base - 1  # a = ptr_base + j: both parities
 
     async def bench(ctx):
         for b in range(len(ptrs) // 2):
@@ -125,19 +131,31 @@ def test_pointer_read_gives_both_bounds_in_one_cycle_for_even_and_odd_addresses(
             await ctx.tick()
         ctx.set(pr.wr_en, 0)
         ctx.set(pr.ptr_base, ptr_base)
-        for j in range(len(ptrs) - ptr_base - 1):  # a = ptr_base + j: both parities
-            ctx.set(pr.i.valid, 1)
+        taken, got, out_cycles = [], [], []
+        j = 0
+        for cycle in range(400):
+            if len(got) == n_cols:
+                break
+            offer = j < n_cols and rng.random() < p_in
+            ctx.set(pr.i.valid, offer)
             ctx.set(pr.i.payload.j, j)
             ctx.set(pr.i.payload.a, j - 7)
-            ctx.set(pr.free, j % 3 != 2)  # sometimes the PE is still busy: no pop
-            popped = j % 3 != 2
+            take_out = rng.random() < p_out
+            ctx.set(pr.o.ready, take_out)
+            if offer and ctx.get(pr.i.ready):
+                taken.append(j)
+                j += 1
+            if ctx.get(pr.o.valid) and take_out:
+                o = pr.o.payload
+                got.append((ctx.get(o.start), ctx.get(o.e), ctx.get(o.a)))
+                out_cycles.append(cycle)
             await ctx.tick()
-            assert ctx.get(pr.o.valid) == popped
-            if popped:
-                a = ptr_base + j
-                assert ctx.get(pr.o.payload.start) == ptrs[a], (a, "start")
-                assert ctx.get(pr.o.payload.end) == ptrs[a + 1], (a, "end")
-                assert ctx.get(pr.o.payload.a) == j - 7
+        want = [(int(ptrs[ptr_base + j]), int(ptrs[ptr_base + j + 1] - ptrs[ptr_base + j]), j - 7)
+                for j in taken]
+        assert taken == list(range(n_cols)) and got == want
+        if p_in == p_out == 1.0:  # in the column register three cycles after it was taken,
+            assert out_cycles == list(range(out_cycles[0], out_cycles[0] + n_cols))  # 1/cycle
+            assert out_cycles[0] == 3
 
     run_sim(pr, bench)
 
@@ -168,27 +186,29 @@ def test_spmat_read_walks_across_word_boundaries_one_entry_per_cycle_without_bub
             await ctx.tick()
         ctx.set(sr.wr_en, 0)
         todo = list(enumerate(cols))
-        pending = None
-        pops = []
+        starts = []
         for cycle in range(200):
-            ctx.set(sr.i.valid, pending is not None)
-            if pending is not None:
-                n, (s, e) = pending
+            # the column register always holds the next column (the pointer read unit keeps up)
+            ctx.set(sr.i.valid, bool(todo))
+            if todo:
+                n, (s, e) = todo[0]
                 ctx.set(sr.i.payload.start, s)
-                ctx.set(sr.i.payload.end, e)
+                ctx.set(sr.i.payload.e, e - s)
                 ctx.set(sr.i.payload.a, n)
             if ctx.get(sr.o.valid):
                 o = sr.o.payload
                 outs.append((cycle, ctx.get(o.v), ctx.get(o.z), ctx.get(o.first), ctx.get(o.a)))
-            nxt = None
-            if ctx.get(sr.free) and todo:
-                nxt = todo.pop(0)
-                pops.append(cycle)
+            if todo and ctx.get(sr.i.ready):  # started in this cycle
+                todo.pop(0)
+                starts.append(cycle)
             await ctx.tick()
-            pending = nxt
-        # the PE pops column n in pops[n] and spends max(1, e) cycles on it
+        # the PE starts column n in starts[n] and spends max(1, e) cycles on it
         work = [max(1, e - s) for s, e in cols]
-        assert np.array_equal(np.diff(pops), work[:-1])
+        assert np.array_equal(np.diff(starts), work[:-1])
+        # a column's first entry is issued when it starts: out three cycles later (SRAM read,
+        # word register, selection from the word)
+        firsts = [o[0] for o in outs if o[3]]
+        assert firsts == [c + 3 for c, (s, e) in zip(starts, cols, strict=True) if e > s]
 
     run_sim(sr, bench)
     want = [(entries[a] & 15, entries[a] >> 4, int(a == s), n)
