@@ -28,6 +28,7 @@ class ActivationQueue(wiring.Component):
         push, push_data: a broadcast pair; ignored while ``room`` is low (the central control
             unit never pushes then).
         room: registered, fewer than ``depth`` pairs pending.
+        room2: registered, fewer than ``depth - 1`` pairs pending (room for two more).
         o: the head (``valid`` = non-empty); ``ready`` pops it.
         start: a pair's column starts (it leaves the pending count).
         level: pairs in the FIFO (registered).
@@ -41,6 +42,7 @@ class ActivationQueue(wiring.Component):
             "push": In(1),
             "push_data": In(params.queue_entry),
             "room": Out(1, init=1),
+            "room2": Out(1, init=int(self.depth > 1)),
             "o": Out(stream.Signature(params.queue_entry)),
             "start": In(1),
             "level": Out(range(self.depth + 1)),
@@ -67,11 +69,18 @@ class ActivationQueue(wiring.Component):
         ]
         _advance(m, wr_ptr, depth, do_push)
         _advance(m, rd_ptr, depth, do_pop)
-        pending_next = self.pending + do_push - self.start
+        # pending + push - start < k  <=>  pending < k - push + start: the comparisons with
+        # constants are made on the register, ``push`` and ``start`` only pick one
+        delta = Signal(range(-1, 2))
+        m.d.comb += delta.eq(do_push - self.start)
+        below = {k: self.pending < k for k in range(depth - 2, depth + 2)}
         m.d.sync += [
             self.level.eq(self.level + do_push - do_pop),
-            self.pending.eq(pending_next),
-            self.room.eq(pending_next < depth),
+            self.pending.eq(self.pending + delta),
+            self.room.eq(Mux(delta == 1, below[depth - 1],
+                             Mux(delta == 0, below[depth], below[depth + 1]))),
+            self.room2.eq(Mux(delta == 1, below[depth - 2],
+                              Mux(delta == 0, below[depth - 1], below[depth]))),
         ]
         return m
 

@@ -37,7 +37,8 @@ class ArithmeticUnit(wiring.Component):
         acc_wr_en / acc_wr_addr / acc_wr_data: its write port.
         cb_wr_en / cb_wr_addr / cb_wr_data: host write of codebook entry ``layer * 16 + v``.
         busy: an entry is in the pipeline.
-        bypass: S3 takes the previous sum instead of the accumulator read (observability).
+        bypass: S3 takes the previous sum instead of the accumulator read (registered: decided
+            in S2 from the rows of the entries in S2 and S3).
     """
 
     def __init__(self, params: HWParams, init_codebook: Sequence[int] = ()):
@@ -85,24 +86,23 @@ class ArithmeticUnit(wiring.Component):
         prod3 = Signal(signed(2 * p.act_bits))
         row3 = Signal(p.local_bits)
         valid3 = Signal()
+        bypass = self.bypass
         m.d.comb += self.acc_rd_addr.eq(row2)
-        m.d.sync += [prod3.eq(cb_rp.data * a2), row3.eq(row2), valid3.eq(valid2)]
+        m.d.sync += [prod3.eq(cb_rp.data * a2), row3.eq(row2), valid3.eq(valid2),
+                     # decided here, registered: S3 has only the adder before the write
+                     bypass.eq(valid2 & valid3 & (row2 == row3))]
 
         # S3: add (with the bypass) and write
-        last_valid = Signal()
-        last_row = Signal(p.local_bits)
         last_sum = Signal(signed(p.acc_bits))
-        bypass = self.bypass
         old = Signal(signed(p.acc_bits))
         total = Signal(signed(p.acc_bits))
         m.d.comb += [
-            bypass.eq(valid3 & last_valid & (last_row == row3)),
             old.eq(Mux(bypass, last_sum, self.acc_rd_data)),
             total.eq(old + prod3),  # truncated to acc_bits: wrap-around (docs/format.md)
             self.acc_wr_en.eq(valid3),
             self.acc_wr_addr.eq(row3),
             self.acc_wr_data.eq(total),
         ]
-        m.d.sync += [last_valid.eq(valid3), last_row.eq(row3), last_sum.eq(total)]
+        m.d.sync += last_sum.eq(total)
         m.d.comb += self.busy.eq(self.i.valid | valid2 | valid3)
         return m

@@ -9,9 +9,13 @@ host loads memories and activations.
 Per layer (cycle 0 = LSTART; docs/hardware.md "Timing" and docs/format.md "Timing"):
 
 - LSTART (1 cycle): latch the layer's table entry; rewind the PEs' source lists.
-- COMPUTE: the LNZD tree fills (the root is valid from cycle ``levels + 1``); from then on the
-  root's item is broadcast in every cycle in which every queue has room (``room`` registers);
-  a cycle with an item but a full queue is a stall. COMPUTE ends in the cycle after the first
+- COMPUTE: the LNZD tree fills (the root is valid from cycle ``levels + 2``); from then on the
+  root's item is broadcast in every cycle in which every queue has room; a cycle with an item
+  but a full queue is a stall. The broadcast pair is registered here and written into the
+  queues in the next cycle, so a PE's registered ``room`` ("fewer than D pairs pending") does
+  not yet count a pair broadcast in the previous cycle: after a broadcast the unit asks for
+  ``room2`` ("fewer than D - 1") instead. Both are registers: no path runs from the PEs through
+  this unit back into the PEs in one cycle. COMPUTE ends in the cycle after the first
   cycle E in which the root shows the sentinel and every PE is done (queue empty, column
   finished): the PEs' ``done`` and the root's sentinel are both registered, so both describe E.
 - DRAIN (3 cycles): the sparse-matrix read (3 stages) and arithmetic (3 stages) pipelines
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -41,6 +45,7 @@ from .pointer_read import COLUMN_LATENCY
 
 DRAIN_STATES = 3  # DRAIN cycles between the decision (E + 1) and the first write-back row
 TAIL_STATES = WB_STAGES  # cycles after the last write-back row until its list append is done
+BROADCAST_STAGES = 1  # the broadcast pair is registered here before it reaches the queues
 
 # Timing constants in the cycle model's terms (docs/format.md "Timing").
 DRAIN = DRAIN_STATES + 2  # cycles from E (all PEs done) to the first write-back row
@@ -49,21 +54,22 @@ WB_TAIL = TAIL_STATES  # cycles from the end of the write-back rows to the next 
 
 def start_latency(n_pe: int) -> int:
     """First cycle of a layer (counted from 0 at its start) in which a broadcast can happen:
-    LSTART, then one cycle per LNZD level to fill the tree."""
-    return lnzd_levels(n_pe) + 1
+    LSTART, then one cycle per LNZD level and one for the root's buffer to fill the tree."""
+    return lnzd_levels(n_pe) + 2
 
 
 def rtl_timing(n_pe: int) -> Timing:
     """The cycle model's fixed latencies (:class:`sw.cycles.Timing`) of this RTL at ``n_pe``
     PEs: with them, ``sw.cycles`` predicts the ``cycles`` counter exactly."""
     return Timing(start=start_latency(n_pe), drain=DRAIN, writeback_per_row=1,
-                  writeback_latency=WB_TAIL, column_latency=COLUMN_LATENCY)
+                  writeback_latency=WB_TAIL, column_latency=BROADCAST_STAGES + COLUMN_LATENCY)
 
 
 class CentralControl(wiring.Component):
     """Ports (to the PEs): bcast_valid / bcast (the pair), ctl (layer parameters), layer_start,
     compute, count_en, count_clear, wb (write-back rows).
-    From the PEs: rooms[k] (queue k has room), dones[k] (PE k done, registered).
+    From the PEs: rooms[k] / rooms2[k] (queue k has room for one / two more pairs), dones[k]
+    (PE k done), all registered.
     From the LNZD tree: root (``ready`` = broadcast now).
     Host: start / first_layer / n_layers (sampled while ``ready``), ready, busy, done,
     layer_wr_* (layer table writes), cycles, stall_cycles, layer.
@@ -78,6 +84,7 @@ class CentralControl(wiring.Component):
         super().__init__({
             "root": In(stream.Signature(params.leaf(2 * params.levels))),
             "rooms": In(n),
+            "rooms2": In(n),
             "dones": In(n),
             "bcast_valid": Out(1),
             "bcast": Out(params.queue_entry),
@@ -86,7 +93,7 @@ class CentralControl(wiring.Component):
             "compute": Out(1),
             "count_en": Out(1),
             "count_clear": Out(1),
-            "wb": Out(params.wb),
+            "wb": Out(params.wb, init={"valid": 1, "clear": 1}),  # CLEAR after reset
             "start": In(1),
             "first_layer": In(params.layer_bits),
             "n_layers": In(params.n_layers_bits),
@@ -127,32 +134,47 @@ class CentralControl(wiring.Component):
             self.ctl.src_bank.eq(src_bank),
         ]
 
-        # broadcast: j = local index * N + PE index
+        # broadcast: j = local index * N + PE index, registered on its way to the queues
         root = self.root.payload
-        all_room = Signal()
+        room = Signal()
         real = Signal()
         fire = Signal()
         m.d.comb += [
-            all_room.eq(self.rooms.all()),
+            room.eq(Mux(self.bcast_valid, self.rooms2.all(), self.rooms.all())),
             real.eq(self.root.valid & ~root.sentinel),
+            self.root.ready.eq(fire),
+        ]
+        m.d.sync += [
+            self.bcast_valid.eq(fire),
             self.bcast.j.eq(root.idx * p.n_pe + root.pe),
             self.bcast.a.eq(root.value),
-            self.bcast_valid.eq(fire),
-            self.root.ready.eq(fire),
         ]
 
         with m.If(self.count_en):
             m.d.sync += self.cycles.eq(self.cycles + 1)
-        with m.If(self.count_en & self.compute & real & ~all_room):
+        with m.If(self.count_en & self.compute & real & ~room):
             m.d.sync += self.stall_cycles.eq(self.stall_cycles + 1)
 
+        # The outputs to the PEs are registers, not decodes of the state: each transition sets
+        # them for the state it enters (they fan out to every PE and into its address logic).
+        outs = {  # state -> (layer_start, compute, count_en, wb.valid, wb.clear)
+            "CLEAR": (0, 0, 0, 1, 1), "IDLE": (0, 0, 0, 0, 0), "LSTART": (1, 0, 1, 0, 0),
+            "COMPUTE": (0, 1, 1, 0, 0), "DRAIN": (0, 0, 1, 0, 0), "WB": (0, 0, 1, 1, 0),
+            "TAIL": (0, 0, 1, 0, 0),
+        }
+        regs = (self.layer_start, self.compute, self.count_en, self.wb.valid, self.wb.clear)
+
+        def goto(state: str) -> None:
+            m.next = state
+            m.d.sync += [r.eq(v) for r, v in zip(regs, outs[state], strict=True)]
+
+        m.d.comb += self.wb.row.eq(row)
         with m.FSM(init="CLEAR"):
             with m.State("CLEAR"):  # zero every accumulator after reset
-                m.d.comb += [self.wb.valid.eq(1), self.wb.clear.eq(1), self.wb.row.eq(row)]
                 m.d.sync += row.eq(row + 1)
                 with m.If(row == c.act_depth - 1):
                     m.d.sync += row.eq(0)
-                    m.next = "IDLE"
+                    goto("IDLE")
             with m.State("IDLE"):
                 m.d.comb += self.ready.eq(1)
                 with m.If(self.start):
@@ -163,40 +185,36 @@ class CentralControl(wiring.Component):
                         src_bank.eq(0), self.done.eq(self.n_layers == 0),
                     ]
                     with m.If(self.n_layers != 0):
-                        m.next = "LSTART"
+                        goto("LSTART")
             with m.State("LSTART"):
-                m.d.comb += [self.layer_start.eq(1), self.count_en.eq(1)]
                 m.d.sync += [cur.eq(t_rp.data), sentinel_q.eq(0)]
-                m.next = "COMPUTE"
+                goto("COMPUTE")
             with m.State("COMPUTE"):
-                m.d.comb += [self.compute.eq(1), self.count_en.eq(1), fire.eq(real & all_room)]
+                m.d.comb += fire.eq(real & room)
                 m.d.sync += sentinel_q.eq(self.root.valid & root.sentinel)
                 with m.If(sentinel_q & self.dones.all()):
                     m.d.sync += timer.eq(DRAIN_STATES - 1)
-                    m.next = "DRAIN"
+                    goto("DRAIN")
             with m.State("DRAIN"):
-                m.d.comb += self.count_en.eq(1)
                 m.d.sync += timer.eq(timer - 1)
                 with m.If(timer == 0):
                     m.d.sync += row.eq(0)
-                    m.next = "WB"
+                    goto("WB")
             with m.State("WB"):
-                m.d.comb += [self.count_en.eq(1), self.wb.row.eq(row), self.wb.valid.eq(1)]
                 m.d.sync += row.eq(row + 1)
                 with m.If(row + 1 >= cur.rows):
                     m.d.sync += timer.eq(TAIL_STATES - 1)
-                    m.next = "TAIL"
+                    goto("TAIL")
             with m.State("TAIL"):
-                m.d.comb += self.count_en.eq(1)
                 m.d.sync += timer.eq(timer - 1)
                 with m.If(timer == 0):
                     m.d.sync += left.eq(left - 1)
                     with m.If(left == 1):
                         m.d.sync += self.done.eq(1)
-                        m.next = "IDLE"
+                        goto("IDLE")
                     with m.Else():
                         m.d.sync += [self.layer.eq(self.layer + 1), src_bank.eq(~src_bank)]
-                        m.next = "LSTART"
+                        goto("LSTART")
         m.d.comb += self.busy.eq(self.count_en)
         return m
 

@@ -5,18 +5,19 @@ PEs feeds a leading-non-zero-detection node; the nodes form a quadtree (64 PEs: 
 nodes) whose root hands the next non-zero activation to the central control unit.
 
 Here every leaf (a PE's non-zero list, :mod:`hw.activation_rw`) is a stream of its non-zero
-activations in ascending local index, ended by a *sentinel* that compares as +infinity. A node
-takes the smallest of its four children's heads -- ordered by (sentinel, local index, child
-position), which is ascending physical ``j = local * N + k`` -- into a two-entry buffer whenever
-the buffer is not full and every child has a head. Every head a node compares is a register, and
-whether a node takes is decided from its own registered fill level, never from its parent's
-``ready``: the longest combinational path is one 4-way comparison and the selection of the
-popped child, whatever the depth of the tree (a single-register node would need the parent's
-``ready`` to refill in the same cycle, a root-to-leaf chain through every level). In steady state
-every buffer holds one item and passes one per cycle; while the root is not taken the buffers
-fill to two and the flow resumes without a bubble. So, exactly as with one register per node,
-the root is valid ``levels`` cycles after the leaves and then offers a new item every cycle, in
-ascending j, and the sentinel once every list is exhausted. Positions beyond the last PE are
+activations in ascending local index, ended by a *sentinel* that compares as +infinity. Every
+node input is a two-entry buffer (:class:`SkidBuffer`) whose ``ready`` to the child is a decode
+of its own fill level; a node's output is the smallest of its four buffer heads -- ordered by
+(sentinel, local index, child position), which is ascending physical ``j = local * N + k`` --
+valid when every buffer holds an item, and taking it pops that buffer. So every wire between a
+child and its parent (a PE and its level-1 node, possibly across the chip) carries registers
+one way only: the child's head into the parent's buffer, the buffer's ``ready`` back. The
+longest path is one 4-way comparison into the parent's buffer, or a ``ready`` into the popped
+child's buffer, whatever N. The root's output goes through one more buffer to the central
+control unit. In steady state every buffer holds one item and passes one per cycle; while the
+root is not taken the buffers fill to two and the flow resumes without a bubble. The root
+buffer is valid ``levels + 1`` cycles after the leaves and then offers a new item every cycle,
+in ascending j, and the sentinel once every list is exhausted. Positions beyond the last PE are
 constant sentinels. ``flush`` empties every buffer (between layers).
 """
 
@@ -29,14 +30,53 @@ from amaranth.lib.wiring import In, Out
 from .params import HWParams
 
 
+class SkidBuffer(wiring.Component):
+    """A two-entry buffer: ``i.ready`` = not full (a decode of the registered fill level, never
+    of ``o.ready``), ``o`` = the oldest item; one item in and one out per cycle in steady state.
+    ``flush`` empties it."""
+
+    def __init__(self, shape):
+        super().__init__({
+            "i": In(stream.Signature(shape)),
+            "o": Out(stream.Signature(shape)),
+            "flush": In(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        head, spare = Signal.like(self.o.payload), Signal.like(self.o.payload)
+        level = Signal(range(3))
+        load, pop = Signal(), Signal()
+        m.d.comb += [
+            self.i.ready.eq(level != 2),
+            load.eq(self.i.valid & self.i.ready & ~self.flush),
+            pop.eq(self.o.valid & self.o.ready),
+            self.o.valid.eq(level != 0),
+            self.o.payload.eq(head),
+        ]
+        with m.If(self.flush):
+            m.d.sync += level.eq(0)
+        with m.Else():
+            m.d.sync += level.eq(level + load - pop)
+            # the head moves on when taken; a new item goes to the first free place
+            with m.If(pop):
+                m.d.sync += head.eq(Mux(level == 2, spare, self.i.payload))
+            with m.Elif(level == 0):
+                m.d.sync += head.eq(self.i.payload)
+            with m.If(load & (level - pop == 1)):
+                m.d.sync += spare.eq(self.i.payload)
+        return m
+
+
 class LNZDNode(wiring.Component):
     """A 4-input node at ``level`` >= 1 (level 1 takes PE leaves).
 
     Ports:
-        i[0..3]: children (payload ``params.leaf(2 * (level - 1))``); ``valid`` once filled.
-        o: the smallest child head, with the child position prepended to its PE index
-            (payload ``params.leaf(2 * level)``).
-        flush: empty the register.
+        i[0..3]: children (payload ``params.leaf(2 * (level - 1))``), each into a
+            :class:`SkidBuffer`.
+        o: the smallest buffered head, with the child position prepended to its PE index
+            (payload ``params.leaf(2 * level)``); valid when every buffer holds an item.
+        flush: empty the buffers.
     """
 
     def __init__(self, params: HWParams, level: int):
@@ -50,57 +90,41 @@ class LNZDNode(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        keys = [Cat(ch.payload.idx, ch.payload.sentinel) for ch in self.i]
-
-        # Two-level tournament; a tie keeps the lower position (the smaller PE index).
-        def pick(a: int, b: int):
-            take_b = keys[b] < keys[a]
-            return take_b, Mux(take_b, keys[b], keys[a])
-
-        b01, k01 = pick(0, 1)
-        b23, k23 = pick(2, 3)
-        hi = Signal()
-        sel = Signal(2)
-        m.d.comb += [hi.eq(k23 < k01), sel.eq(Mux(hi, Cat(b23, 1), Cat(b01, 0)))]
-
-        # the two-entry buffer: head (what the parent sees) and spare; fill level 0..2
-        lay = self.o.payload.shape()
-        head, spare = Signal(lay), Signal(lay)
-        level = Signal(range(3))
-        all_valid = Signal()
-        load = Signal()
-        pop = Signal()
-        m.d.comb += [
-            all_valid.eq(Cat(ch.valid for ch in self.i).all()),
-            load.eq((level != 2) & all_valid & ~self.flush),
-            pop.eq(self.o.valid & self.o.ready),
-            self.o.valid.eq(level != 0),
-            self.o.payload.eq(head),
-        ]
+        bufs = []
         for n, ch in enumerate(self.i):
-            m.d.comb += ch.ready.eq(load & (sel == n))
+            buf = SkidBuffer(self._p.leaf(2 * (self.level - 1)))
+            m.submodules[f"in{n}"] = buf
+            wiring.connect(m, wiring.flipped(ch), buf.i)
+            m.d.comb += buf.flush.eq(self.flush)
+            bufs.append(buf.o)
+        keys = [Cat(b.payload.idx, b.payload.sentinel) for b in bufs]
 
+        # All six comparisons at once (one comparator deep, not a two-round tournament); a tie
+        # keeps the lower position (the smaller PE index): n wins if its key is below every
+        # key before it and not above any key after it.
+        less = {(a, b): keys[b] < keys[a] for a in range(4) for b in range(a + 1, 4)}
+        win = Signal(4)
+        for n in range(4):
+            m.d.comb += win[n].eq(Cat(*[less[(a, n)] for a in range(n)],
+                                      *[~less[(n, b)] for b in range(n + 1, 4)]).all())
+        sel = Signal(2)
+        m.d.comb += sel.eq(Cat(win[1] | win[3], win[2] | win[3]))
+
+        m.d.comb += self.o.valid.eq(Cat(b.valid for b in bufs).all())
+        for n, b in enumerate(bufs):
+            m.d.comb += b.ready.eq(self.o.valid & self.o.ready & win[n])
+        # the winner's item: an AND-OR of the one-hot ``win`` (one LUT level per bit)
+        width = len(bufs[0].payload.as_value())
+        picked = [b.payload.as_value() & win[n].replicate(width) for n, b in enumerate(bufs)]
         chosen = self._p.leaf(2 * (self.level - 1))(
-            Mux(sel[1], Mux(sel[0], self.i[3].payload.as_value(), self.i[2].payload.as_value()),
-                Mux(sel[0], self.i[1].payload.as_value(), self.i[0].payload.as_value())))
-        item = Signal(lay)
+            picked[0] | picked[1] | picked[2] | picked[3])
+        out = self.o.payload
         m.d.comb += [
-            item.value.eq(chosen.value),
-            item.idx.eq(chosen.idx),
-            item.sentinel.eq(chosen.sentinel),
-            item.pe.eq(Cat(chosen.pe, sel) if self.level > 1 else sel),
+            out.value.eq(chosen.value),
+            out.idx.eq(chosen.idx),
+            out.sentinel.eq(chosen.sentinel),
+            out.pe.eq(Cat(chosen.pe, sel) if self.level > 1 else sel),
         ]
-        with m.If(self.flush):
-            m.d.sync += level.eq(0)
-        with m.Else():
-            m.d.sync += level.eq(level + load - pop)
-            # the head moves on when taken; the new item goes to the first free place
-            with m.If(pop):
-                m.d.sync += head.eq(Mux(level == 2, spare, item))
-            with m.Elif(level == 0):
-                m.d.sync += head.eq(item)
-            with m.If(load & (level - pop == 1)):
-                m.d.sync += spare.eq(item)
         return m
 
 
@@ -152,5 +176,8 @@ class LNZDTree(wiring.Component):
                 nxt.append(node.o)
             streams = nxt
         assert len(streams) == 1
-        wiring.connect(m, streams[0], wiring.flipped(self.root))
+        m.submodules.out = out = SkidBuffer(p.leaf(2 * p.levels))
+        m.d.comb += out.flush.eq(self.flush)
+        wiring.connect(m, streams[0], out.i)
+        wiring.connect(m, out.o, wiring.flipped(self.root))
         return m

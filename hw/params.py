@@ -197,9 +197,10 @@ class HWParams:
     @cached_property
     def column(self) -> data.StructLayout:
         """Pointer read -> sparse-matrix read: the column's first entry, its length and its
-        activation."""
+        activation; ``nonempty`` (e != 0) and ``short`` (e <= 1) decided ahead."""
         return data.StructLayout({
-            "start": self.ptr_bits, "e": self.ptr_bits, "a": signed(self.act_bits)})
+            "start": self.ptr_bits, "e": self.ptr_bits, "a": signed(self.act_bits),
+            "nonempty": 1, "short": 1})
 
     @cached_property
     def entry(self) -> data.StructLayout:

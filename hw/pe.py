@@ -40,6 +40,7 @@ def pe_signature(params: HWParams) -> wiring.Signature:
         "bcast_valid": In(1),
         "bcast": In(params.queue_entry),
         "room": Out(1),
+        "room2": Out(1),
         "done": Out(1),
         "nz": Out(stream.Signature(params.leaf(0))),
         # central control
@@ -58,7 +59,7 @@ def pe_signature(params: HWParams) -> wiring.Signature:
 
 class PE(wiring.Component):
     """One processing element. ``done`` (registered) is high when, in the previous cycle, it had
-    no pair waiting and no entry left to issue; ``busy_count`` counts
+    no pair waiting or arriving and no entry left to issue; ``busy_count`` counts
     the cycles spent on columns (``max(1, e)`` per column) while ``count_en``."""
 
     def __init__(self, params: HWParams, init: PEInit | None = None):
@@ -79,6 +80,7 @@ class PE(wiring.Component):
         # datapath
         m.d.comb += [
             q.push.eq(self.bcast_valid), q.push_data.eq(self.bcast), self.room.eq(q.room),
+            self.room2.eq(q.room2),
             pr.ptr_base.eq(self.ctl.ptr_base),
             au.layer.eq(self.ctl.layer),
             arw.acc_rd_addr.eq(au.acc_rd_addr), au.acc_rd_data.eq(arw.acc_rd_data),
@@ -99,7 +101,7 @@ class PE(wiring.Component):
         start = sr.i.valid & sr.free
         busy = ~sr.free | start
         m.d.comb += q.start.eq(start)
-        m.d.sync += self.done.eq((q.pending == 0) & sr.free)
+        m.d.sync += self.done.eq((q.pending == 0) & ~self.bcast_valid & sr.free)
         busy_count = Signal(COUNTER_BITS)
         with m.If(self.count_clear):
             m.d.sync += busy_count.eq(0)

@@ -23,8 +23,9 @@ column length -> "free" -> queue pop):
 
 Each stage moves on when the one after it is empty or moving, so columns flow one per cycle.
 A pair at the queue head in cycle t is in the column register from t + 3 at the earliest: with
-the queue's write, a broadcast pair's column can start ``COLUMN_LATENCY`` = 4 cycles after its
-broadcast (docs/format.md, "Timing": ``column_latency``).
+the queue's write, its column can start ``COLUMN_LATENCY`` = 4 cycles after it is pushed, 5
+after the central control unit decided to broadcast it (docs/format.md, "Timing":
+``column_latency``).
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ from amaranth.lib.wiring import In, Out
 
 from .params import HOST_LOADED_MEMORY, HWParams
 
-
-COLUMN_LATENCY = 4  # broadcast -> queue (1) -> pointer read (1) -> bounds (1) -> column register (1)
+# queue write (1) -> pointer read (1) -> bounds (1) -> column register (1): the earliest start of a
+# pair's column after the cycle it is pushed into the queue
+COLUMN_LATENCY = 4
 
 
 class PointerRead(wiring.Component):
@@ -113,9 +115,11 @@ class PointerRead(wiring.Component):
 
         start = Mux(odd_b, odd_data_b, even_b)
         end = Mux(odd_b, even_b, odd_data_b)
+        e = Signal(pb)
+        m.d.comb += e.eq(end - start)
         with m.If(c_load):
-            m.d.sync += [self.o.valid.eq(1), col.start.eq(start), col.e.eq(end - start),
-                         col.a.eq(a_b)]
+            m.d.sync += [self.o.valid.eq(1), col.start.eq(start), col.e.eq(e), col.a.eq(a_b),
+                         col.nonempty.eq(e != 0), col.short.eq(e <= 1)]
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)
         return m

@@ -27,7 +27,7 @@ from .params import HOST_LOADED_MEMORY, HWParams
 class SparseMatrixRead(wiring.Component):
     """Ports:
         i: the next column ``(start, e, a)``; ``i.ready`` (= ``free``) starts it.
-        free: no entry of the current column is left to issue (a register compare).
+        free: no entry of the current column is left to issue (a register).
         o: one entry ``(v, z, first, a)`` per cycle, three cycles after its address is issued
             (the SRAM read, the word registered, the entry selected from it); ``first`` marks
             a column's first entry.
@@ -67,22 +67,25 @@ class SparseMatrixRead(wiring.Component):
         a = Signal(signed(p.act_bits))
 
         col = self.i.payload
-        m.d.comb += [self.free.eq(rem == 0), self.i.ready.eq(self.free)]
-        with m.If(self.i.valid & self.free):  # start a column: its first entry straight away
+        # ``free`` is a register: "rem == 0", kept up to date as rem changes
+        free = Signal(init=1)
+        m.d.comb += [self.free.eq(free), self.i.ready.eq(free)]
+        with m.If(self.i.valid & free):  # start a column: its first entry straight away
             m.d.comb += [
-                issue.eq(col.e != 0),
+                issue.eq(col.nonempty),
                 addr.eq(col.start),
                 first.eq(1),
                 a.eq(col.a),
             ]
             m.d.sync += [
                 cur.eq(col.start + 1),
-                rem.eq(Mux(col.e != 0, col.e - 1, 0)),
+                rem.eq(Mux(col.nonempty, col.e - 1, 0)),
+                free.eq(col.short),
                 a_cur.eq(col.a),
             ]
-        with m.Elif(rem != 0):  # continue the current column
+        with m.Elif(~free):  # continue the current column
             m.d.comb += [issue.eq(1), addr.eq(cur), a.eq(a_cur)]
-            m.d.sync += [cur.eq(cur + 1), rem.eq(rem - 1)]
+            m.d.sync += [cur.eq(cur + 1), rem.eq(rem - 1), free.eq(rem == 1)]
 
         # R1: the SRAM read; R2: the word registered straight from the block RAM (whose
         # clock-to-output delay leaves no time for logic in the same cycle); R3: the entry

@@ -120,6 +120,7 @@ class EIE(wiring.Component):
         m.d.comb += [
             lnzd.flush.eq(~ccu.compute),
             ccu.rooms.eq(Cat(pe.room for pe in pes)),
+            ccu.rooms2.eq(Cat(pe.room2 for pe in pes)),
             ccu.dones.eq(Cat(pe.done for pe in pes)),
             ccu.start.eq(self.start),
             ccu.first_layer.eq(self.first_layer),

@@ -56,9 +56,11 @@ class Timing:
     """The fixed latencies of the timing contract; the RTL mirrors these numbers.
 
     - ``start``: cycles from the layer's start to the first possible broadcast (the layer-table
-      read, then one cycle per registered level of the LNZD tree; :meth:`for_config`).
+      read, then one cycle per registered level of the LNZD tree and one for its root's
+      buffer; :meth:`for_config`).
     - ``column_latency``: cycles from a pair's broadcast to the earliest cycle a PE can start
-      its column (the queue write, the pointer read, the bounds and column registers).
+      its column (the broadcast register, the queue write, the pointer read, the bounds and
+      column registers).
     - ``drain``: cycles from the first cycle in which every PE is done to the first write-back
       row (the arithmetic pipeline after the last entry: EIE's codebook lookup, multiply,
       shift-and-add, write).
@@ -70,11 +72,11 @@ class Timing:
     The defaults are the 64-PE values of the RTL in ``hw/`` (hw/central_control.py).
     """
 
-    start: int = 4
+    start: int = 5
     drain: int = 5
     writeback_per_row: int = 1
     writeback_latency: int = 5
-    column_latency: int = 4
+    column_latency: int = 5
 
     def __post_init__(self) -> None:
         if not isinstance(self.column_latency, int) or self.column_latency < 1:
@@ -87,8 +89,8 @@ class Timing:
 
     @classmethod
     def for_config(cls, config: EIEConfig) -> Timing:
-        """The latencies of an EIE with ``config.n_pe`` PEs: ``start = lnzd_levels(N) + 1``."""
-        return cls(start=lnzd_levels(config.n_pe) + 1)
+        """The latencies of an EIE with ``config.n_pe`` PEs: ``start = lnzd_levels(N) + 2``."""
+        return cls(start=lnzd_levels(config.n_pe) + 2)
 
 
 @dataclass

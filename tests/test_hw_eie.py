@@ -11,7 +11,6 @@ from hw_testutil import dense_column_image, run_sim
 
 from hw import host
 from hw.central_control import DRAIN, WB_TAIL, rtl_timing, start_latency
-from hw.pointer_read import COLUMN_LATENCY
 from hw.params import HWParams, RdMem, WrMem
 from hw.sim_driver import AmaranthHost, simulate
 from hw.top import EIE
@@ -114,11 +113,12 @@ def test_all_zero_input_costs_only_the_fixed_latencies():
 
 def test_dense_columns_run_at_one_entry_per_cycle_plus_a_fixed_latency():
     """Every PE has R entries in every column: with k non-zero inputs the layer takes k*R
-    cycles of entries (no bubbles between columns) plus start + COLUMN_LATENCY (queue, pointer
-    read, column register) + DRAIN + R (write-back rows) + WB_TAIL."""
+    cycles of entries (no bubbles between columns) plus start + the column latency (broadcast
+    register, queue, pointer read, bounds and column registers) + DRAIN + R (write-back rows) +
+    WB_TAIL."""
     n_out, rows = 24, 6  # 6 rows per PE on 4 PEs
     img = dense_column_image(TINY, n_out, 40)
-    fixed = start_latency(TINY.n_pe) + COLUMN_LATENCY + DRAIN + rows + WB_TAIL
+    fixed = start_latency(TINY.n_pe) + rtl_timing(TINY.n_pe).column_latency + DRAIN + rows + WB_TAIL
     xs = []
     for k in (1, 5, 17, 40):
         x = np.zeros(40, np.int64)
