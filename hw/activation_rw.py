@@ -13,17 +13,26 @@ What this unit holds, per PE (docs/hardware.md):
   and a *non-zero list* of ``(local index, value)`` pairs in ascending index with its length.
   The list is built as the bank is written -- by host input writes (bank 0) and by the
   write-back -- so the leading-non-zero detection is a read pointer into the source bank's
-  list: zeros never cost a cycle and the next non-zero is ready every cycle;
+  list: zeros never cost a cycle and the next non-zero is ready every cycle. The two dense
+  files are one memory, and so are the two lists, with the bank as the address MSB: only one
+  bank is written at a time, only the source list is read, and only the host reads the dense
+  files, so one write and one read port serve both banks;
 - the bias file (``bias_depth`` x ``act_bits``).
 
 Write-back (one row per cycle, rows 0 .. rows-1, driven by the central control unit in every PE
 at once), docs/format.md "Arithmetic", bit-exact with ``sw.golden.requantize``:
 
 - W0: read accumulator[row] and bias[bias_base + row];
-- W1: both registered as they are; accumulator[row] := 0 (ready for the next layer);
-- W1b: t = (acc + (bias << w_frac)) mod 2**acc_bits;
-- W2: u = t << 1 >> w_frac (one arithmetic shift gives both t >> w_frac and bit w_frac-1);
-- W3: y = (u >> 1) + (u & 1) (round half up), saturated to act_bits, ReLU if the layer says so;
+- W1: both registered as they leave their memories; accumulator[row] := 0 (ready for the next
+  layer);
+- W1b: bias << w_frac (a product with 2**w_frac: a multiplier block, not a barrel shifter),
+  registered with the accumulator;
+- W2: t = (acc + (bias << w_frac)) mod 2**acc_bits, registered;
+- W2b: of s = t >> w_frac (arithmetic) keep the bits that survive saturation: the low act_bits
+  bits of s and bit w_frac-1 of t (one shift of a window of t), whether s is outside the
+  act_bits range, and its sign;
+- W3: y = s + bit w_frac-1 of t (0 when w_frac is 0): round half up, as format.md's step 2;
+  saturated to act_bits, ReLU if the layer says so;
 - W4: dense[dst][row] := y; if y != 0, append (row, y) to the destination list.
 
 A ``clear`` row only zeroes the accumulator (the central control unit clears all of them after
@@ -40,7 +49,17 @@ from amaranth.lib.wiring import In, Out
 
 from .params import HOST_LOADED_MEMORY, HWParams
 
-WB_STAGES = 5  # W0 (read) .. W4 (write): a row's result is written 5 cycles after its read
+WB_STAGES = 6  # W0 (read) .. W4 (write): a row's result is written 6 cycles after its read
+
+# The banks' memories (dense files and non-zero lists, both banks in one) of at most this many
+# words are distributed RAM (ram_style); larger ones are left to Yosys, which puts them into
+# block RAM. ECP5 distributed RAM is 16 words deep, and up to 8 of them (128 words) a bit's
+# read multiplexer is one slice pair (4 LUT4, 2 PFUMX, an L6MUX21). Yosys's own cost model
+# would put a 128-word memory into a DP16KD (18 Kbit, 15% used). Measured on ecp5_small
+# (act_depth 64): block RAM would save 322 LUT4 per PE for the lists and 225 for the dense
+# files, one DP16KD each; but with 8 or 9 DP16KD per PE instead of 7 the LFE5U-85F's 208 hold
+# 26 or 23 PEs, fewer than the 28 that fit its LUTs (75%) with distributed RAM.
+LUTRAM_MAX_DEPTH = 128
 
 
 class ActivationRW(wiring.Component):
@@ -54,7 +73,8 @@ class ActivationRW(wiring.Component):
         src_bank: which bank is the source (the destination is the other).
         wb: a write-back or clear row; bias_base, w_frac, relu: the layer's parameters.
         in_wr_en / in_clear / in_wr_addr / in_wr_data: host input writes into bank 0 (appended
-            to its list when non-zero; write in ascending address after ``in_clear``).
+            to its list when non-zero; write in ascending address after ``in_clear``; never
+            while a write-back row is in flight, as the host writes only while idle).
         bias_wr_en / bias_wr_addr / bias_wr_data: host bias writes.
         rd_addr / rd_data: host read of ``dense[rd_addr >> local_bits][rd_addr & mask]``, one
             cycle later.
@@ -126,83 +146,92 @@ class ActivationRW(wiring.Component):
         acc1b, bias1b = Signal(signed(accb)), Signal(signed(ab))
         m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(acc_rp.data),
                      bias1b.eq(bias_rp.data)]
-        # W1b: bias in
-        t = Signal(signed(accb))
-        m.d.comb += t.eq(acc1b + (bias1b << self.w_frac))  # mod 2**acc_bits
-        v2, row2, t2 = Signal(), Signal(lb), Signal(signed(accb))
-        m.d.sync += [v2.eq(v1b), row2.eq(row1b), t2.eq(t)]
-        # W2: one shift gives t >> w_frac (u >> 1) and the rounding bit w_frac-1 (u & 1)
-        u3 = Signal(signed(accb + 1))
+        # W1b: bias << w_frac, written as the product bias * 2**w_frac so that synthesis gives
+        # it to a multiplier block (an ECP5 MULT18X18D; the arithmetic unit uses another, the
+        # LFE5U-85F has 156) instead of a barrel shifter in LUTs (measured on ecp5_small: 194
+        # LUT4 per PE fewer); registered, with the accumulator.
+        # The factor 2**w_frac is registered here (w_frac is constant during a layer and comes
+        # from the central control unit), so that both multiplier inputs are local registers.
+        scale = Signal(1 << p.w_frac_bits)
+        m.d.sync += scale.eq(1 << self.w_frac)
+        v2, row2 = Signal(), Signal(lb)
+        acc2, bias2 = Signal(signed(accb)), Signal(signed(accb))
+        m.d.sync += [v2.eq(v1b), row2.eq(row1b), acc2.eq(acc1b),
+                     bias2.eq(bias1b * scale)]  # mod 2**acc_bits
+        # W2: t = (acc + (bias << w_frac)) mod 2**acc_bits, registered
+        v2b, row2b, t = Signal(), Signal(lb), Signal(signed(accb))
+        m.d.sync += [v2b.eq(v2), row2b.eq(row2), t.eq(acc2 + bias2)]
+        # W2b: of s = t >> w_frac only what survives saturation to act_bits is kept: its low
+        # act_bits bits and the rounding bit w_frac-1 (one shift of a window of t), whether s
+        # is out of range and its sign -- not the whole acc_bits-wide s (see _window).
+        win, over = _window(t, self.w_frac, ab, (1 << p.w_frac_bits) - 1)
         v3, row3 = Signal(), Signal(lb)
-        m.d.sync += [v3.eq(v2), row3.eq(row2), u3.eq(Cat(Const(0, 1), t2).as_signed() >> self.w_frac)]
+        r3, s3, over3, neg3 = Signal(), Signal(signed(ab)), Signal(), Signal()
+        m.d.sync += [v3.eq(v2b), row3.eq(row2b), r3.eq(win[0]), s3.eq(win[1:]),
+                     over3.eq(over), neg3.eq(t[-1])]
         # W3: round half up, saturate, ReLU
-        y = Signal(signed(accb))
         y_sat = Signal(signed(ab))
-        lo, hi = -(1 << (ab - 1)), (1 << (ab - 1)) - 1
-        m.d.comb += y.eq(u3[1:].as_signed() + u3[0])
-        with m.If(self.relu & y[-1]):
-            m.d.comb += y_sat.eq(0)
-        with m.Elif(y > hi):
-            m.d.comb += y_sat.eq(hi)
-        with m.Elif(y < lo):
-            m.d.comb += y_sat.eq(lo)
-        with m.Else():
-            m.d.comb += y_sat.eq(y)
+        m.d.comb += y_sat.eq(_round_saturate(s3, r3, over3, neg3, self.relu))
         v4, row4, y4 = Signal(), Signal(lb), Signal(signed(ab))
         m.d.sync += [v4.eq(v3), row4.eq(row3), y4.eq(y_sat)]
         # W4: write to the destination bank (below)
 
         # -- two banks: dense file + non-zero list ---------------------------------------------
+        # Both banks of each kind share one memory, the bank being the address MSB: one write
+        # port and one read port serve both. At most one bank is written in any cycle: the
+        # write-back writes the destination bank, the host writes bank 0 only while the control
+        # unit is idle, when no write-back row is in flight (TAIL waits for W4). Only the source
+        # list is read: its reads are issued in LSTART and compute, when ``src_bank`` is already
+        # the layer's (the data is used one cycle later, in compute; outside compute the leaf is
+        # not valid). The dense files are read only by the host's port, whose address MSB is
+        # the bank. Same storage; one read multiplexer (and one write multiplexer) per memory
+        # instead of two plus a bank select.
         dst = ~self.src_bank
+        bank1 = 1 << lb  # bank 1's base address (bank 0 at 0)
+        depth = bank1 + c.act_depth
+        attrs = {"ram_style": "distributed"} if depth <= LUTRAM_MAX_DEPTH else None
+        dense = memory.Memory(shape=signed(ab), depth=depth, init=[], attrs=attrs)
+        lst = memory.Memory(shape=p.nz_item, depth=depth, init=[], attrs=attrs)
+        m.submodules.dense = dense
+        m.submodules.list = lst
+        d_wp, d_rp = dense.write_port(), dense.read_port()
+        l_wp = lst.write_port()
+        l_rp = lst.read_port()  # non-transparent: the source list is not written in compute
+        # writer: the write-back (destination bank) or the host (bank 0, inputs)
+        we, bank = Signal(), Signal()
+        addr, val = Signal(lb), Signal(signed(ab))
+        m.d.comb += [
+            we.eq(v4 | self.in_wr_en),
+            bank.eq(v4 & dst),
+            addr.eq(Mux(v4, row4, self.in_wr_addr)),
+            val.eq(Mux(v4, y4, self.in_wr_data)),
+        ]
+        append = we & (val != 0)
+        counts = [Signal(p.count_bits, name=f"count{b}") for b in range(2)]
+        count_wr = Mux(bank, counts[1], counts[0])
         # the source list is read ahead of the leaf (see "leading non-zero" below): ``rd_addr``
-        # is the next element to read, ``ren`` reads it into the read ports' data registers
+        # is the next element to read, ``ren`` reads it into the read port's data register
         rd_ptr = Signal(p.count_bits)
         rd_addr = Signal(p.count_bits)
         ren = Signal()
-        heads, counts, dense_data = [], [], []
-        for b in range(2):
-            dense = memory.Memory(shape=signed(ab), depth=c.act_depth, init=[])
-            lst = memory.Memory(shape=p.nz_item, depth=c.act_depth, init=[])
-            m.submodules[f"dense{b}"] = dense
-            m.submodules[f"list{b}"] = lst
-            d_wp, d_rp = dense.write_port(), dense.read_port()
-            l_wp = lst.write_port()
-            l_rp = lst.read_port()  # non-transparent: the source list is not written in compute
-            count = Signal(p.count_bits, name=f"count{b}")
-            # writer: the write-back (destination bank) or the host (bank 0, inputs)
-            is_dst = dst if b else ~dst
-            wb_we = v4 & is_dst
-            we, addr, val = Signal(name=f"we{b}"), Signal(lb, name=f"waddr{b}"), \
-                Signal(signed(ab), name=f"wdata{b}")
-            if b == 0:
-                m.d.comb += [
-                    we.eq(wb_we | self.in_wr_en),
-                    addr.eq(Mux(wb_we, row4, self.in_wr_addr)),
-                    val.eq(Mux(wb_we, y4, self.in_wr_data)),
-                ]
-            else:
-                m.d.comb += [we.eq(wb_we), addr.eq(row4), val.eq(y4)]
-            append = we & (val != 0)
-            m.d.comb += [
-                d_wp.en.eq(we), d_wp.addr.eq(addr), d_wp.data.eq(val),
-                l_wp.en.eq(append), l_wp.addr.eq(count),
-                l_wp.data.idx.eq(addr), l_wp.data.value.eq(val),
-                l_rp.addr.eq(rd_addr), l_rp.en.eq(ren),
-                d_rp.addr.eq(self.rd_addr[:lb]),
-            ]
-            empty = self.layer_start & is_dst
+        m.d.comb += [
+            d_wp.en.eq(we), d_wp.addr.eq(Cat(addr, bank)), d_wp.data.eq(val),
+            l_wp.en.eq(append), l_wp.addr.eq(Cat(count_wr[:lb], bank)),
+            l_wp.data.idx.eq(addr), l_wp.data.value.eq(val),
+            l_rp.addr.eq(Cat(rd_addr[:lb], self.src_bank)), l_rp.en.eq(ren),
+            d_rp.addr.eq(self.rd_addr),  # bank << local_bits | local index
+        ]
+        for b, count in enumerate(counts):
+            empty = self.layer_start & (dst if b else ~dst)
             if b == 0:
                 empty = empty | self.in_clear
             with m.If(empty):
                 m.d.sync += count.eq(0)
-            with m.Elif(append):
+            with m.Elif(append & (bank == b)):
                 m.d.sync += count.eq(count + 1)
-            heads.append(l_rp.data)
-            counts.append(count)
-            dense_data.append(d_rp.data)
 
         # -- leading non-zero of this PE: the head of the source list ----------------------------
-        # The leaf is registered on both sides: its head is a register (the read ports' data, or
+        # The leaf is registered on both sides: its head is a register (the read port's data, or
         # the skid register when the LNZD node did not take it), and what is read next depends
         # only on registers (read whenever the skid register is empty), never on the node's
         # ``ready`` -- so no combinational path runs from the LNZD tree into the list's address.
@@ -211,12 +240,12 @@ class ActivationRW(wiring.Component):
         # the sentinel (its flag is computed when the read is issued; the pointer stops there).
         count_src = Mux(self.src_bank, counts[1], counts[0])
         rd_item = Signal(p.nz_item)
-        rd_sent = Signal()  # the read ports hold the sentinel
+        rd_sent = Signal()  # the read port holds the sentinel
         skid = Signal(p.nz_item)
         skid_sent = Signal()
         skid_valid = Signal()
         m.d.comb += [
-            rd_item.eq(Mux(self.src_bank, heads[1].as_value(), heads[0].as_value())),
+            rd_item.eq(l_rp.data),
             ren.eq(self.layer_start | ~skid_valid),
             rd_addr.eq(Mux(self.layer_start, 0, rd_ptr)),
         ]
@@ -244,7 +273,54 @@ class ActivationRW(wiring.Component):
             m.d.sync += [skid_valid.eq(1), skid.eq(rd_item), skid_sent.eq(rd_sent)]
 
         # -- host read of a dense file ------------------------------------------------------------
-        rd_bank = Signal()
-        m.d.sync += rd_bank.eq(self.rd_addr[lb])
-        m.d.comb += self.rd_data.eq(Mux(rd_bank, dense_data[1], dense_data[0]))
+        m.d.comb += self.rd_data.eq(d_rp.data)
         return m
+
+
+def _window(t, w_frac, ab: int, w_frac_max: int):
+    """W2 of the write-back: ``(win, over)`` for ``s = t >> w_frac`` (arithmetic).
+
+    ``win`` (``ab + 1`` bits) is bits ``w_frac - 1 .. w_frac + ab - 1`` of ``t`` (bit -1 is 0):
+    the rounding bit, then the low ``ab`` bits of ``s``. ``over`` is high when ``s`` does not
+    fit ``ab`` signed bits, i.e. when a bit of ``t`` from ``w_frac + ab - 1`` up differs from
+    the sign bit. ``w_frac`` may be anything up to ``w_frac_max`` (the field's largest value).
+    """
+    width = len(t)
+    sign = t[-1]
+    # t with its bit -1 below and sign bits above, so that the window never runs off the top
+    pad = max(0, w_frac_max + ab - width)
+    x = Cat(Const(0, 1), t, sign.replicate(pad))[:w_frac_max + ab + 1]
+    # a shifter that narrows: the largest step first, each stage keeping only the bits that
+    # the remaining steps can still bring into the window (a generic shifter, smallest step
+    # first, carries the full width through every stage)
+    for i in reversed(range(len(w_frac))):
+        step = 1 << i
+        keep = ab + step  # ab + 1 window bits + up to step - 1 more positions
+        x = Mux(w_frac[i], x[step:step + keep], x[:keep])
+    # bit i of t counts when w_frac + ab - 1 <= i: a compare with a constant per bit (none
+    # where it always holds), rather than a second shifter over the upper bits
+    differs = [t[i] ^ sign for i in range(width - 1)]
+    over = Cat(differs[i] if i - (ab - 1) >= w_frac_max else differs[i] & (w_frac <= i - (ab - 1))
+               for i in range(ab - 1, width - 1)).any()
+    return x, over
+
+
+def _round_saturate(s, r, over, neg, relu):
+    """W3 of the write-back: ``y = s + r`` (round half up) saturated to ``len(s)`` signed bits,
+    then ReLU, from :func:`_window`'s low bits ``s`` (signed), rounding bit ``r``, ``over`` and
+    the sign ``neg`` of the whole shifted value.
+
+    In range, ``s + r`` is at most ``hi + 1`` (saturates to ``hi``) and never below ``lo``;
+    out of range, ``s + r`` saturates by the sign (``s < lo`` gives ``s + r <= lo``) and is
+    negative exactly when ``s`` is.
+    """
+    ab = len(s)
+    y = s + r  # ab + 1 bits: cannot wrap
+    zero = relu & Mux(over, neg, y[ab])  # ReLU of a negative y
+    to_lo = ~zero & over & neg
+    to_hi = ~zero & Mux(over, ~neg, y[ab - 1] & ~y[ab])  # y = hi + 1 when in range
+    # 0, lo = 100..0 and hi = 011..1 as bits forced on or off (measured: 32 LUTs fewer than
+    # the equivalent chain of multiplexers with constants)
+    low = (y[:ab - 1] | to_hi.replicate(ab - 1)) & ~(zero | to_lo).replicate(ab - 1)
+    top = (y[ab - 1] | to_lo) & ~(zero | to_hi)
+    return Cat(low, top).as_signed()

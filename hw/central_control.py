@@ -22,10 +22,10 @@ Per layer (cycle 0 = LSTART; docs/hardware.md "Timing" and docs/format.md "Timin
   after the last entry, issued in cycle E - 1 at the latest, write their last sums; the first
   write-back row is read in E + 5.
 - WB (rows cycles): one local row per cycle, all PEs at once.
-- TAIL (5 cycles): the write-back pipeline writes its last rows and completes the non-zero
+- TAIL (6 cycles): the write-back pipeline writes its last rows and completes the non-zero
   lists; then the next layer's LSTART, or IDLE with ``done`` set.
 
-So a layer takes ``E + DRAIN + rows + TAIL`` cycles with DRAIN = TAIL = 5 (as counted from E).
+So a layer takes ``E + DRAIN + rows + TAIL`` cycles with DRAIN = 5, TAIL = 6 (as counted from E).
 After reset the unit spends ``act_depth`` cycles (CLEAR) zeroing every PE's accumulators.
 """
 
@@ -157,12 +157,13 @@ class CentralControl(wiring.Component):
 
         # The outputs to the PEs are registers, not decodes of the state: each transition sets
         # them for the state it enters (they fan out to every PE and into its address logic).
-        outs = {  # state -> (layer_start, compute, count_en, wb.valid, wb.clear)
-            "CLEAR": (0, 0, 0, 1, 1), "IDLE": (0, 0, 0, 0, 0), "LSTART": (1, 0, 1, 0, 0),
-            "COMPUTE": (0, 1, 1, 0, 0), "DRAIN": (0, 0, 1, 0, 0), "WB": (0, 0, 1, 1, 0),
-            "TAIL": (0, 0, 1, 0, 0),
+        outs = {  # state -> (layer_start, compute, count_en, wb.valid, wb.clear, ready)
+            "CLEAR": (0, 0, 0, 1, 1, 0), "IDLE": (0, 0, 0, 0, 0, 1), "LSTART": (1, 0, 1, 0, 0, 0),
+            "COMPUTE": (0, 1, 1, 0, 0, 0), "DRAIN": (0, 0, 1, 0, 0, 0), "WB": (0, 0, 1, 1, 0, 0),
+            "TAIL": (0, 0, 1, 0, 0, 0),
         }
-        regs = (self.layer_start, self.compute, self.count_en, self.wb.valid, self.wb.clear)
+        regs = (self.layer_start, self.compute, self.count_en, self.wb.valid, self.wb.clear,
+                self.ready)
 
         def goto(state: str) -> None:
             m.next = state
@@ -176,7 +177,6 @@ class CentralControl(wiring.Component):
                     m.d.sync += row.eq(0)
                     goto("IDLE")
             with m.State("IDLE"):
-                m.d.comb += self.ready.eq(1)
                 with m.If(self.start):
                     m.d.comb += self.count_clear.eq(1)
                     m.d.sync += [

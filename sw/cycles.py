@@ -75,7 +75,7 @@ class Timing:
     start: int = 5
     drain: int = 5
     writeback_per_row: int = 1
-    writeback_latency: int = 5
+    writeback_latency: int = 6
     column_latency: int = 5
 
     def __post_init__(self) -> None:

@@ -157,5 +157,5 @@ def test_bad_inputs_and_timings_are_refused():
 def test_start_latency_follows_the_lnzd_tree_depth():
     assert [lnzd_levels(n) for n in (1, 4, 5, 16, 17, 64, 65, 256)] == [1, 1, 2, 2, 3, 3, 4, 4]
     assert Timing.for_config(PRESETS["eie64"]) == Timing(start=5, drain=5, writeback_per_row=1,
-                                                         writeback_latency=5, column_latency=5)
+                                                         writeback_latency=6, column_latency=5)
     assert Timing.for_config(PRESETS["tiny"]).start == 3
