@@ -114,11 +114,10 @@ class LNZDNode(wiring.Component):
         m.d.comb += self.o.valid.eq(Cat(b.valid for b in bufs).all())
         for n, b in enumerate(bufs):
             m.d.comb += b.ready.eq(self.o.valid & self.o.ready & win[n])
-        # the winner's item: an AND-OR of the one-hot ``win`` (one LUT level per bit)
-        width = len(bufs[0].payload.as_value())
-        picked = [b.payload.as_value() & win[n].replicate(width) for n, b in enumerate(bufs)]
+        # the winner's item: a 4:1 multiplexer per bit (two LUT4 and a PFUMX on the ECP5)
         chosen = self._p.leaf(2 * (self.level - 1))(
-            picked[0] | picked[1] | picked[2] | picked[3])
+            Mux(sel[1], Mux(sel[0], bufs[3].payload.as_value(), bufs[2].payload.as_value()),
+                Mux(sel[0], bufs[1].payload.as_value(), bufs[0].payload.as_value())))
         out = self.o.payload
         m.d.comb += [
             out.value.eq(chosen.value),
