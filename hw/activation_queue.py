@@ -22,22 +22,25 @@ from .params import HWParams
 
 
 class ActivationQueue(wiring.Component):
-    """FIFO of ``queue_depth`` (j, a_j) pairs.
+    """FIFO of (j, a_j) pairs: a PE holds up to ``queue_depth + extra`` pairs whose columns have
+    not started, ``extra`` of them in the registers downstream (the pointer read unit's three).
+    The FIFO itself has room for all of them, so it cannot overflow whatever the downstream
+    registers hold (distributed RAM is 16 words deep anyway).
 
     Ports:
         push, push_data: a broadcast pair; ignored while ``room`` is low (the central control
             unit never pushes then).
-        room: registered, fewer than ``depth`` pairs pending.
-        room2: registered, fewer than ``depth - 1`` pairs pending (room for two more).
+        room: registered, fewer than ``capacity = depth + extra`` pairs pending.
+        room2: registered, fewer than ``capacity - 1`` pairs pending (room for two more).
         o: the head (``valid`` = non-empty); ``ready`` pops it.
         start: a pair's column starts (it leaves the pending count).
         level: pairs in the FIFO (registered).
         pending: pairs pushed and not started (registered; >= ``level``).
     """
 
-    def __init__(self, params: HWParams):
+    def __init__(self, params: HWParams, extra: int = 0):
         self._p = params
-        self.depth = params.config.queue_depth
+        self.depth = params.config.queue_depth + extra  # the capacity
         super().__init__({
             "push": In(1),
             "push_data": In(params.queue_entry),

@@ -41,7 +41,7 @@ from sw.cycles import Timing
 
 from .activation_rw import WB_STAGES
 from .params import COUNTER_BITS, HWParams, lnzd_levels
-from .pointer_read import COLUMN_LATENCY
+from .pointer_read import COLUMN_LATENCY, HELD_PAIRS
 
 DRAIN_STATES = 3  # DRAIN cycles between the decision (E + 1) and the first write-back row
 TAIL_STATES = WB_STAGES  # cycles after the last write-back row until its list append is done
@@ -62,7 +62,8 @@ def rtl_timing(n_pe: int) -> Timing:
     """The cycle model's fixed latencies (:class:`sw.cycles.Timing`) of this RTL at ``n_pe``
     PEs: with them, ``sw.cycles`` predicts the ``cycles`` counter exactly."""
     return Timing(start=start_latency(n_pe), drain=DRAIN, writeback_per_row=1,
-                  writeback_latency=WB_TAIL, column_latency=BROADCAST_STAGES + COLUMN_LATENCY)
+                  writeback_latency=WB_TAIL, column_latency=BROADCAST_STAGES + COLUMN_LATENCY,
+                  held_pairs=HELD_PAIRS)
 
 
 class CentralControl(wiring.Component):

@@ -18,7 +18,7 @@ from .activation_queue import ActivationQueue
 from .activation_rw import ActivationRW
 from .arithmetic_unit import ArithmeticUnit
 from .params import COUNTER_BITS, HWParams, RdMem, WrMem
-from .pointer_read import PointerRead
+from .pointer_read import HELD_PAIRS, PointerRead
 from .spmat_read import SparseMatrixRead
 
 
@@ -71,7 +71,7 @@ class PE(wiring.Component):
         m = Module()
         p = self._p
         ini = self._init
-        m.submodules.queue = q = ActivationQueue(p)
+        m.submodules.queue = q = ActivationQueue(p, extra=HELD_PAIRS)
         m.submodules.ptr_read = pr = PointerRead(p, ini.ptr_even, ini.ptr_odd)
         m.submodules.spmat_read = sr = SparseMatrixRead(p, ini.spmat)
         m.submodules.arith = au = ArithmeticUnit(p, ini.codebook)

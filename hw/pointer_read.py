@@ -41,6 +41,9 @@ from .params import HOST_LOADED_MEMORY, HWParams
 # queue write (1) -> pointer read (1) -> bounds (1) -> column register (1): the earliest start of a
 # pair's column after the cycle it is pushed into the queue
 COLUMN_LATENCY = 4
+# pairs held here (pointer stage, bounds and column registers) that still count against the
+# queue's room: a PE holds queue_depth + HELD_PAIRS pairs whose columns have not started
+HELD_PAIRS = 3
 
 
 class PointerRead(wiring.Component):

@@ -12,7 +12,8 @@ queue is full.
 The schedule follows from a recurrence instead of a cycle-by-cycle simulation. With pairs
 ``m = 0..M-1`` (the non-zero inputs in ascending physical index), ``b_m`` the broadcast cycle,
 ``s[k, m]`` the cycle PE ``k`` starts pair ``m``'s column and ``w[k, m] = max(1, e[k, j_m])``
-its cycles on it (``e`` = entries, padding included), ``C`` the column latency::
+its cycles on it (``e`` = entries, padding included), ``C`` the column latency and ``D`` the
+pairs a PE can hold before their columns start (``queue_depth + held_pairs``)::
 
     s[k, m] = max(b_m + C, s[k, m-1] + w[k, m-1])        # startable from b_m + C; no bubble
     b_m     = max(b_{m-1} + 1, max_k s[k, m-D] + 1)      # room at the start of the cycle:
@@ -58,6 +59,9 @@ class Timing:
     - ``start``: cycles from the layer's start to the first possible broadcast (the layer-table
       read, then one cycle per registered level of the LNZD tree and one for its root's
       buffer; :meth:`for_config`).
+    - ``held_pairs``: pairs a PE holds beyond its queue's ``queue_depth`` before their columns
+      start (the pointer-read registers of the RTL); the room rule counts
+      ``queue_depth + held_pairs``.
     - ``column_latency``: cycles from a pair's broadcast to the earliest cycle a PE can start
       its column (the broadcast register, the queue write, the pointer read, the bounds and
       column registers).
@@ -77,12 +81,13 @@ class Timing:
     writeback_per_row: int = 1
     writeback_latency: int = 6
     column_latency: int = 5
+    held_pairs: int = 3
 
     def __post_init__(self) -> None:
         if not isinstance(self.column_latency, int) or self.column_latency < 1:
             raise DataError(f"timing column_latency must be a positive integer, "
                             f"got {self.column_latency!r}")
-        for name in ("start", "drain", "writeback_per_row", "writeback_latency"):
+        for name in ("start", "drain", "writeback_per_row", "writeback_latency", "held_pairs"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 raise DataError(f"timing {name} must be a non-negative integer, got {v!r}")
@@ -189,7 +194,7 @@ def simulate_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
     j = np.flatnonzero(a)  # LNZD order: ascending physical index
     e = np.diff(p, axis=1)[:, j]  # (N, M) entries per PE per broadcast column
     work = np.maximum(e, 1)  # an empty column still costs its PE one cycle
-    b, _, free = schedule(work, depth, timing.start, timing.column_latency)
+    b, _, free = schedule(work, depth + timing.held_pairs, timing.start, timing.column_latency)
     m = j.size
     done = int(free.max()) if m else timing.start
     compute = done - timing.start

@@ -73,7 +73,8 @@ def test_layer_report_is_consistent_with_the_cycle_by_cycle_simulation(
     r = simulate_layer(image, 0, a, t)
     p = image.ptr[:, : n_in + 1]
     e = np.diff(p, axis=1)[:, np.flatnonzero(a)]
-    sent, done, stalls = cycle_by_cycle(np.maximum(e, 1), depth, t.start, t.column_latency)
+    sent, done, stalls = cycle_by_cycle(np.maximum(e, 1), depth + t.held_pairs, t.start,
+                                        t.column_latency)
     assert r.cycles == done + 3 + 2 * image.layers[0].rows_per_pe + 1
     assert r.stall_cycles == stalls and r.broadcasts == len(sent)
     assert r.lower_bound == max(int(e.sum(axis=1).max(initial=0)), len(sent))
@@ -101,11 +102,13 @@ def test_queue_depth_one_waits_for_each_column_to_start():
                        np.eye(32, dtype=np.uint8), None, 4)
     image = pack_network([q], roomy(4))
     a = np.ones(32, np.int64)
-    deep = simulate_layer(image, 0, a, queue_depth=8)
-    shallow = simulate_layer(image, 0, a, queue_depth=1)
-    # one cycle per column everywhere: depth 8 broadcasts every cycle; depth 1 holds the next
-    # pair until the previous one's column has started, column_latency cycles after it went
     c = Timing().column_latency
+    t = Timing(held_pairs=0)
+    deep = simulate_layer(image, 0, a, t, queue_depth=8)
+    shallow = simulate_layer(image, 0, a, t, queue_depth=1)
+    # one cycle per column everywhere: depth 8 broadcasts every cycle; depth 1 (and nothing
+    # held past the queue) holds the next pair until the previous one's column has started,
+    # column_latency cycles after it went
     assert np.diff(deep.broadcast_cycle).tolist() == [1] * 31 and deep.stall_cycles == 0
     assert np.diff(shallow.broadcast_cycle).tolist() == [c + 1] * 31
     assert shallow.stall_cycles == 31 * c and shallow.cycles == deep.cycles + 31 * c
@@ -157,5 +160,6 @@ def test_bad_inputs_and_timings_are_refused():
 def test_start_latency_follows_the_lnzd_tree_depth():
     assert [lnzd_levels(n) for n in (1, 4, 5, 16, 17, 64, 65, 256)] == [1, 1, 2, 2, 3, 3, 4, 4]
     assert Timing.for_config(PRESETS["eie64"]) == Timing(start=5, drain=5, writeback_per_row=1,
-                                                         writeback_latency=6, column_latency=5)
+                                                         writeback_latency=6, column_latency=5,
+                                                         held_pairs=3)
     assert Timing.for_config(PRESETS["tiny"]).start == 3
