@@ -11,8 +11,8 @@ model does not depend on memory depth). The sweep stops at the first N that does
 reported with what overflowed (Yosys' counts: no place and route). Then a least-squares fit
 of each resource to a + b N: b is the cost of one PE.
 
-Run: nice .venv/bin/python benchmarks/bench_synth.py [--n 1,2,4,8,16,24,32] [--no-pnr]
-     [--reuse] [--out build/bench_synth]
+Run: nice .venv/bin/python benchmarks/bench_synth.py [--n 1,2,4,8,16,24,28] [--no-pnr]
+     [--reuse] [--router router2] [--out build/bench_synth]
 --reuse takes an existing report of the same configuration instead of running the tools again
 and says whether the RTL has changed since (place and route of the largest N takes about an
 hour in the WebAssembly nextpnr on a shared 2-core machine).
@@ -60,7 +60,7 @@ def alex7_cycles(n: int, queue_depth: int, layer, x: np.ndarray) -> int:
     return simulate_layer(image, 0, a).cycles
 
 
-def run_one(n: int, out: Path, pnr: bool, reuse: bool) -> dict:
+def run_one(n: int, out: Path, pnr: bool, reuse: bool, router: str) -> dict:
     from hw.verilog import generate
 
     cfg = fpga_config(n)
@@ -75,7 +75,7 @@ def run_one(n: int, out: Path, pnr: bool, reuse: bool) -> dict:
             fresh = v.exists() and _body(v.read_text()) == _body(generate(cfg, "eie").text)
             old["reused"] = "same RTL" if fresh else "RTL changed since"
             return old
-    return synth.synthesize_config(cfg, d, pnr=pnr).to_dict()
+    return synth.synthesize_config(cfg, d, pnr=pnr, router=router).to_dict()
 
 
 def _body(verilog: str) -> str:
@@ -85,10 +85,12 @@ def _body(verilog: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", default="1,2,4,8,16,24,32", help="PE counts (comma-separated)")
+    ap.add_argument("--n", default="1,2,4,8,16,24,28,30", help="PE counts (comma-separated)")
     ap.add_argument("--no-pnr", action="store_true", help="Yosys only: no Fmax")
     ap.add_argument("--reuse", action="store_true", help="reuse reports of unchanged designs")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_synth"))
+    ap.add_argument("--router", default="router2", choices=("router1", "router2"),
+                    help="nextpnr router (default router2: router1 needed over an hour for N = 28 here)")
     args = ap.parse_args()
     ns = [int(v) for v in args.n.split(",")]
     out = Path(args.out)
@@ -100,7 +102,7 @@ def main() -> int:
     rows = []
     alex7 = bench_layer("Alex-7"), bench_input("Alex-7")
     for n in ns:
-        r = run_one(n, out, not args.no_pnr, args.reuse)
+        r = run_one(n, out, not args.no_pnr, args.reuse, args.router)
         res = r["resources"]
         if not r["fits"]:
             print(f"{n:>3} does not fit: {', '.join(r['overflow'])} (Yosys counts)")

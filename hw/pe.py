@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amaranth.hdl import ClockSignal, Instance, Module, Mux, ResetSignal, Signal, Value
+from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Instance, Module, Mux,
+                          ResetSignal, Signal, Value)
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -71,11 +72,24 @@ class PE(wiring.Component):
         m = Module()
         p = self._p
         ini = self._init
-        m.submodules.queue = q = ActivationQueue(p, extra=HELD_PAIRS)
-        m.submodules.ptr_read = pr = PointerRead(p, ini.ptr_even, ini.ptr_odd)
-        m.submodules.spmat_read = sr = SparseMatrixRead(p, ini.spmat)
-        m.submodules.arith = au = ArithmeticUnit(p, ini.codebook)
-        m.submodules.act_rw = arw = ActivationRW(p, ini.bias)
+        # The PE's registers are reset by a register of its own: the reset net of a PE then
+        # reaches one PE's registers only (a net from the top to every register of 8 PEs was
+        # an FPGA build's critical path). Domain ``pe`` is ``sync`` with that reset.
+        rst_local = Signal(init=1, reset_less=True)
+        m.d.sync += rst_local.eq(ResetSignal())
+        m.domains.pe = pe_domain = ClockDomain("pe", local=True)
+        m.d.comb += [pe_domain.clk.eq(ClockSignal()), pe_domain.rst.eq(rst_local)]
+        local = DomainRenamer("pe")
+        q = ActivationQueue(p, extra=HELD_PAIRS)
+        pr = PointerRead(p, ini.ptr_even, ini.ptr_odd)
+        sr = SparseMatrixRead(p, ini.spmat)
+        au = ArithmeticUnit(p, ini.codebook)
+        arw = ActivationRW(p, ini.bias)
+        m.submodules.queue = local(q)
+        m.submodules.ptr_read = local(pr)
+        m.submodules.spmat_read = local(sr)
+        m.submodules.arith = local(au)
+        m.submodules.act_rw = local(arw)
 
         # datapath
         m.d.comb += [
@@ -101,12 +115,12 @@ class PE(wiring.Component):
         start = sr.i.valid & sr.free
         busy = ~sr.free | start
         m.d.comb += q.start.eq(start)
-        m.d.sync += self.done.eq((q.pending == 0) & ~self.bcast_valid & sr.free)
+        m.d.pe += self.done.eq((q.pending == 0) & ~self.bcast_valid & sr.free)
         busy_count = Signal(COUNTER_BITS)
         with m.If(self.count_clear):
-            m.d.sync += busy_count.eq(0)
+            m.d.pe += busy_count.eq(0)
         with m.Elif(self.count_en & busy):
-            m.d.sync += busy_count.eq(busy_count + 1)
+            m.d.pe += busy_count.eq(busy_count + 1)
 
         # host writes: this PE's lane
         wr = self.wr
@@ -128,7 +142,7 @@ class PE(wiring.Component):
         # host reads: two cycles from request to rd_data
         rd_mem = Signal(RdMem)
         m.d.comb += arw.rd_addr.eq(self.rd.addr)
-        m.d.sync += [
+        m.d.pe += [
             rd_mem.eq(self.rd.mem),
             # activations sign-extended to the lane
             self.rd_data.eq(Mux(rd_mem == RdMem.BUSY, busy_count, arw.rd_data)),

@@ -101,8 +101,13 @@ class EIE(wiring.Component):
         # it cuts the reset's fanout to every register of every PE from the input port, and a
         # simulator then sees the PEs' next-state logic depend on a register, not on an input
         # (Verilator evaluates input-dependent logic on every eval, i.e. twice per clock).
+        # The PEs register it once more each (:class:`hw.pe.PE`), so that no net carries the
+        # reset to more than one PE's registers; the LNZD tree and the control unit take the
+        # same two-register delay here, and every block leaves reset in the same cycle.
         rst_q = Signal(init=1, reset_less=True)
         m.d.sync += rst_q.eq(ResetSignal())
+        rst_ctl = Signal(init=1, reset_less=True)
+        m.d.sync += rst_ctl.eq(rst_q)
         pes = []
         inits = self._pe_inits or [None] * n
         for k in range(n):
@@ -115,8 +120,8 @@ class EIE(wiring.Component):
             pes.append(pe)
         lnzd = LNZDTree(p)
         ccu = CentralControl(p, self._layer_init)
-        m.submodules.lnzd = ResetInserter(rst_q)(lnzd)
-        m.submodules.ccu = ResetInserter(rst_q)(ccu)
+        m.submodules.lnzd = ResetInserter(rst_ctl)(lnzd)
+        m.submodules.ccu = ResetInserter(rst_ctl)(ccu)
 
         wiring.connect(m, lnzd.root, ccu.root)
         m.d.comb += [
