@@ -89,8 +89,9 @@ def main() -> int:
     ap.add_argument("--no-pnr", action="store_true", help="Yosys only: no Fmax")
     ap.add_argument("--reuse", action="store_true", help="reuse reports of unchanged designs")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_synth"))
-    ap.add_argument("--router", default="router2", choices=("router1", "router2"),
-                    help="nextpnr router (default router2: router1 needed over an hour for N = 28 here)")
+    ap.add_argument("--router", default="auto", choices=("auto", "router1", "router2"),
+                    help="nextpnr router; auto: router1 (the better Fmax) up to 4 PEs, router2 "
+                         "above (router1 did not finish routing 8 PEs in 15 minutes here)")
     args = ap.parse_args()
     ns = [int(v) for v in args.n.split(",")]
     out = Path(args.out)
@@ -102,7 +103,8 @@ def main() -> int:
     rows = []
     alex7 = bench_layer("Alex-7"), bench_input("Alex-7")
     for n in ns:
-        r = run_one(n, out, not args.no_pnr, args.reuse, args.router)
+        router = args.router if args.router != "auto" else ("router1" if n <= 4 else "router2")
+        r = run_one(n, out, not args.no_pnr, args.reuse, router)
         res = r["resources"]
         if not r["fits"]:
             print(f"{n:>3} does not fit: {', '.join(r['overflow'])} (Yosys counts)")
@@ -118,6 +120,7 @@ def main() -> int:
               f"{res['DP16KD']['percent']:>4.0f} {f if f else float('nan'):>8.1f} {cyc:>10,} "
               f"{lps if lps else float('nan'):>9,.0f} {gops if gops else float('nan'):>6.1f} "
               f"{w.get('verilog', 0) + w.get('yosys_ecp5', 0):>8.0f} {w.get('nextpnr', 0):>7.0f}"
+              + f"  {(r.get('nextpnr_options') or {}).get('router', router)}"
               + (f"  (reused report, {r['reused']})" if r.get("reused") else ""), flush=True)
         rows.append((n, {k: v["used"] for k, v in res.items()}, r))
     if len(rows) >= 2:

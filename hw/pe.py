@@ -10,8 +10,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from amaranth.hdl import (ClockDomain, ClockSignal, DomainRenamer, Instance, Module, Mux,
-                          ResetSignal, Signal, Value)
+from amaranth.hdl import (
+    ClockDomain,
+    ClockSignal,
+    DomainRenamer,
+    Instance,
+    Module,
+    Mux,
+    ResetSignal,
+    Signal,
+    Value,
+)
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 

@@ -318,6 +318,7 @@ class SynthReport:
     xilinx_cells: dict[str, int] | None = None
     overflow: list[str] = field(default_factory=list)
     config: dict | None = None
+    nextpnr_options: dict | None = None  # router and seed of the place and route
 
     @property
     def fits(self) -> bool:
@@ -348,6 +349,7 @@ class SynthReport:
             "resources": self.utilisation(),
             "resources_from": self.resources_from,
             "fmax_mhz": self.fmax_mhz,
+            "nextpnr_options": self.nextpnr_options,
             "fmax_met": None if self.fmax is None else self.fmax >= self.target_mhz,
             "critical_paths": self.critical_paths,
             "nextpnr_utilization": self.utilization,
@@ -403,7 +405,10 @@ def format_report(d: dict) -> str:
     if d["fmax_mhz"]:
         for clk, f in d["fmax_mhz"].items():
             ok = "met" if f >= d["constraint"]["target_mhz"] else "NOT met"
-            lines.append(f"{'Fmax ' + clk:<12}{f:>10.1f} MHz (target {d['constraint']['target_mhz']:g} MHz: {ok})")
+            opts = d.get("nextpnr_options") or {}
+            how = f", nextpnr {opts['router']} seed {opts['seed']}" if opts else ""
+            lines.append(f"{'Fmax ' + clk:<12}{f:>10.1f} MHz (target "
+                         f"{d['constraint']['target_mhz']:g} MHz: {ok}{how})")
     for cp in d.get("critical_paths") or []:
         lines.append(f"critical path {cp['from']} -> {cp['to']}: {cp['delay_ns']:.2f} ns "
                      f"({cp['logic_ns']:.2f} logic + {cp['routing_ns']:.2f} routing, "
@@ -565,6 +570,7 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
 
     # 2. nextpnr-ecp5, out of context.
     if pnr and report.fits:
+        report.nextpnr_options = {"router": router, "seed": seed}
         args = [dev.nextpnr_flag, "--package", dev.package, "--json", "netlist.json",
                 "--lpf", _tool_path(lpf_path, cwd), "--report", "nextpnr_report.json",
                 "--lpf-allow-unconstrained", "--timing-allow-fail", "--out-of-context",
