@@ -373,6 +373,16 @@ def overflow_of(used: Mapping[str, int], device: Device) -> list[str]:
             for k in RESOURCES if used.get(k, 0) > avail[k]]
 
 
+def dpram_overflow(cells: Mapping[str, int], device: Device) -> list[str]:
+    """Distributed RAM beyond what the part can hold: each TRELLIS_DPR16X4 takes 4 of the
+    LUTs that can be RAM, and only one LUT in 8 can (nextpnr's "RAM LUTs", 10,455 on the
+    LFE5U-85F). A design over it still passes the LUT4 count, and nextpnr places it but does
+    not finish routing it (28 PEs: 16,052 of 10,455)."""
+    used, avail = 4 * cells.get("TRELLIS_DPR16X4", 0), device.lut4 // 8
+    return ([f"distributed RAM LUTs {used}/{avail} ({100 * used / avail:.0f}%)"]
+            if used > avail else [])
+
+
 def check_fit(report: SynthReport) -> None:
     """Raise :class:`FitError` (one line) when the design does not fit its device."""
     if report.overflow:
@@ -566,7 +576,7 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
                          target_mhz=target, resources=used, resources_from="yosys",
                          yosys_cells=flat_cells, glue=glue, modules=modules,
                          blocks=block_costs(stat_hier, top, blocks or {}), wall_s=wall, config=config)
-    report.overflow = overflow_of(used, dev)
+    report.overflow = overflow_of(used, dev) + dpram_overflow(flat_cells, dev)
 
     # 2. nextpnr-ecp5, out of context.
     if pnr and report.fits:

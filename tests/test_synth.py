@@ -119,6 +119,13 @@ def test_overflow_names_each_exceeded_resource():
     assert synth.overflow_of(used, dev) == ["MULT18X18D 160/156 (103%)", "DP16KD 256/208 (123%)"]
 
 
+def test_distributed_ram_beyond_the_ram_capable_luts_is_an_overflow():
+    dev = synth.DEVICES["LFE5U-85F"]  # 83,640 LUTs, one in 8 can be RAM: 10,455
+    assert synth.dpram_overflow({"TRELLIS_DPR16X4": 2613}, dev) == []  # 10,452 LUTs
+    assert synth.dpram_overflow({"TRELLIS_DPR16X4": 4013}, dev) == [
+        "distributed RAM LUTs 16052/10455 (154%)"]  # 28 PEs of 143 DPR16X4 each
+
+
 def test_clock_constraint_frequency_is_rewritten(tmp_path):
     assert synth.lpf_frequency(synth.DEFAULT_LPF) == 125.0
     lpf = tmp_path / "c.lpf"
