@@ -91,7 +91,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_synth"))
     ap.add_argument("--router", default="auto", choices=("auto", "router1", "router2"),
                     help="nextpnr router; auto: router1 (the better Fmax) up to 4 PEs, router2 "
-                         "above (router1 did not finish routing 8 PEs in 15 minutes here)")
+                         "above (router1 had not routed 8 PEs after 9 minutes here)")
     args = ap.parse_args()
     ns = [int(v) for v in args.n.split(",")]
     out = Path(args.out)
