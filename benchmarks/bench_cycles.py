@@ -2,7 +2,7 @@
 
 For N = 64 PEs and activation queues of depth 8 (config eie64, whose 32K pointers per PE hold
 VGG-6's 25,089), prints per layer the cycle model's cycles with EIE's row
-interleaving and with the load-balanced row assignment (sw/balance.py), the paper's cycles
+interleaving and with the load-balanced row assignment (sw/eie/balance.py), the paper's cycles
 (Table IV, us x 800 MHz), the lower bound and the efficiency; the packing and golden-model
 times for Alex-6; the energy per layer against the dense layer from DRAM; and writes
 build/fig8_load_balance.png (efficiency vs queue depth 1..256, the paper's Figure 8).
@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from sw import golden
-from sw.benchlayers import TABLE3, alexnet_chain, bench_input, bench_layer, synthetic_fc
-from sw.config import PRESETS
-from sw.cycles import simulate_layer, simulate_network
-from sw.energy import layer_energy
-from sw.pack import pack_network
+from sw.eie import fixedpoint, golden
+from sw.eie.benchlayers import TABLE3, alexnet_chain, bench_input, bench_layer, synthetic_fc
+from sw.eie.config import PRESETS
+from sw.eie.cycles import simulate_layer, simulate_network
+from sw.eie.energy import layer_energy
+from sw.eie.pack import pack_network
 
 DEPTHS = [1, 2, 4, 8, 16, 32, 64, 128, 256]
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,7 +65,7 @@ def main() -> int:
     for name in names:
         b = TABLE3[name]
         q = bench_layer(name)
-        x = golden.quantize_input(bench_input(name), cfg)
+        x = fixedpoint.quantize_input(bench_input(name), cfg)
         t_pack, plain = best_of(lambda q=q: pack_network([q], cfg), 1 if name != "Alex-6" else 3)
         t_bal, bal = best_of(lambda q=q: pack_network([q], cfg, balance=True), 1 if name != "Alex-6" else 3)
         t_cyc, rp = best_of(lambda plain=plain, x=x: simulate_layer(plain, 0, x), 1)
@@ -98,7 +98,7 @@ def main() -> int:
     lenet = [synthetic_fc(f"ip{i}", a, o, d, input_density=0.2, seed=1)
              for i, (a, o, d) in enumerate([(784, 300, 0.08), (300, 100, 0.09), (100, 10, 0.26)])]
     small = pack_network(lenet, PRESETS["small"])
-    xs = golden.quantize_input(rng.random((10000, 784)) * (rng.random((10000, 784)) < 0.19), small.config)
+    xs = fixedpoint.quantize_input(rng.random((10000, 784)) * (rng.random((10000, 784)) < 0.19), small.config)
     t_batch, _ = best_of(lambda: golden.run_network_batch(small, xs), 1)
     print(f"golden model, LeNet-300-100 shapes on {small.config.name}, 10,000 inputs: {t_batch:.2f} s")
     print()
@@ -126,7 +126,7 @@ def main() -> int:
 
     # the balance gain depends on how unequal the rows are: synthetic per-row/column spread
     b = TABLE3["Alex-7"]
-    x = golden.quantize_input(bench_input("Alex-7"), cfg)
+    x = fixedpoint.quantize_input(bench_input("Alex-7"), cfg)
     cells = []
     for spread in (0.0, 0.15, 0.3):
         q = synthetic_fc("Alex-7", b.n_in, b.n_out, b.weight_density, b.act_density, spread=spread)
@@ -141,7 +141,7 @@ def main() -> int:
         t_gen = time.perf_counter()
         layers, x = alexnet_chain()
         t_gen = time.perf_counter() - t_gen
-        xi = golden.quantize_input(x, cfg)
+        xi = fixedpoint.quantize_input(x, cfg)
         for balance in (False, True):
             t_pack, image = best_of(lambda b=balance: pack_network(layers, cfg, balance=b), 1)
             t_gold, outs = best_of(lambda image=image: golden.run_network(image, xi), 1)

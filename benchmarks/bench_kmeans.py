@@ -3,7 +3,7 @@
 A 4096 x 9216 weight matrix (37.7M weights, Laplace-distributed like trained fc weights) is
 pruned to 9% (Deep Compression Table 4) and quantized to 4 bits (15 centroids + zero). Timed:
 
-- ours: the whole per-layer quantization step, ``sw.quantize.quantize_weights`` (gather the
+- ours: the whole per-layer quantization step, ``sw.compression.quantize.quantize_weights`` (gather the
   survivors, sort, k-means to a fixed point, assign every weight, build codebook and indices);
 - scikit-learn: ``KMeans(n_init=1)`` on the same survivors from the same linear initial
   centroids, ``tol=0`` (run until the assignments stop changing) and the same iteration cap.
@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sw.quantize import init_centroids, kmeans_1d, quantize_weights  # noqa: E402
+from sw.compression.quantize import init_centroids, kmeans_1d, quantize_weights  # noqa: E402
 
 
 def main() -> int:

@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from sw.compress import compress_builtin, default_settings  # noqa: E402
+from sw.compression.compress import compress_builtin, default_settings  # noqa: E402
+from sw.compression.modelfile import format_table  # noqa: E402
 from sw.errors import EIEError  # noqa: E402
-from sw.modelfile import format_table  # noqa: E402
 
 
 def main() -> int:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sw import huffman
-from sw.modelfile import encode_layer, format_table, layer_table, load_model, save_model
+from sw.compression import huffman
+from sw.compression.modelfile import encode_layer, format_table, layer_table, load_model, save_model
 from sw.qlayer import QuantizedLayer
 from sw.sparse import encode_columns
 

@@ -17,9 +17,9 @@ import numpy as np
 
 from sim.regress import alexnet_entries, log_stderr, regression
 from sim.session import run_job
-from sw.config import PRESETS
-from sw.golden import quantize_input
-from sw.pack import pack_network
+from sw.eie.config import PRESETS
+from sw.eie.fixedpoint import quantize_input
+from sw.eie.pack import pack_network
 from sw.qlayer import QuantizedLayer
 
 

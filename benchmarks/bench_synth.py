@@ -3,8 +3,8 @@
 For each N, the ecp5_max memory depths (per PE: 1K x 64-bit sparse matrix, 2K pointers, 64
 activations per register file, 1K biases) with N PEs go through `hw.synth` (Yosys synth_ecp5,
 nextpnr-ecp5 out of context at the 125 MHz constraint of constraints/ecp5_clk.lpf); the table
-gives the resources, the achieved Fmax and, from the cycle model (sw.cycles) on EIE's Alex-7
-layer (4096 x 4096, 9% weights, 35% activations; synthetic, sw.benchlayers), the cycles per
+gives the resources, the achieved Fmax and, from the cycle model (sw.eie.cycles) on EIE's Alex-7
+layer (4096 x 4096, 9% weights, 35% activations; synthetic, sw.eie.benchlayers), the cycles per
 layer at that N and the layers/s at that Fmax. Alex-7 needs ~1.6M entries: far more than the
 FPGA's block RAM holds at any N, so this is the throughput on Alex-7-*sized* work (the cycle
 model does not depend on memory depth). The sweep stops at the first N that does not fit,
@@ -31,13 +31,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hw import synth  # noqa: E402
-from sw import golden  # noqa: E402
-from sw.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402
-from sw.config import PRESETS, EIEConfig  # noqa: E402
-from sw.cycles import simulate_layer  # noqa: E402
-from sw.pack import pack_network  # noqa: E402
+from sw.eie import fixedpoint  # noqa: E402
+from sw.eie.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402
+from sw.eie.config import PRESETS, EIEConfig  # noqa: E402
+from sw.eie.cycles import simulate_layer  # noqa: E402
+from sw.eie.pack import pack_network  # noqa: E402
 
-# the per-PE memory depths of the FPGA presets (sw/config.py ecp5_small / ecp5_max)
+# the per-PE memory depths of the FPGA presets (sw/eie/config.py ecp5_small / ecp5_max)
 FPGA_DEPTHS = dict(queue_depth=8, spmat_words=1024, ptr_depth=2048, act_depth=64,
                    bias_depth=1024, max_layers=4)
 
@@ -56,7 +56,7 @@ def alex7_cycles(n: int, queue_depth: int, layer, x: np.ndarray) -> int:
                     spmat_words=1 << 20, ptr_depth=b.n_in + 2, act_depth=max(-(-b.n_in // n), rows),
                     bias_depth=rows, max_layers=1)
     image = pack_network([layer], cfg, relu=[True])
-    a = image.input_to_physical(golden.quantize_input(x, cfg))
+    a = image.input_to_physical(fixedpoint.quantize_input(x, cfg))
     return simulate_layer(image, 0, a).cycles
 
 

@@ -22,10 +22,10 @@ from hw import host, verilator_check  # noqa: E402
 from hw.central_control import rtl_timing  # noqa: E402
 from hw.params import HWParams, RdMem  # noqa: E402
 from hw.verilog import generate  # noqa: E402
-from sw import cycles, golden  # noqa: E402
-from sw.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402
-from sw.config import EIEConfig  # noqa: E402
-from sw.pack import pack_network  # noqa: E402
+from sw.eie import cycles, fixedpoint, golden  # noqa: E402
+from sw.eie.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402
+from sw.eie.config import EIEConfig  # noqa: E402
+from sw.eie.pack import pack_network  # noqa: E402
 
 
 def main() -> int:
@@ -60,7 +60,7 @@ def main() -> int:
     for name in args.layers.split(","):
         spec = TABLE3[name]
         img = pack_network([bench_layer(name)], cfg, relu=[True], balance=args.balance)
-        x = img.input_to_physical(golden.quantize_input(bench_input(name), cfg))
+        x = img.input_to_physical(fixedpoint.quantize_input(bench_input(name), cfg))
         d = img.layers[0]
         writes = list(host.image_writes(p, img))
         lines = (verilator_check.transactions(p, writes)

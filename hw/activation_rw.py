@@ -20,7 +20,7 @@ What this unit holds, per PE (docs/hardware.md):
 - the bias file (``bias_depth`` x ``act_bits``).
 
 Write-back (one row per cycle, rows 0 .. rows-1, driven by the central control unit in every PE
-at once), docs/format.md "Arithmetic", bit-exact with ``sw.golden.requantize``:
+at once), docs/format.md "Arithmetic", bit-exact with ``sw.eie.fixedpoint.requantize``:
 
 - W0: read accumulator[row] and bias[bias_base + row];
 - W1: both registered as they leave their memories; accumulator[row] := 0 (ready for the next

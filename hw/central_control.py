@@ -37,7 +37,7 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw.cycles import Timing
+from sw.eie.cycles import Timing
 
 from .activation_rw import WB_STAGES
 from .params import COUNTER_BITS, HWParams, lnzd_levels
@@ -59,8 +59,8 @@ def start_latency(n_pe: int) -> int:
 
 
 def rtl_timing(n_pe: int) -> Timing:
-    """The cycle model's fixed latencies (:class:`sw.cycles.Timing`) of this RTL at ``n_pe``
-    PEs: with them, ``sw.cycles`` predicts the ``cycles`` counter exactly."""
+    """The cycle model's fixed latencies (:class:`sw.eie.cycles.Timing`) of this RTL at ``n_pe``
+    PEs: with them, ``sw.eie.cycles`` predicts the ``cycles`` counter exactly."""
     return Timing(start=start_latency(n_pe), drain=DRAIN, writeback_per_row=1,
                   writeback_latency=WB_TAIL, column_latency=BROADCAST_STAGES + COLUMN_LATENCY,
                   held_pairs=HELD_PAIRS)

@@ -1,6 +1,6 @@
 """The host protocol of the EIE top level, independent of any simulator.
 
-Turns a :class:`sw.pack.NetworkImage` and input vectors into the host-port transactions of
+Turns a :class:`sw.eie.pack.NetworkImage` and input vectors into the host-port transactions of
 docs/hardware.md ("Host protocol"), and read responses back into vectors. The Amaranth-simulator
 driver (:mod:`hw.sim_driver`) and the cocotb testbenches replay the same transactions, so the
 protocol is written once:
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from sw.pack import NetworkImage
+from sw.eie.pack import NetworkImage
 
 from .params import HWParams, RdMem, WrMem
 from .pe import PEInit

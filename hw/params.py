@@ -1,5 +1,5 @@
 """Widths, packed layouts and host-port codes of one EIE instance, all derived from
-:class:`sw.config.EIEConfig` (the one source of widths and depths; docs/format.md).
+:class:`sw.eie.config.EIEConfig` (the one source of widths and depths; docs/format.md).
 
 Every block of ``hw/`` takes an :class:`HWParams` and reads its widths from here, so a width is
 computed in exactly one place. The host-port codes (:class:`WrMem`, :class:`RdMem`) and the
@@ -14,7 +14,7 @@ from functools import cached_property
 from amaranth.hdl import signed
 from amaranth.lib import data, enum
 
-from sw.config import EIEConfig
+from sw.eie.config import EIEConfig
 
 # Attributes of a memory whose reads never need to see a write to the same address in the same
 # cycle (host writes happen in I/O mode, reads in compute mode): Yosys then maps it to block RAM

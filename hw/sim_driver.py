@@ -1,7 +1,7 @@
 """Host-side driver of the EIE top level in Amaranth's simulator (async testbenches).
 
 It plays the protocol of :mod:`hw.host` (docs/hardware.md) on an :class:`hw.top.EIE`: load a
-:class:`sw.pack.NetworkImage` through the wide write port, write an input vector, start, wait
+:class:`sw.eie.pack.NetworkImage` through the wide write port, write an input vector, start, wait
 for ``done``, read the outputs and the counters. The cocotb testbenches mirror it on the
 generated Verilog. Example::
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.sim import Simulator
 
-from sw.pack import NetworkImage
+from sw.eie.pack import NetworkImage
 
 from . import host
 from .params import RdMem

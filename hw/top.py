@@ -1,6 +1,6 @@
 """The EIE accelerator: N processing elements, the LNZD quadtree, the central control unit and
 the host port (Han et al., EIE, ISCA 2016, Figure 4). docs/hardware.md documents every port and
-the host protocol; :mod:`hw.host` implements the protocol from a :class:`sw.pack.NetworkImage`.
+the host protocol; :mod:`hw.host` implements the protocol from a :class:`sw.eie.pack.NetworkImage`.
 
 Host port, in short (all synchronous to ``clk``, active-high synchronous ``rst``):
 
@@ -24,7 +24,7 @@ from amaranth.hdl import Cat, Module, ResetInserter, ResetSignal, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-from sw.config import EIEConfig
+from sw.eie.config import EIEConfig
 
 from .central_control import CentralControl
 from .lnzd import LNZDTree

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from amaranth import __version__ as amaranth_version
 from amaranth.back import verilog
 
-from sw.config import EIEConfig
-from sw.pack import NetworkImage
+from sw.eie.config import EIEConfig
+from sw.eie.pack import NetworkImage
 
 from . import host
 from .central_control import DRAIN, WB_TAIL, start_latency

@@ -1,6 +1,6 @@
 """The generated EIE Verilog as a simulation model: generate once, build once, reuse.
 
-:func:`eie_design` turns an :class:`sw.config.EIEConfig` into a built cocotb :class:`Design`:
+:func:`eie_design` turns an :class:`sw.eie.config.EIEConfig` into a built cocotb :class:`Design`:
 the Verilog comes from :func:`hw.verilog.generate` (cached under ``build/sim/rtl`` by a hash of
 the configuration and of the generator's sources, so a changed ``hw/`` file regenerates it) and
 the simulator build is cached by :func:`sim.runner.build` (by a hash of the Verilog).
@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from sw.config import EIEConfig
+from sw.eie.config import EIEConfig
 from sw.fsutil import atomic_write_text
 
 from .runner import BUILD, REPO, Design, build
@@ -26,7 +26,7 @@ TOP = "eie"  # the top module's name in the generated Verilog
 def _generator_hash(config: EIEConfig) -> str:
     """Hash of everything the generated Verilog depends on."""
     h = hashlib.sha256(json.dumps(config.to_dict(), sort_keys=True).encode())
-    for src in sorted((REPO / "hw").glob("*.py")) + [REPO / "sw" / "config.py"]:
+    for src in sorted((REPO / "hw").glob("*.py")) + [REPO / "sw" / "eie" / "config.py"]:
         h.update(src.name.encode())
         h.update(src.read_bytes())
     return h.hexdigest()[:16]

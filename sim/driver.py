@@ -29,7 +29,7 @@ from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, Timer
 
 from hw import host
 from hw.params import HWParams, RdMem
-from sw.pack import NetworkImage
+from sw.eie.pack import NetworkImage
 
 CLOCK_NS = 10  # 100 MHz: the simulated period (only sim time depends on it)
 

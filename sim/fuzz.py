@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sw.config import PRESETS, EIEConfig
+from sw.eie.config import PRESETS, EIEConfig
+from sw.eie.fixedpoint import int_range
+from sw.eie.pack import pack_network
 from sw.errors import DataError, FitError
-from sw.golden import int_range
-from sw.pack import pack_network
 from sw.qlayer import QuantizedLayer
 
 from .design import eie_design

@@ -2,7 +2,7 @@
 expected results (golden model and cycle model), and what the RTL produced.
 
 The pytest / command-line side builds a :class:`Job` (:func:`make_case` computes every
-expectation from the images with :mod:`sw.golden` and :mod:`sw.cycles`), writes it to a file,
+expectation from the images with :mod:`sw.eie.golden` and :mod:`sw.eie.cycles`), writes it to a file,
 and runs the cocotb module :mod:`sim.tb_eie` on a built design; the testbench replays it,
 checks every output bit for bit and every counter against the cycle model, and writes a
 :class:`JobResult` beside it.
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from sw.cycles import CycleReport, Timing, simulate_layer
-from sw.golden import run_layer
-from sw.pack import NetworkImage
+from sw.eie.cycles import CycleReport, Timing, simulate_layer
+from sw.eie.golden import run_layer
+from sw.eie.pack import NetworkImage
 
 
 @dataclass

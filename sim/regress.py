@@ -5,9 +5,9 @@ against the cycle model, summarised in one table.
 - AlexNet fc6 / fc7 / fc8 (EIE's Alex-6/7/8: 9216x4096, 4096x4096, 4096x1000, weights 9/9/25%,
   4-bit codebooks, inputs 35.1/35.3/37.5% non-zero) on the 64-PE ``eie64`` (queue depth 8),
   each layer alone and fc6 -> fc7 -> fc8 back to back; synthetic from fixed seeds
-  (:mod:`sw.benchlayers`), or the real weights of a torchvision-format state_dict (pruned to
+  (:mod:`sw.eie.benchlayers`), or the real weights of a torchvision-format state_dict (pruned to
   Deep Compression's densities and 4-bit quantized, as ``eie pack`` does). Each with EIE's row
-  interleaving and with the load-balanced assignment (:mod:`sw.balance`).
+  interleaving and with the load-balanced assignment (:mod:`sw.eie.balance`).
 - LeNet-300-100 compressed by ``eie compress`` on real MNIST, the test images run through the
   RTL in one batch (image loaded once; per image: input, start, done, outputs): accuracy of
   the RTL beside the golden model's and the float model's.
@@ -28,12 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from sw.benchlayers import TABLE3, alexnet_chain, bench_input, bench_layer
-from sw.config import EIEConfig
-from sw.cycles import CycleReport
+from sw.eie.benchlayers import TABLE3, alexnet_chain, bench_input, bench_layer
+from sw.eie.config import EIEConfig
+from sw.eie.cycles import CycleReport
+from sw.eie.fixedpoint import quantize_input
+from sw.eie.golden import float_network, run_layer_batch
+from sw.eie.pack import NetworkImage, pack_network
 from sw.errors import DataError
-from sw.golden import float_network, quantize_input, run_layer_batch
-from sw.pack import NetworkImage, pack_network
 from sw.qlayer import QuantizedLayer
 
 from .design import eie_design
@@ -122,8 +123,8 @@ def _entry(label: str, image: NetworkImage, layers: list[QuantizedLayer], xs: np
 def real_alexnet(weights: str | Path, log: Log) -> list[QuantizedLayer]:
     """fc6 / fc7 / fc8 of a torchvision-format AlexNet state_dict, pruned to 9/9/25% and
     4-bit quantized without retraining (as ``eie pack`` does)."""
-    from sw.compress import compress_module, default_settings
-    from sw.models import alexnet_fc_from_state_dict, load_checkpoint
+    from sw.compression.compress import compress_module, default_settings
+    from sw.compression.models import alexnet_fc_from_state_dict, load_checkpoint
 
     t = time.perf_counter()
     net = alexnet_fc_from_state_dict(load_checkpoint(weights), f"checkpoint {weights}")
@@ -194,7 +195,7 @@ def lenet_model(model: str | Path | None, data: str | Path | None, log: Log) -> 
     p = REPO / LENET_MODEL
     if p.exists():
         return p
-    from sw.compress import compress_builtin, default_settings
+    from sw.compression.compress import compress_builtin, default_settings
 
     log(f"{LENET_MODEL} is missing: compressing LeNet-300-100 on MNIST (eie compress, "
         f"default settings; a few minutes, once)")
@@ -217,9 +218,9 @@ def mnist_entry(config: EIEConfig, n_images: int, data: str | Path | None = None
                 model: str | Path | None = None, balance: bool = False,
                 log: Log = print) -> tuple[Entry, MnistInfo]:
     """LeNet-300-100 on the first ``n_images`` MNIST test images as one case."""
-    from sw.data import load_split
-    from sw.golden import run_network_batch
-    from sw.modelfile import load_model
+    from sw.compression.data import load_split
+    from sw.compression.modelfile import load_model
+    from sw.eie.golden import run_network_batch
 
     test = load_split("test", data).take(n_images)
     path = lenet_model(model, data, log)
@@ -227,7 +228,7 @@ def mnist_entry(config: EIEConfig, n_images: int, data: str | Path | None = None
     layers, _ = load_model(path)
     relu = [bool((q.meta or {}).get("relu", i < len(layers) - 1)) for i, q in enumerate(layers)]
     image = pack_network(layers, config, relu=relu, balance=balance)
-    x = test.images.reshape(len(test), -1).astype(np.float64) / 255.0  # sw.data.to_tensors
+    x = test.images.reshape(len(test), -1).astype(np.float64) / 255.0  # sw.compression.data.to_tensors
     xq = quantize_input(x, config)
     golden = run_network_batch(image, xq)[-1]
     floats = float_network(layers, x, relu)[-1]

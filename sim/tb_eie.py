@@ -6,8 +6,8 @@ through the wide write port, then every run: write the input, ``start``, wait fo
 the simulator, read the outputs of the last two layers of the run (both activation banks) and
 the counters. Checks, all exact:
 
-- outputs == the golden model (:mod:`sw.golden`), bit for bit;
-- ``cycles``, ``stall_cycles`` and every PE's busy counter == the cycle model (:mod:`sw.cycles`).
+- outputs == the golden model (:mod:`sw.eie.golden`), bit for bit;
+- ``cycles``, ``stall_cycles`` and every PE's busy counter == the cycle model (:mod:`sw.eie.cycles`).
 
 The first mismatch is localised before the test fails (:func:`diagnose`): the layer (each layer
 of a chain re-run alone on its golden input), the output row (physical and logical, PE and
@@ -28,10 +28,10 @@ from cocotb.triggers import ClockCycles
 
 from hw import host
 from hw.params import HWParams
-from sw.balance import inverse_permutation
-from sw.cycles import Timing, simulate_layer
-from sw.golden import run_layer
-from sw.pack import NetworkImage
+from sw.eie.balance import inverse_permutation
+from sw.eie.cycles import Timing, simulate_layer
+from sw.eie.golden import run_layer
+from sw.eie.pack import NetworkImage
 
 from .driver import EIEDriver, RunCounters, Stalls
 from .job import Case, CaseResult, Job, JobResult, Run, RunResult, load, save

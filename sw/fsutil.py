@@ -9,7 +9,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import EIEError
+from sw.errors import EIEError
 
 
 def _umask() -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sw.config import EIEConfig
+from sw.eie.config import EIEConfig
 from sw.qlayer import QuantizedLayer
 
 

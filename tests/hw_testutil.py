@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from amaranth.sim import Simulator
 
-from sw.config import EIEConfig
-from sw.pack import NetworkImage, pack_network
+from sw.eie.config import EIEConfig
+from sw.eie.pack import NetworkImage, pack_network
 
 
 def run_sim(dut, *benches, processes=(), vcd: str | None = None) -> None:

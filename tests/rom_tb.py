@@ -18,7 +18,7 @@ from cocotb.triggers import FallingEdge
 
 from hw import host
 from hw.params import HWParams
-from sw.images import read_images
+from sw.eie.images import read_images
 
 
 async def wait_for(dut, signal, limit: int) -> None:

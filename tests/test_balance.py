@@ -3,15 +3,15 @@ from helpers_eie import roomy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sw.balance import (
+from sw.eie.balance import (
     balanced_permutation,
     expected_padding,
     inverse_permutation,
     padding_row_order,
     per_pe_work,
 )
-from sw.cycles import simulate_layer
-from sw.pack import pack_network
+from sw.eie.cycles import simulate_layer
+from sw.eie.pack import pack_network
 from sw.qlayer import QuantizedLayer
 from sw.sparse import encode_columns
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from sw.benchlayers import TABLE3, alexnet_chain, bench_input, bench_layer, synthetic_fc
+from sw.eie.benchlayers import TABLE3, alexnet_chain, bench_input, bench_layer, synthetic_fc
 from sw.errors import DataError
 
 
@@ -42,13 +42,13 @@ def test_synthetic_layers_keep_the_largest_magnitudes():
 
 @pytest.mark.slow
 def test_alexnet_chain_reaches_the_tables_activation_densities():
-    from sw import golden
-    from sw.config import PRESETS
-    from sw.pack import pack_network
+    from sw.eie import fixedpoint, golden
+    from sw.eie.config import PRESETS
+    from sw.eie.pack import pack_network
 
     layers, x = alexnet_chain()
     assert [q.shape for q in layers] == [(4096, 9216), (4096, 4096), (1000, 4096)]
     image = pack_network(layers, PRESETS["eie64"])
-    outs = golden.run_network(image, golden.quantize_input(x, image.config))
+    outs = golden.run_network(image, fixedpoint.quantize_input(x, image.config))
     assert np.count_nonzero(outs[0]) / 4096 == pytest.approx(0.353, abs=0.05)
     assert np.count_nonzero(outs[1]) / 4096 == pytest.approx(0.375, abs=0.05)

@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 from eie.cli import main
-from sw.compress import CompressSettings, compress_module, write_outputs
-from sw.data import idx_bytes, load_mnist, to_tensors, write_idx
-from sw.modelfile import load_model
-from sw.models import (
+from sw.compression.compress import CompressSettings, compress_module, write_outputs
+from sw.compression.data import idx_bytes, load_mnist, to_tensors, write_idx
+from sw.compression.modelfile import load_model
+from sw.compression.models import (
     ChainNet,
     apply_quantized,
     build_from_quantized,
@@ -19,7 +19,7 @@ from sw.models import (
     chain_from_state_dict,
     count_params,
 )
-from sw.train import predict, random_shift
+from sw.compression.train import predict, random_shift
 
 MNIST = os.environ.get("EIE_MNIST_DIR")
 needs_mnist = pytest.mark.skipif(not MNIST, reason="EIE_MNIST_DIR is not set (point it at the "

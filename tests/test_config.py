@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from sw.config import PRESETS, EIEConfig
+from sw.eie.config import PRESETS, EIEConfig
 from sw.errors import ConfigError
 
 

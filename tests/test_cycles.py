@@ -6,11 +6,11 @@ from helpers_eie import chain, random_layer, roomy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sw import golden
-from sw.config import PRESETS
-from sw.cycles import Timing, lnzd_levels, schedule, simulate_layer, simulate_network
+from sw.eie import fixedpoint, golden
+from sw.eie.config import PRESETS
+from sw.eie.cycles import Timing, lnzd_levels, schedule, simulate_layer, simulate_network
+from sw.eie.pack import pack_network
 from sw.errors import DataError
-from sw.pack import pack_network
 from sw.qlayer import QuantizedLayer
 
 
@@ -138,7 +138,7 @@ def test_network_cycles_follow_the_golden_activations():
     rng = np.random.default_rng(2)
     layers = chain(rng, [20, 16, 8], 0.4, scale=0.5)
     image = pack_network(layers, roomy(4), balance=True)
-    x = golden.quantize_input(rng.random(20), image.config)
+    x = fixedpoint.quantize_input(rng.random(20), image.config)
     net = simulate_network(image, x)
     hidden = image.to_physical(0, golden.run_network(image, x)[0])
     assert net.layers[1].broadcasts == np.count_nonzero(hidden)

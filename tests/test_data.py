@@ -5,7 +5,7 @@ import struct
 import numpy as np
 import pytest
 
-from sw.data import idx_bytes, load_mnist, load_split, parse_idx, read_idx, write_idx
+from sw.compression.data import idx_bytes, load_mnist, load_split, parse_idx, read_idx, write_idx
 from sw.errors import DataError
 
 

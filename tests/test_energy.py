@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from helpers_eie import random_layer, roomy
 
-from sw.cycles import simulate_layer
-from sw.energy import TABLE_45NM, layer_energy
-from sw.pack import pack_network
+from sw.eie.cycles import simulate_layer
+from sw.eie.energy import TABLE_45NM, layer_energy
+from sw.eie.pack import pack_network
 
 
 def test_operand_width_scaling_quadratic_for_multiplies_linear_otherwise():

@@ -3,7 +3,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sw import huffman
+from sw.compression import huffman
 from sw.errors import DataError
 
 

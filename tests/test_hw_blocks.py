@@ -18,8 +18,8 @@ from hw.lnzd import LNZDNode, LNZDTree
 from hw.params import HWParams, lnzd_levels
 from hw.pointer_read import PointerRead
 from hw.spmat_read import SparseMatrixRead
-from sw import golden
-from sw.config import PRESETS, EIEConfig
+from sw.eie import fixedpoint
+from sw.eie.config import PRESETS, EIEConfig
 
 TINY = PRESETS["tiny"]
 P = HWParams(TINY)
@@ -292,7 +292,7 @@ def test_arithmetic_unit_bypass_on_back_to_back_hits_of_the_same_accumulator():
     for a, ents in cols:
         for v, row in ents:
             want[row] += book[v] * a
-    assert seen["acc"] == list(golden.wrap(want, P.acc_bits))
+    assert seen["acc"] == list(fixedpoint.wrap(want, P.acc_bits))
     assert seen["bypass"] == 2  # row 9 twice in a row, twice
 
 
@@ -448,7 +448,7 @@ def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(w_frac
         seen.update(dense=dense, cleared=cleared, items=items)
 
     run_sim(arw, bench)
-    want = golden.requantize(acc + (bias << w_frac), w_frac, relu, cfg)
+    want = fixedpoint.requantize(acc + (bias << w_frac), w_frac, relu, cfg)
     assert seen["dense"] == list(want)
     assert seen["cleared"] == [0] * rows
     assert seen["items"] == [(r, int(want[r])) for r in range(rows) if want[r] != 0]

@@ -14,9 +14,9 @@ from hw.central_control import DRAIN, WB_TAIL, rtl_timing, start_latency
 from hw.params import HWParams, RdMem, WrMem
 from hw.sim_driver import AmaranthHost, simulate
 from hw.top import EIE
-from sw import cycles, golden
-from sw.config import PRESETS, EIEConfig
-from sw.pack import pack_network
+from sw.eie import cycles, fixedpoint, golden
+from sw.eie.config import PRESETS, EIEConfig
+from sw.eie.pack import pack_network
 
 TINY = PRESETS["tiny"]
 
@@ -29,7 +29,7 @@ def _config(n_pe: int, depth: int, **kw) -> EIEConfig:
 
 def _input(rng, n: int, density: float, config: EIEConfig, scale: float = 1.0) -> np.ndarray:
     x = rng.normal(0, scale, n) * (rng.random(n) < density)
-    return golden.quantize_input(x, config)
+    return fixedpoint.quantize_input(x, config)
 
 
 def test_random_sparse_layer_is_bit_exact_with_golden_and_cycle_exact_with_model():
@@ -155,7 +155,7 @@ def test_saturation_and_rounding_at_write_back_match_golden():
     rng = np.random.default_rng(8)
     q = random_layer(rng, 16, 16, 1.0, "big", scale=3.0)
     img = pack_network([q], TINY, relu=[False])
-    x = golden.quantize_input(rng.choice([-100.0, 100.0], 16), TINY)  # saturates both ways
+    x = fixedpoint.quantize_input(rng.choice([-100.0, 100.0], 16), TINY)  # saturates both ways
     (r,) = simulate(img, [x])
     want = golden.run_layer(img, 0, x)
     assert np.array_equal(r.output, want)

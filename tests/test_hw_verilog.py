@@ -18,9 +18,9 @@ from hw.params import HWParams, RdMem
 from hw.sim_driver import AmaranthHost
 from hw.top import EIE
 from hw.verilog import generate, strip_zero_memory_init
-from sw import cycles, golden
-from sw.config import PRESETS, EIEConfig
-from sw.pack import pack_network
+from sw.eie import cycles, fixedpoint, golden
+from sw.eie.config import PRESETS, EIEConfig
+from sw.eie.pack import pack_network
 
 TINY = PRESETS["tiny"]
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "hardware.md"
@@ -103,7 +103,7 @@ def test_verilated_design_is_bit_and_cycle_exact_on_a_random_layer(tmp_path):
     rng = np.random.default_rng(21)
     cfg = TINY.replace(n_pe=6, queue_depth=2)
     img = pack_network([random_layer(rng, 60, 70, 0.3, "fc", scale=0.5)], cfg, relu=[True])
-    x = golden.quantize_input(rng.normal(0, 2, 70) * (rng.random(70) < 0.4), cfg)
+    x = fixedpoint.quantize_input(rng.normal(0, 2, 70) * (rng.random(70) < 0.4), cfg)
     y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
     assert np.array_equal(y, golden.run_layer(img, 0, x))
     rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg.n_pe))
@@ -114,14 +114,14 @@ def test_verilated_design_is_bit_and_cycle_exact_on_a_random_layer(tmp_path):
 @pytest.mark.slow
 @needs_toolchain
 def test_eie64_verilog_lints_builds_and_runs_alex8_bit_and_cycle_exact(tmp_path):
-    from sw.benchlayers import bench_input, bench_layer
+    from sw.eie.benchlayers import bench_input, bench_layer
 
     cfg = PRESETS["eie64"]
     v = tmp_path / "eie.v"
     v.write_text(generate(cfg).text)
     assert verilator_check.lint(v, "eie", tmp_path / "lint") == []
     img = pack_network([bench_layer("Alex-8")], cfg, relu=[True])
-    x = img.input_to_physical(golden.quantize_input(bench_input("Alex-8"), cfg))
+    x = img.input_to_physical(fixedpoint.quantize_input(bench_input("Alex-8"), cfg))
     y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
     assert np.array_equal(y, golden.run_layer(img, 0, x))
     rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg.n_pe))
@@ -135,7 +135,7 @@ def test_rom_build_computes_without_loading_the_image():
     img = pack_network(chain(rng, [20, 16, 8], 0.5, scale=0.5), TINY)
     p = HWParams(TINY)
     dut = EIE(TINY, pe_inits=host.pe_inits(img), layer_init=host.layer_table(p, img))
-    x = golden.quantize_input(rng.normal(0, 1, 20), TINY)
+    x = fixedpoint.quantize_input(rng.normal(0, 1, 20), TINY)
     got = {}
 
     async def bench(ctx):

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from helpers_eie import chain, roomy
 
+from sw.eie.images import bin_words, hex_lines, read_images, write_images
+from sw.eie.pack import pack_network, unpack_network
 from sw.errors import DataError
-from sw.images import bin_words, hex_lines, read_images, write_images
-from sw.pack import pack_network, unpack_network
 
 
 @pytest.fixture

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sw import modelfile
+from sw.compression import modelfile
+from sw.compression.modelfile import encode_layer, format_table, layer_table, load_model, save_model
 from sw.errors import ConfigError, DataError
-from sw.modelfile import encode_layer, format_table, layer_table, load_model, save_model
 from sw.qlayer import QuantizedLayer
 
 

@@ -4,10 +4,10 @@ from helpers_eie import chain, random_layer, roomy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sw.config import PRESETS
+from sw.eie.config import PRESETS
+from sw.eie.fixedpoint import quantize_bias
+from sw.eie.pack import decode_layer, pack_network, unpack_network
 from sw.errors import FitError
-from sw.golden import quantize_bias
-from sw.pack import decode_layer, pack_network, unpack_network
 from sw.qlayer import QuantizedLayer
 
 PAPER_COLUMN = [0, 0, 1, 2] + [0] * 18 + [3]  # EIE Section III-B, one PE's column
@@ -204,7 +204,7 @@ def test_logical_physical_vectors_and_pe_split():
     (3, 5, 64),  # 8-bit entries with 5-bit relative indices (max gap 31)
 ])
 def test_other_entry_and_word_widths_round_trip(weight_bits, index_bits, word_bits):
-    from sw import golden
+    from sw.eie import fixedpoint, golden
 
     rng = np.random.default_rng(11)
     cfg = roomy(3, weight_bits=weight_bits, index_bits=index_bits, spmat_word_bits=word_bits)
@@ -219,6 +219,6 @@ def test_other_entry_and_word_widths_round_trip(weight_bits, index_bits, word_bi
         assert np.array_equal(idx, q.indices)
     v, z, _ = image.entries(2, 0)
     assert z.max(initial=0) <= cfg.max_gap and v.max(initial=0) < (1 << weight_bits)
-    x = golden.quantize_input(rng.random(20), cfg)
-    ref = golden.float_network(layers, golden.dequantize(x, cfg))[-1]
-    assert np.abs(golden.dequantize(golden.run_network(image, x)[-1], cfg) - ref).max() < 0.05
+    x = fixedpoint.quantize_input(rng.random(20), cfg)
+    ref = golden.float_network(layers, fixedpoint.dequantize(x, cfg))[-1]
+    assert np.abs(fixedpoint.dequantize(golden.run_network(image, x)[-1], cfg) - ref).max() < 0.05

@@ -5,8 +5,8 @@ import pytest
 from helpers_eie import chain
 
 from eie.cli import main
-from sw.images import read_images
-from sw.pack import unpack_network
+from sw.eie.images import read_images
+from sw.eie.pack import unpack_network
 from sw.qlayer import QuantizedLayer
 
 
@@ -21,7 +21,7 @@ def test_pack_bench_layer_writes_images_and_prints_memory_use(tmp_path, capsys):
 
 
 def test_pack_compressed_model_file_with_a_json_config(tmp_path):
-    from sw.modelfile import save_model
+    from sw.compression.modelfile import save_model
 
     layers = chain(np.random.default_rng(0), [30, 20, 10], 0.3)
     for i, q in enumerate(layers):
@@ -44,7 +44,7 @@ def test_pack_compressed_model_file_with_a_json_config(tmp_path):
     ("config", "no preset or config file"),
 ])
 def test_pack_errors_are_one_line_and_exit_2(tmp_path, capsys, case, words):
-    from sw.modelfile import save_model
+    from sw.compression.modelfile import save_model
 
     args = ["pack", "--out", str(tmp_path / "o")]
     if case == "small":

@@ -3,9 +3,9 @@ import pytest
 import torch
 from torch import nn
 
+from sw.compression.prune import Pruner, quality_for_density, quality_schedule
+from sw.compression.train import TrainSettings, fit
 from sw.errors import DataError
-from sw.prune import Pruner, quality_for_density, quality_schedule
-from sw.train import TrainSettings, fit
 
 
 def small_net():

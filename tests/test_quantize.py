@@ -3,9 +3,9 @@ import pytest
 import torch
 from torch import nn
 
+from sw.compression.quantize import SharedWeights, init_centroids, kmeans_1d, quantize_weights
+from sw.compression.train import TrainSettings, fit
 from sw.errors import DataError
-from sw.quantize import SharedWeights, init_centroids, kmeans_1d, quantize_weights
-from sw.train import TrainSettings, fit
 
 
 def brute_force_lloyd(x, c, iters=10_000):

@@ -9,9 +9,9 @@ import pytest
 from helpers_eie import chain
 
 from hw.commands.rom import ROM_MEMORIES, build_rom
-from sw import golden
-from sw.config import EIEConfig
-from sw.pack import pack_network
+from sw.eie import golden
+from sw.eie.config import EIEConfig
+from sw.eie.pack import pack_network
 
 CONFIG = EIEConfig(name="romtest", n_pe=4, queue_depth=4, spmat_words=64, ptr_depth=128,
                    act_depth=16, bias_depth=32, max_layers=2)
@@ -43,7 +43,7 @@ def test_rom_verilog_points_every_pe_memory_at_its_image_file(tmp_path):
 
 def test_eie_rom_command_packs_a_model_file(tmp_path, capsys):
     from eie.cli import main
-    from sw.modelfile import save_model
+    from sw.compression.modelfile import save_model
 
     save_model(tmp_path / "m.eie", chain(np.random.default_rng(4), [40, 24, 10], 0.3))
     cfg = tmp_path / "romtest.json"
@@ -59,7 +59,7 @@ def test_eie_rom_command_packs_a_model_file(tmp_path, capsys):
 
 def test_eie_rom_command_refuses_a_model_that_does_not_fit(tmp_path, capsys):
     from eie.cli import main
-    from sw.modelfile import save_model
+    from sw.compression.modelfile import save_model
 
     save_model(tmp_path / "m.eie", chain(np.random.default_rng(4), [400, 300], 0.5))
     code = main(["rom", str(tmp_path / "m.eie"), "--config", "tiny", "--out", str(tmp_path / "r")])

@@ -21,9 +21,9 @@ from sim.job import Case, Job, make_run
 from sim.regress import LENET_MODEL
 from sim.runner import REPO, have_simulator, simulator
 from sim.session import run_job
-from sw.config import PRESETS
-from sw.golden import quantize_input
-from sw.pack import pack_network
+from sw.eie.config import PRESETS
+from sw.eie.fixedpoint import quantize_input
+from sw.eie.pack import pack_network
 
 pytestmark = pytest.mark.skipif(not have_simulator(simulator()),
                                 reason=f"simulator {simulator()} not installed")

@@ -212,7 +212,7 @@ def test_verilog_error_is_one_line_naming_the_tool(tmp_path):
 
 
 def test_tiny_eie_config_synthesises_with_per_block_costs(tmp_path):
-    from sw.config import EIEConfig
+    from sw.eie.config import EIEConfig
 
     cfg = EIEConfig(name="smoke", n_pe=2, queue_depth=2, spmat_words=64, ptr_depth=128,
                     act_depth=16, bias_depth=32, max_layers=2)

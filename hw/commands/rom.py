@@ -147,9 +147,9 @@ def build_rom(image, out: str | Path, *, name: str = "eie_rom", init: str = "rea
               absolute_paths: bool = False, meta: dict | None = None) -> RomBuild:
     """Write ``images/``, ``<name>.v`` and ``rom.json`` for ``image`` to ``out`` (atomically)."""
     from hw.verilog import generate
+    from sw.eie.images import pe_dir, write_images
     from sw.errors import EIEError
     from sw.fsutil import atomic_dir
-    from sw.images import pe_dir, write_images
 
     c = image.config
     if init not in ("readmemh", "amaranth"):
@@ -192,8 +192,8 @@ def build_rom(image, out: str | Path, *, name: str = "eie_rom", init: str = "rea
 
 def run(args: argparse.Namespace) -> int:
     from sw.commands.pack import load_layers
-    from sw.config import EIEConfig
-    from sw.pack import pack_network
+    from sw.eie.config import EIEConfig
+    from sw.eie.pack import pack_network
 
     config = EIEConfig.load(args.config)
     layers, relu, meta = load_layers(args)

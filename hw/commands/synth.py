@@ -50,7 +50,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hw import synth
-    from sw.config import EIEConfig
+    from sw.eie.config import EIEConfig
     from sw.errors import EIEError
 
     kw = dict(device=args.device, freq_mhz=args.freq, lpf=args.lpf, pnr=not args.no_pnr,

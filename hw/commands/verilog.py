@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import re
 
-    from sw.config import EIEConfig
+    from sw.eie.config import EIEConfig
     from sw.errors import ConfigError
     from sw.fsutil import atomic_write_text
 

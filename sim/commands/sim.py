@@ -63,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _mnist_available(args: argparse.Namespace) -> str | None:
     """None if MNIST can be used, else the one line saying how to provide it."""
-    from sw.data import HOW_TO
+    from sw.compression.data import HOW_TO
 
     if args.data is None and not os.environ.get("EIE_MNIST_DIR"):
         return f"MNIST skipped: no data ({HOW_TO}, e.g. EIE_MNIST_DIR=~/mnist make sim)"
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         regression,
         summary,
     )
-    from sw.config import EIEConfig
+    from sw.eie.config import EIEConfig
 
     t0 = time.perf_counter()
     config = EIEConfig.load(args.config)

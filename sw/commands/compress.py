@@ -110,7 +110,7 @@ def _opt(field: str) -> str:
 
 
 def _epilog() -> str:
-    from sw.compress import MODEL_DEFAULTS, CompressSettings
+    from sw.compression.compress import MODEL_DEFAULTS, CompressSettings
 
     def show(k: str, v: object) -> str:
         if isinstance(v, dict):
@@ -174,8 +174,8 @@ def parse_layer_values(spec: str | None, option: str, kind: type = float,
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from sw.compress import compress_builtin, default_settings
-    from sw.modelfile import format_table
+    from sw.compression.compress import compress_builtin, default_settings
+    from sw.compression.modelfile import format_table
 
     threads = args.threads
     if threads < 1:

@@ -43,7 +43,7 @@ def load_layers(args: argparse.Namespace) -> tuple[list, list[bool] | None, dict
     if (args.model is None) == (args.bench is None):
         raise DataError("give exactly one input: a MODEL file or --bench NAME")
     if args.bench is not None:
-        from sw import benchlayers
+        from sw.eie import benchlayers
 
         if args.bench.lower() == "alexnet":
             layers, _ = benchlayers.alexnet_chain(args.seed)
@@ -57,15 +57,15 @@ def load_layers(args: argparse.Namespace) -> tuple[list, list[bool] | None, dict
     except OSError as e:
         raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
     if head == b"EIEZ":  # a compressed model file
-        from sw.modelfile import load_model
+        from sw.compression.modelfile import load_model
 
         layers, meta = load_model(path)
         relu = None
         if all("relu" in (q.meta or {}) for q in layers):
             relu = [bool(q.meta["relu"]) for q in layers]
         return layers, relu, {"source": str(path), "model_meta": meta}
-    from sw.compress import compress_module, default_settings
-    from sw.models import alexnet_fc_from_state_dict, load_checkpoint
+    from sw.compression.compress import compress_module, default_settings
+    from sw.compression.models import alexnet_fc_from_state_dict, load_checkpoint
 
     net = alexnet_fc_from_state_dict(load_checkpoint(path), f"checkpoint {path}")
     settings = default_settings("alexnet-fc", progress=False)
@@ -75,9 +75,9 @@ def load_layers(args: argparse.Namespace) -> tuple[list, list[bool] | None, dict
 
 
 def run(args: argparse.Namespace) -> int:
-    from sw.config import EIEConfig
-    from sw.images import write_images
-    from sw.pack import pack_network
+    from sw.eie.config import EIEConfig
+    from sw.eie.images import write_images
+    from sw.eie.pack import pack_network
 
     config = EIEConfig.load(args.config)
     layers, relu, meta = load_layers(args)

@@ -9,7 +9,7 @@ real weights are not public, so each layer is synthesized:
   layer -- some neurons and some inputs keep more weights than others;
 - magnitude pruning to the table's weight density (one threshold for the layer, estimated
   from a sample of the same distribution, so the density is met to ~0.1%);
-- 4-bit weight sharing: :func:`sw.quantize.quantize_weights` (linear-init 1-D k-means over the
+- 4-bit weight sharing: :func:`sw.compression.quantize.quantize_weights` (linear-init 1-D k-means over the
   survivors, 15 centroids + the zero code), scaled so that outputs are O(1) for the layer's
   inputs;
 - input activations: the table's density of non-zeros at uniformly random positions, values
@@ -27,9 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
-from .errors import DataError
-from .qlayer import QuantizedLayer
-from .quantize import quantize_weights
+from sw.compression.quantize import quantize_weights
+from sw.errors import DataError
+from sw.qlayer import QuantizedLayer
 
 ACT_LOW, ACT_HIGH = 1.0 / 16, 1.0  # non-zero input activations are uniform in [low, high)
 SPREAD = 0.15  # sigma of the log-normal per-row / per-column weight scales

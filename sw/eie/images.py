@@ -25,10 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import EIEConfig
-from .errors import DataError, EIEError
-from .fsutil import atomic_dir
-from .pack import LayerDesc, NetworkImage
+from sw.eie.config import EIEConfig
+from sw.eie.pack import LayerDesc, NetworkImage
+from sw.errors import DataError, EIEError
+from sw.fsutil import atomic_dir
 
 FORMAT = "eie-images"
 VERSION = 1

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataError
+from sw.errors import DataError
 
 ENV_VAR = "EIE_MNIST_DIR"
 HOW_TO = f"pass --data DIR or set {ENV_VAR} to a directory holding the four MNIST IDX files"
@@ -90,7 +90,7 @@ def idx_bytes(a: np.ndarray) -> bytes:
 
 def write_idx(path: str | Path, a: np.ndarray) -> None:
     """Write an IDX file, gzipped when the name ends in ``.gz`` (atomically)."""
-    from .fsutil import atomic_write_bytes
+    from sw.fsutil import atomic_write_bytes
 
     raw = idx_bytes(a)
     atomic_write_bytes(path, gzip.compress(raw) if str(path).endswith(".gz") else raw)

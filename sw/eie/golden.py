@@ -1,7 +1,7 @@
 """The golden model: the ONE definition of EIE's fixed-point arithmetic (bit-exact).
 
 The RTL mirrors this module bit for bit; docs/format.md ("Arithmetic") states the same rules
-in prose. All widths come from :class:`sw.config.EIEConfig` (defaults in brackets).
+in prose. All widths come from :class:`sw.eie.config.EIEConfig` (defaults in brackets).
 
 Number formats (two's complement):
 
@@ -27,7 +27,7 @@ One output row ``i`` of a layer (Han et al., EIE, Section III-A: ``b_i = ReLU(su
 ``y`` has ``act_frac`` fraction bits and is the next layer's input.
 
 The golden model computes FROM THE IMAGES: :func:`layer_matrix` decodes pointers and
-sparse-matrix words (:func:`sw.pack.decode_layer`) and looks codes up in the integer codebook;
+sparse-matrix words (:func:`sw.eie.pack.decode_layer`) and looks codes up in the integer codebook;
 it never sees the dense weights. Products are accumulated exactly in int64 by a scipy.sparse
 product (int64 arithmetic wraps modulo 2**64, a multiple of 2**acc_bits, so wrapping to
 ``acc_bits`` afterwards is exact whatever the sum).
@@ -44,81 +44,11 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from .config import EIEConfig
-from .errors import DataError, FitError
-from .pack import NetworkImage, decode_layer
-from .qlayer import QuantizedLayer
-
-# -- number formats ----------------------------------------------------------------------------
-
-
-def int_range(bits: int) -> tuple[int, int]:
-    """The range of a ``bits``-wide two's complement integer."""
-    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
-
-
-def saturate(x: np.ndarray, bits: int) -> np.ndarray:
-    lo, hi = int_range(bits)
-    return np.clip(np.asarray(x, dtype=np.int64), lo, hi)
-
-
-def wrap(x: np.ndarray, bits: int) -> np.ndarray:
-    """Two's complement wrap-around of int64 values to ``bits`` (<= 64) bits."""
-    x = np.asarray(x, dtype=np.int64)
-    s = np.uint64(64 - bits)
-    return ((x.view(np.uint64) << s).view(np.int64)) >> s.astype(np.int64)
-
-
-def to_fixed(x: np.ndarray, frac: int, bits: int) -> np.ndarray:
-    """``round_half_even(x * 2**frac)`` saturated to ``bits`` (host-side quantization)."""
-    x = np.asarray(x, dtype=np.float64)
-    if not np.all(np.isfinite(x)):
-        raise DataError("cannot quantize NaN or Inf values to fixed point")
-    lo, hi = int_range(bits)
-    return np.clip(np.rint(x * 2.0 ** frac), lo, hi).astype(np.int64)
-
-
-def quantize_input(x_float: np.ndarray, config: EIEConfig) -> np.ndarray:
-    """Host inputs -> ``act_bits`` integers with ``act_frac`` fraction bits."""
-    return to_fixed(x_float, config.act_frac, config.act_bits)
-
-
-def dequantize(x_int: np.ndarray, config: EIEConfig) -> np.ndarray:
-    """Activation integers -> float64 values."""
-    return np.asarray(x_int, dtype=np.float64) / 2.0 ** config.act_frac
-
-
-def quantize_bias(bias_float: np.ndarray, config: EIEConfig) -> np.ndarray:
-    """Biases are activations: ``act_bits`` wide, ``act_frac`` fraction bits."""
-    return to_fixed(bias_float, config.act_frac, config.act_bits)
-
-
-def choose_w_frac(codebook_float: np.ndarray, act_bits: int) -> int | None:
-    """The largest ``w_frac`` in ``0..act_bits-1`` at which every centroid fits ``act_bits``
-    after ``round_half_even``; None if none does."""
-    cb = np.asarray(codebook_float, dtype=np.float64)
-    lo, hi = int_range(act_bits)
-    for f in range(act_bits - 1, -1, -1):
-        r = np.rint(cb * 2.0 ** f)
-        if r.min(initial=0) >= lo and r.max(initial=0) <= hi:
-            return f
-    return None
-
-
-def quantize_codebook(codebook_float: np.ndarray, config: EIEConfig, name: str = "?") -> tuple[np.ndarray, int]:
-    """A layer's float centroids -> (``codebook_size`` integers, ``w_frac``); code 0 stays 0."""
-    cb = np.zeros(config.codebook_size, np.float64)
-    src = np.asarray(codebook_float, dtype=np.float64)
-    cb[: src.size] = src
-    if cb[0] != 0:
-        raise DataError(f"layer {name}: codebook entry 0 must be 0 (the code of a pruned weight)")
-    f = choose_w_frac(cb, config.act_bits)
-    if f is None:
-        big = float(np.abs(cb).max())
-        raise FitError(f"layer {name}: centroid magnitude {big:g} does not fit a {config.act_bits}-bit "
-                       f"codebook entry (largest {int_range(config.act_bits)[1]} at w_frac = 0)")
-    return np.rint(cb * 2.0 ** f).astype(np.int64), f
-
+from sw.eie.config import EIEConfig
+from sw.eie.fixedpoint import int_range, requantize
+from sw.eie.pack import NetworkImage, decode_layer
+from sw.errors import DataError
+from sw.qlayer import QuantizedLayer
 
 # -- one layer ---------------------------------------------------------------------------------
 
@@ -151,14 +81,6 @@ def _check_activations(a: np.ndarray, n: int, config: EIEConfig, what: str) -> n
     if a.size and (a.min() < lo or a.max() > hi):
         raise DataError(f"{what}: activations outside the {config.act_bits}-bit range {lo}..{hi}")
     return a.astype(np.int64, copy=False)
-
-
-def requantize(acc: np.ndarray, w_frac: int, relu: bool, config: EIEConfig) -> np.ndarray:
-    """Steps 1 (wrap) to 4 of the module docstring on accumulator values (bias included)."""
-    acc = wrap(acc, config.acc_bits)
-    y = acc if w_frac == 0 else (acc >> w_frac) + ((acc >> (w_frac - 1)) & 1)
-    y = saturate(y, config.act_bits)
-    return np.maximum(y, 0) if relu else y
 
 
 def _bias_physical(image: NetworkImage, layer_index: int) -> np.ndarray:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigError
+from sw.errors import ConfigError
 
 
 @dataclass(frozen=True)

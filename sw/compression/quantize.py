@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import DataError
+from sw.errors import DataError
 
 INITS = ("linear", "density", "random")
 MAX_BITS = 8  # the paper's widest layers (conv) use 8 bits; EIE uses 4

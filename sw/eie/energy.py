@@ -10,7 +10,7 @@ DRAM access 640 pJ. Scaling to other widths ``b`` (stated, first-order):
 - adders, register files, SRAM and DRAM accesses scale with the bits moved, ``b / 32``: a
   16-bit register-file read is 0.5 pJ, an 8-bit one 0.25 pJ; a 64-bit SRAM word 10 pJ.
 
-EIE's side counts, per layer and input (from :class:`sw.cycles.CycleReport`):
+EIE's side counts, per layer and input (from :class:`sw.eie.cycles.CycleReport`):
 
 - pointer SRAM: two ``ptr_bits`` reads (even and odd bank) per PE per broadcast column;
 - sparse-matrix SRAM: one ``spmat_word_bits`` read per distinct word a column's entries touch;
@@ -32,8 +32,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .cycles import CycleReport
-from .pack import NetworkImage
+from sw.eie.cycles import CycleReport
+from sw.eie.pack import NetworkImage
 
 
 @dataclass(frozen=True)

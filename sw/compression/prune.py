@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import DataError
+from sw.errors import DataError
 
 
 @dataclass

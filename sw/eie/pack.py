@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .balance import balanced_permutation, inverse_permutation
-from .config import EIEConfig
-from .errors import DataError, FitError
-from .qlayer import QuantizedLayer
-from .sparse import encode_columns
+from sw.eie.balance import balanced_permutation, inverse_permutation
+from sw.eie.config import EIEConfig
+from sw.eie.fixedpoint import quantize_bias, quantize_codebook
+from sw.errors import DataError, FitError
+from sw.qlayer import QuantizedLayer
+from sw.sparse import encode_columns
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -322,11 +323,9 @@ def pack_network(layers: list[QuantizedLayer], config: EIEConfig, relu: list[boo
     """Pack a chain of quantized FC layers into per-PE memory images (docs/format.md).
 
     ``relu`` defaults to True for every layer but the last (a classifier's logits). With
-    ``balance`` every layer's rows are assigned to PEs by :func:`sw.balance.balanced_permutation`
+    ``balance`` every layer's rows are assigned to PEs by :func:`sw.eie.balance.balanced_permutation`
     and the next layer's columns follow (the permutations are recorded in the layer table).
     """
-    from .golden import quantize_bias, quantize_codebook  # the one definition of the arithmetic
-
     c = config
     n_pe, epw = c.n_pe, c.entries_per_word
     layers = list(layers)

@@ -23,8 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .errors import DataError
-from .qlayer import QuantizedLayer
+from sw.errors import DataError
+from sw.qlayer import QuantizedLayer
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import heapq
 
 import numpy as np
 
-from .errors import DataError
+from sw.errors import DataError
 
 MAX_LEN = 24  # longest code: the decoder reads a window from 4 bytes (MAX_LEN + 7 <= 32)
 _TABLE_BITS = 16  # direct lookup table up to this many bits; longer codes use a canonical search

@@ -44,11 +44,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import huffman
-from .errors import ConfigError, DataError
-from .fsutil import atomic_write_bytes
-from .qlayer import QuantizedLayer
-from .sparse import decode_columns, encode_columns
+from sw.compression import huffman
+from sw.errors import ConfigError, DataError
+from sw.fsutil import atomic_write_bytes
+from sw.qlayer import QuantizedLayer
+from sw.sparse import decode_columns, encode_columns
 
 MAGIC = b"EIEZ"
 VERSION = 1

@@ -1,7 +1,7 @@
 """The Deep Compression pipeline (Han, Mao, Dally, ICLR 2016, Figure 1), end to end.
 
 dense training -> iterative pruning with retraining (NIPS'15) -> trained quantization with
-centroid fine-tuning -> Huffman-coded model file (:mod:`sw.modelfile`) -> report.json, the
+centroid fine-tuning -> Huffman-coded model file (:mod:`sw.compression.modelfile`) -> report.json, the
 paper's layer-wise table and weight-distribution plots.
 
 - :func:`compress_module` runs the stages on any ``nn.Module`` (its Linear and Conv2d layers)
@@ -28,10 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import modelfile
-from .errors import DataError, EIEError
-from .fsutil import atomic_dir
-from .models import (
+from sw.compression import modelfile
+from sw.compression.models import (
     BUILTIN_SPECS,
     ChainNet,
     alexnet_fc_from_state_dict,
@@ -43,10 +41,12 @@ from .models import (
     load_into,
     weight_layers,
 )
-from .prune import Pruner, quality_for_density, quality_schedule
-from .qlayer import QuantizedLayer
-from .quantize import INITS, SharedWeights, check_bits, quantize_weights
-from .train import OPTIMIZERS, TrainSettings, error_rate, fit, predict
+from sw.compression.prune import Pruner, quality_for_density, quality_schedule
+from sw.compression.quantize import INITS, SharedWeights, check_bits, quantize_weights
+from sw.compression.train import OPTIMIZERS, TrainSettings, error_rate, fit, predict
+from sw.errors import DataError, EIEError
+from sw.fsutil import atomic_dir
+from sw.qlayer import QuantizedLayer
 
 MODEL_FILE = "model.eie"
 Log = Callable[[str], None]
@@ -437,7 +437,7 @@ def compress_builtin(model: str, out: str | Path, settings: CompressSettings,
         net = alexnet_fc_from_state_dict(load_checkpoint(weights), f"checkpoint {weights}")
         settings = dataclasses.replace(settings, dense_epochs=0)
     else:
-        from .data import load_mnist, to_tensors
+        from sw.compression.data import load_mnist, to_tensors
 
         net = build_model(model)
         if weights is not None:

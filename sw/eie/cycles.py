@@ -29,7 +29,7 @@ Reported per layer: total cycles (start, compute, drain, write-back), the lower 
 ``max(max_k entries_k, M)`` over the non-zero columns (EIE Section VI-C; docs/eie.md),
 ``efficiency = lower_bound / compute_cycles`` (1.0: the layer runs at its bound; the fixed
 latencies are left out so that short and long layers compare), per-PE busy/idle cycles, stall
-cycles, and the access counts the energy model (:mod:`sw.energy`) uses.
+cycles, and the access counts the energy model (:mod:`sw.eie.energy`) uses.
 """
 
 from __future__ import annotations
@@ -38,9 +38,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .config import EIEConfig
-from .errors import DataError
-from .pack import NetworkImage
+from sw.eie.config import EIEConfig
+from sw.eie.golden import run_layer
+from sw.eie.pack import NetworkImage
+from sw.errors import DataError
 
 
 def lnzd_levels(n_pe: int) -> int:
@@ -218,8 +219,6 @@ def simulate_network(image: NetworkImage, x_logical: np.ndarray, timing: Timing 
                      queue_depth: int | None = None) -> NetworkCycleReport:
     """Cycles of every layer for one integer input (logical order); each layer's input is the
     golden model's output of the previous layer."""
-    from .golden import run_layer
-
     a = image.input_to_physical(np.asarray(x_logical))
     reports = []
     for li in range(len(image.layers)):
