@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hw.timing import rtl_timing
 from sw.eie import fixedpoint, golden
 from sw.eie.benchlayers import TABLE3, alexnet_chain, bench_input, bench_layer, synthetic_fc
 from sw.eie.config import PRESETS
@@ -68,21 +69,21 @@ def main() -> int:
         x = fixedpoint.quantize_input(bench_input(name), cfg)
         t_pack, plain = best_of(lambda q=q: pack_network([q], cfg), 1 if name != "Alex-6" else 3)
         t_bal, bal = best_of(lambda q=q: pack_network([q], cfg, balance=True), 1 if name != "Alex-6" else 3)
-        t_cyc, rp = best_of(lambda plain=plain, x=x: simulate_layer(plain, 0, x), 1)
-        rb = simulate_layer(bal, 0, x)
+        t_cyc, rp = best_of(lambda plain=plain, x=x: simulate_layer(plain, 0, x, rtl_timing(cfg)), 1)
+        rb = simulate_layer(bal, 0, x, rtl_timing(cfg))
         if name == "Alex-6":
             t_gold, _ = best_of(lambda plain=plain, x=x: golden.run_layer(plain, 0, x))
             timings = {"pack": t_pack, "pack_balanced": t_bal, "golden": t_gold, "cycles": t_cyc,
                        "nnz": q.nnz, "broadcasts": rp.broadcasts,
                        "pack_cpu": cpu_of(lambda q=q: pack_network([q], cfg)),
                        "golden_cpu": cpu_of(lambda plain=plain, x=x: golden.run_layer(plain, 0, x)),
-                       "cycles_cpu": cpu_of(lambda plain=plain, x=x: simulate_layer(plain, 0, x))}
+                       "cycles_cpu": cpu_of(lambda plain=plain, x=x: simulate_layer(plain, 0, x, rtl_timing(cfg)))}
         print(f"{name:<8} {f'{b.n_in}x{b.n_out}':>12} {b.paper_cycles:>7,} | {rp.cycles:>7,} "
               f"{rp.lower_bound:>7,} {rp.efficiency:>5.2f} | {rb.cycles:>8,} {rb.lower_bound:>7,} "
               f"{rb.efficiency:>5.2f} | {rb.even_bound:>7,} {rp.cycles / rb.cycles:>5.2f} | "
               f"{rp.cycles / b.paper_cycles:>11.2f} {rb.cycles / b.paper_cycles:>9.2f}", flush=True)
         energies.append((layer_energy(plain, 0, rp), layer_energy(bal, 0, rb)))
-        sweeps[name] = [simulate_layer(plain, 0, x, queue_depth=d) for d in DEPTHS]
+        sweeps[name] = [simulate_layer(plain, 0, x, rtl_timing(cfg), queue_depth=d) for d in DEPTHS]
     print("paper = EIE Table IV at 64 PEs (us x 800 MHz); plain = row i -> PE i mod 64;")
     print("balanced = LPT row assignment + padding-aware local row order; bound = max(max per-PE entries in non-zero columns,")
     print("non-zero inputs); eff = bound / compute cycles; even = bound of a perfect split of the")
@@ -130,8 +131,8 @@ def main() -> int:
     cells = []
     for spread in (0.0, 0.15, 0.3):
         q = synthetic_fc("Alex-7", b.n_in, b.n_out, b.weight_density, b.act_density, spread=spread)
-        rp = simulate_layer(pack_network([q], cfg), 0, x)
-        rb = simulate_layer(pack_network([q], cfg, balance=True), 0, x)
+        rp = simulate_layer(pack_network([q], cfg), 0, x, rtl_timing(cfg))
+        rb = simulate_layer(pack_network([q], cfg, balance=True), 0, x, rtl_timing(cfg))
         cells.append(f"spread {spread:.2f}: {rp.cycles:,} -> {rb.cycles:,} ({rp.cycles / rb.cycles:.2f}x)")
     print("Alex-7 balance gain vs the synthetic log-normal row/column weight-scale spread: "
           + "; ".join(cells))
@@ -145,7 +146,7 @@ def main() -> int:
         for balance in (False, True):
             t_pack, image = best_of(lambda b=balance: pack_network(layers, cfg, balance=b), 1)
             t_gold, outs = best_of(lambda image=image: golden.run_network(image, xi), 1)
-            net = simulate_network(image, xi)
+            net = simulate_network(image, xi, rtl_timing(image.config))
             dens = [np.count_nonzero(o) / o.size for o in outs[:-1]]
             print(f"AlexNet fc6-fc7-fc8 chain ({'balanced' if balance else 'plain'}): "
                   + ", ".join(f"{r.layer} {r.cycles:,}" for r in net.layers)

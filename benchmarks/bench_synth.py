@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from hw import synth  # noqa: E402
+from hw.timing import rtl_timing  # noqa: E402
 from sw.eie import fixedpoint  # noqa: E402
 from sw.eie.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402
 from sw.eie.config import PRESETS, EIEConfig  # noqa: E402
@@ -57,7 +58,7 @@ def alex7_cycles(n: int, queue_depth: int, layer, x: np.ndarray) -> int:
                     bias_depth=rows, max_layers=1)
     image = pack_network([layer], cfg, relu=[True])
     a = image.input_to_physical(fixedpoint.quantize_input(x, cfg))
-    return simulate_layer(image, 0, a).cycles
+    return simulate_layer(image, 0, a, rtl_timing(cfg)).cycles
 
 
 def run_one(n: int, out: Path, pnr: bool, reuse: bool, router: str) -> dict:

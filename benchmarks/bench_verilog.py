@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from hw import host, verilator_check  # noqa: E402
-from hw.central_control import rtl_timing  # noqa: E402
+from hw.timing import rtl_timing  # noqa: E402
 from hw.params import HWParams, RdMem  # noqa: E402
 from hw.verilog import generate  # noqa: E402
 from sw.eie import cycles, fixedpoint, golden  # noqa: E402
@@ -71,7 +71,7 @@ def main() -> int:
         out = verilator_check.run(built.exe, lines, work)
         y = host.assemble_output(p, out.responses[:-1], d.n_out)
         exact = np.array_equal(y, golden.run_layer(img, 0, x))
-        rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg.n_pe))
+        rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg))
         cyc, stall, clocks, secs = out.runs[0]
         busy = host.unpack_lanes(out.responses[-1], cfg.n_pe, p.rd_lane_bits)
         assert cyc == rep.cycles and stall == rep.stall_cycles and np.array_equal(busy, rep.busy), \

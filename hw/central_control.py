@@ -37,11 +37,8 @@ from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sw.eie.cycles import Timing
-
 from .activation_rw import WB_STAGES
 from .params import COUNTER_BITS, HWParams, lnzd_levels
-from .pointer_read import COLUMN_LATENCY, HELD_PAIRS
 
 DRAIN_STATES = 3  # DRAIN cycles between the decision (E + 1) and the first write-back row
 TAIL_STATES = WB_STAGES  # cycles after the last write-back row until its list append is done
@@ -56,14 +53,6 @@ def start_latency(n_pe: int) -> int:
     """First cycle of a layer (counted from 0 at its start) in which a broadcast can happen:
     LSTART, then one cycle per LNZD level and one for the root's buffer to fill the tree."""
     return lnzd_levels(n_pe) + 2
-
-
-def rtl_timing(n_pe: int) -> Timing:
-    """The cycle model's fixed latencies (:class:`sw.eie.cycles.Timing`) of this RTL at ``n_pe``
-    PEs: with them, ``sw.eie.cycles`` predicts the ``cycles`` counter exactly."""
-    return Timing(start=start_latency(n_pe), drain=DRAIN, writeback_per_row=1,
-                  writeback_latency=WB_TAIL, column_latency=BROADCAST_STAGES + COLUMN_LATENCY,
-                  held_pairs=HELD_PAIRS)
 
 
 class CentralControl(wiring.Component):

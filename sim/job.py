@@ -16,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from sw.eie.cycles import CycleReport, Timing, simulate_layer
+from hw.timing import rtl_timing
+from sw.eie.cycles import CycleReport, simulate_layer
 from sw.eie.golden import run_layer
 from sw.eie.pack import NetworkImage
 
@@ -127,7 +128,7 @@ def make_run(image: NetworkImage, x_phys: np.ndarray, first_layer: int = 0,
     appended to ``reports`` when given; ``golden``: the layers' golden outputs when already
     computed (e.g. for a whole batch at once)."""
     n_layers = len(image.layers) - first_layer if n_layers is None else n_layers
-    timing = Timing.for_config(image.config)
+    timing = rtl_timing(image.config)
     a = np.asarray(x_phys, dtype=np.int64)
     run = Run(a, first_layer, n_layers, label)
     busy = []

@@ -28,8 +28,9 @@ from cocotb.triggers import ClockCycles
 
 from hw import host
 from hw.params import HWParams
+from hw.timing import rtl_timing
 from sw.eie.balance import inverse_permutation
-from sw.eie.cycles import Timing, simulate_layer
+from sw.eie.cycles import simulate_layer
 from sw.eie.golden import run_layer
 from sw.eie.pack import NetworkImage
 
@@ -81,7 +82,7 @@ async def diagnose(drv: EIEDriver, case: Case, run: Run, outs: dict[int, np.ndar
     """Localise an output mismatch of ``run`` (the image still loaded): layer, row, column,
     cycle. ``start_cycle``: the simulation cycle in which the run's ``start`` was taken."""
     image = case.image
-    timing = Timing.for_config(image.config)
+    timing = rtl_timing(image.config)
     inputs = [run.x] + run.expect[:-1]  # each layer's golden input
     # 1. the first layer that is wrong on its own golden input
     li = None

@@ -1,4 +1,5 @@
 from collections import deque
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -7,11 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sw.eie import fixedpoint, golden
-from sw.eie.config import PRESETS
-from sw.eie.cycles import Timing, lnzd_levels, schedule, simulate_layer, simulate_network
+from sw.eie.cycles import Timing, schedule, simulate_layer, simulate_network
 from sw.eie.pack import pack_network
 from sw.errors import DataError
 from sw.qlayer import QuantizedLayer
+
+# Contract numbers chosen for these tests of the model's arithmetic (not the RTL's: those are
+# hw.timing.rtl_timing, checked against the RTL in tests/test_timing.py).
+T = Timing(start=3, drain=4, writeback_per_row=1, writeback_latency=2, column_latency=2,
+           held_pairs=1)
 
 
 def cycle_by_cycle(work: np.ndarray, depth: int, start: int,
@@ -69,7 +74,7 @@ def test_layer_report_is_consistent_with_the_cycle_by_cycle_simulation(
     rng = np.random.default_rng(seed)
     image = pack_network([random_layer(rng, n_out, n_in, density)], roomy(n_pe, queue_depth=depth))
     a = (rng.random(n_in) < act_density).astype(np.int64) * 7
-    t = Timing(start=1, drain=3, writeback_per_row=2, writeback_latency=1)
+    t = replace(T, start=1, drain=3, writeback_per_row=2, writeback_latency=1)
     r = simulate_layer(image, 0, a, t)
     p = image.ptr[:, : n_in + 1]
     e = np.diff(p, axis=1)[:, np.flatnonzero(a)]
@@ -88,7 +93,7 @@ def test_single_dense_column_takes_its_entries_plus_the_fixed_latencies():
     q = QuantizedLayer("col", "linear", np.linspace(0, 1, 16).astype(np.float32),
                        np.ones((4 * e, 1), np.uint8), None, 4)
     image = pack_network([q], roomy(4))
-    t = Timing()
+    t = T
     r = simulate_layer(image, 0, np.array([256]), t)
     # broadcast at `start`, started column_latency cycles later, e cycles of entries, drain,
     # write-back
@@ -102,8 +107,8 @@ def test_queue_depth_one_waits_for_each_column_to_start():
                        np.eye(32, dtype=np.uint8), None, 4)
     image = pack_network([q], roomy(4))
     a = np.ones(32, np.int64)
-    c = Timing().column_latency
-    t = Timing(held_pairs=0)
+    c = T.column_latency
+    t = replace(T, held_pairs=0)
     deep = simulate_layer(image, 0, a, t, queue_depth=8)
     shallow = simulate_layer(image, 0, a, t, queue_depth=1)
     # one cycle per column everywhere: depth 8 broadcasts every cycle; depth 1 (and nothing
@@ -120,15 +125,15 @@ def test_deeper_queues_never_take_more_cycles(seed, n_pe):
     rng = np.random.default_rng(seed)
     image = pack_network([random_layer(rng, 64, 48, 0.3)], roomy(n_pe))
     a = (rng.random(48) < 0.5).astype(np.int64)
-    cycles = [simulate_layer(image, 0, a, queue_depth=d).cycles for d in (1, 2, 4, 8, 64)]
+    cycles = [simulate_layer(image, 0, a, T, queue_depth=d).cycles for d in (1, 2, 4, 8, 64)]
     assert cycles == sorted(cycles, reverse=True)
-    assert simulate_layer(image, 0, a, queue_depth=64).compute_cycles >= \
-        simulate_layer(image, 0, a, queue_depth=64).lower_bound
+    assert simulate_layer(image, 0, a, T, queue_depth=64).compute_cycles >= \
+        simulate_layer(image, 0, a, T, queue_depth=64).lower_bound
 
 
 def test_no_non_zero_input_costs_only_the_fixed_latencies():
     image = pack_network(chain(np.random.default_rng(1), [10, 9], 0.5), roomy(4))
-    t = Timing()
+    t = T
     r = simulate_layer(image, 0, np.zeros(10, np.int64), t)
     assert r.broadcasts == 0 and r.compute_cycles == 0 and r.efficiency == 1.0
     assert r.cycles == t.start + t.drain + 3 * t.writeback_per_row + t.writeback_latency
@@ -139,7 +144,7 @@ def test_network_cycles_follow_the_golden_activations():
     layers = chain(rng, [20, 16, 8], 0.4, scale=0.5)
     image = pack_network(layers, roomy(4), balance=True)
     x = fixedpoint.quantize_input(rng.random(20), image.config)
-    net = simulate_network(image, x)
+    net = simulate_network(image, x, T)
     hidden = image.to_physical(0, golden.run_network(image, x)[0])
     assert net.layers[1].broadcasts == np.count_nonzero(hidden)
     assert net.cycles == sum(r.cycles for r in net.layers)
@@ -148,18 +153,10 @@ def test_network_cycles_follow_the_golden_activations():
 def test_bad_inputs_and_timings_are_refused():
     image = pack_network(chain(np.random.default_rng(3), [6, 5], 0.5), roomy(2))
     with pytest.raises(DataError, match="expected 6"):
-        simulate_layer(image, 0, np.zeros(5))
+        simulate_layer(image, 0, np.zeros(5), T)
     with pytest.raises(DataError, match="queue depth"):
-        simulate_layer(image, 0, np.zeros(6), queue_depth=0)
+        simulate_layer(image, 0, np.zeros(6), T, queue_depth=0)
     with pytest.raises(DataError, match="drain"):
-        Timing(drain=-1)
+        replace(T, drain=-1)
     with pytest.raises(DataError, match="column_latency"):
-        Timing(column_latency=0)
-
-
-def test_start_latency_follows_the_lnzd_tree_depth():
-    assert [lnzd_levels(n) for n in (1, 4, 5, 16, 17, 64, 65, 256)] == [1, 1, 2, 2, 3, 3, 4, 4]
-    assert Timing.for_config(PRESETS["eie64"]) == Timing(start=5, drain=5, writeback_per_row=1,
-                                                         writeback_latency=6, column_latency=5,
-                                                         held_pairs=3)
-    assert Timing.for_config(PRESETS["tiny"]).start == 3
+        replace(T, column_latency=0)

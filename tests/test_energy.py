@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 from helpers_eie import random_layer, roomy
 
+from hw.timing import rtl_timing
 from sw.eie.cycles import simulate_layer
 from sw.eie.energy import TABLE_45NM, layer_energy
 from sw.eie.pack import pack_network
@@ -20,7 +21,7 @@ def test_layer_energy_counts_and_the_dram_comparison():
     q = random_layer(rng, 256, 300, 0.1)
     image = pack_network([q], roomy(8))
     a = (rng.random(300) < 0.4).astype(np.int64)
-    report = simulate_layer(image, 0, a)
+    report = simulate_layer(image, 0, a, rtl_timing(image.config))
     en = layer_energy(image, 0, report)
     entries = int(report.entries.sum())
     assert en.parts["multiply"] == pytest.approx(entries * 3.1 / 4)

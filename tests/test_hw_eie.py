@@ -10,7 +10,8 @@ from helpers_eie import chain, random_layer
 from hw_testutil import dense_column_image, run_sim
 
 from hw import host
-from hw.central_control import DRAIN, WB_TAIL, rtl_timing, start_latency
+from hw.central_control import DRAIN, WB_TAIL, start_latency
+from hw.timing import rtl_timing
 from hw.params import HWParams, RdMem, WrMem
 from hw.sim_driver import AmaranthHost, simulate
 from hw.top import EIE
@@ -39,7 +40,7 @@ def test_random_sparse_layer_is_bit_exact_with_golden_and_cycle_exact_with_model
     (r,) = simulate(img, [x])
     want = golden.run_layer(img, 0, x)
     assert np.array_equal(r.output, want), np.flatnonzero(r.output != want)
-    rep = cycles.simulate_layer(img, 0, x, rtl_timing(TINY.n_pe))
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(TINY))
     assert (r.cycles, r.stall_cycles) == (rep.cycles, rep.stall_cycles)
     assert np.array_equal(r.busy, rep.busy)
     assert np.any(want < 0)  # ReLU off: negative outputs survive
@@ -56,7 +57,7 @@ def test_two_layers_back_to_back_with_relu_on_then_off():
     a0 = img.input_to_physical(x)
     a1 = golden.run_layer(img, 0, a0)
     assert a1.min() == 0 and np.any(a1 > 0)  # the hidden layer was ReLU'd
-    t = rtl_timing(TINY.n_pe)
+    t = rtl_timing(TINY)
     want = cycles.simulate_layer(img, 0, a0, t).cycles + cycles.simulate_layer(img, 1, a1, t).cycles
     assert r.cycles == want
 
@@ -96,7 +97,7 @@ def test_cycles_equal_cycle_model_for_any_pe_count_and_queue_depth(n_pe, depth):
     results = simulate(img, xs)
     for x, r in zip(xs, results, strict=True):
         assert np.array_equal(r.output, golden.run_layer(img, 0, x))
-        rep = cycles.simulate_layer(img, 0, x, rtl_timing(n_pe))
+        rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg))
         assert (r.cycles, r.stall_cycles) == (rep.cycles, rep.stall_cycles)
         assert np.array_equal(r.busy, rep.busy)
 
@@ -118,7 +119,7 @@ def test_dense_columns_run_at_one_entry_per_cycle_plus_a_fixed_latency():
     WB_TAIL."""
     n_out, rows = 24, 6  # 6 rows per PE on 4 PEs
     img = dense_column_image(TINY, n_out, 40)
-    fixed = start_latency(TINY.n_pe) + rtl_timing(TINY.n_pe).column_latency + DRAIN + rows + WB_TAIL
+    fixed = start_latency(TINY.n_pe) + rtl_timing(TINY).column_latency + DRAIN + rows + WB_TAIL
     xs = []
     for k in (1, 5, 17, 40):
         x = np.zeros(40, np.int64)
@@ -147,7 +148,7 @@ def test_padding_entries_and_long_gaps_are_walked_and_count_as_entries():
     x = np.array([256, -512, 100, 0, 7, 0], np.int64)
     (r,) = simulate(img, [x])
     assert np.array_equal(r.output, golden.run_layer(img, 0, x))
-    rep = cycles.simulate_layer(img, 0, x, rtl_timing(2))
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg))
     assert r.cycles == rep.cycles and np.array_equal(r.busy, rep.busy)
 
 
@@ -190,7 +191,7 @@ def test_host_port_reads_back_inputs_and_refuses_writes_while_running():
     run_sim(dut, bench)
     assert np.array_equal(seen["input"], x)
     assert seen["ready_while_busy"] == (0, 1)
-    rep = cycles.simulate_layer(img, 0, x, rtl_timing(TINY.n_pe))
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(TINY))
     assert np.array_equal(seen["busy"], rep.busy)
 
 

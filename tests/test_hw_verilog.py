@@ -13,7 +13,7 @@ from helpers_eie import chain, random_layer
 from hw_testutil import run_sim
 
 from hw import host, verilator_check
-from hw.central_control import rtl_timing
+from hw.timing import rtl_timing
 from hw.params import HWParams, RdMem
 from hw.sim_driver import AmaranthHost
 from hw.top import EIE
@@ -106,7 +106,7 @@ def test_verilated_design_is_bit_and_cycle_exact_on_a_random_layer(tmp_path):
     x = fixedpoint.quantize_input(rng.normal(0, 2, 70) * (rng.random(70) < 0.4), cfg)
     y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
     assert np.array_equal(y, golden.run_layer(img, 0, x))
-    rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg.n_pe))
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg))
     assert (cyc, stall) == (rep.cycles, rep.stall_cycles)
     assert np.array_equal(busy, rep.busy)
 
@@ -124,7 +124,7 @@ def test_eie64_verilog_lints_builds_and_runs_alex8_bit_and_cycle_exact(tmp_path)
     x = img.input_to_physical(fixedpoint.quantize_input(bench_input("Alex-8"), cfg))
     y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
     assert np.array_equal(y, golden.run_layer(img, 0, x))
-    rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg.n_pe))
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg))
     assert (cyc, stall) == (rep.cycles, rep.stall_cycles)
     assert np.array_equal(busy, rep.busy)
     assert cyc <= 7920  # EIE's measured Alex-8 latency at 64 PEs (Table IV)

@@ -26,7 +26,7 @@ in an earlier cycle). One step per broadcast, vectorised over the PEs: Alex-6 (3
 64 PEs) takes a few tens of milliseconds.
 
 Reported per layer: total cycles (start, compute, drain, write-back), the lower bound
-``max(max_k entries_k, M)`` over the non-zero columns (EIE Section VI-C; docs/eie.md),
+``max(max_k entries_k, M)`` over the non-zero columns (EIE Section VI-C),
 ``efficiency = lower_bound / compute_cycles`` (1.0: the layer runs at its bound; the fixed
 latencies are left out so that short and long layers compare), per-PE busy/idle cycles, stall
 cycles, and the access counts the energy model (:mod:`sw.eie.energy`) uses.
@@ -38,19 +38,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sw.eie.config import EIEConfig
 from sw.eie.golden import run_layer
 from sw.eie.pack import NetworkImage
 from sw.errors import DataError
-
-
-def lnzd_levels(n_pe: int) -> int:
-    """Levels of EIE's 4-input leading-non-zero-detection quadtree over ``n_pe`` PEs (>= 1;
-    64 PEs: 16 + 4 + 1 nodes, 3 levels)."""
-    levels, span = 1, 4
-    while span < n_pe:
-        levels, span = levels + 1, span * 4
-    return levels
 
 
 @dataclass(frozen=True)
@@ -59,7 +49,7 @@ class Timing:
 
     - ``start``: cycles from the layer's start to the first possible broadcast (the layer-table
       read, then one cycle per registered level of the LNZD tree and one for its root's
-      buffer; :meth:`for_config`).
+      buffer).
     - ``held_pairs``: pairs a PE holds beyond its queue's ``queue_depth`` before their columns
       start (the pointer-read registers of the RTL); the room rule counts
       ``queue_depth + held_pairs``.
@@ -74,15 +64,17 @@ class Timing:
     - ``writeback_latency``: cycles after the last write-back row until the next layer can
       start (the write-back pipeline's tail).
 
-    The defaults are the 64-PE values of the RTL in ``hw/`` (hw/central_control.py).
+    The numbers belong to the hardware: the RTL states its own once (``hw.timing.rtl_timing``)
+    and hands them to the cycle model; this record has no defaults so that no second copy of
+    them can drift.
     """
 
-    start: int = 5
-    drain: int = 5
-    writeback_per_row: int = 1
-    writeback_latency: int = 6
-    column_latency: int = 5
-    held_pairs: int = 3
+    start: int
+    drain: int
+    writeback_per_row: int
+    writeback_latency: int
+    column_latency: int
+    held_pairs: int
 
     def __post_init__(self) -> None:
         if not isinstance(self.column_latency, int) or self.column_latency < 1:
@@ -92,11 +84,6 @@ class Timing:
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 raise DataError(f"timing {name} must be a non-negative integer, got {v!r}")
-
-    @classmethod
-    def for_config(cls, config: EIEConfig) -> Timing:
-        """The latencies of an EIE with ``config.n_pe`` PEs: ``start = lnzd_levels(N) + 2``."""
-        return cls(start=lnzd_levels(config.n_pe) + 2)
 
 
 @dataclass
@@ -178,12 +165,11 @@ def schedule(work: np.ndarray, queue_depth: int, start: int = 0,
 
 
 def simulate_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
-                   timing: Timing | None = None, queue_depth: int | None = None) -> CycleReport:
+                   timing: Timing, queue_depth: int | None = None) -> CycleReport:
     """Cycles of one layer for the input ``a_phys`` (physical order; only its non-zero pattern
-    matters). ``timing`` defaults to :meth:`Timing.for_config`; ``queue_depth`` overrides the
-    configuration's (the images do not depend on it)."""
+    matters) under the hardware's ``timing``; ``queue_depth`` overrides the configuration's
+    (the images do not depend on it)."""
     c = image.config
-    timing = Timing.for_config(c) if timing is None else timing
     d = image.layers[layer_index]
     depth = c.queue_depth if queue_depth is None else int(queue_depth)
     if depth < 1:
@@ -215,7 +201,7 @@ def simulate_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
         broadcast_cycle=b, finish=free)
 
 
-def simulate_network(image: NetworkImage, x_logical: np.ndarray, timing: Timing | None = None,
+def simulate_network(image: NetworkImage, x_logical: np.ndarray, timing: Timing,
                      queue_depth: int | None = None) -> NetworkCycleReport:
     """Cycles of every layer for one integer input (logical order); each layer's input is the
     golden model's output of the previous layer."""
