@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from hw import host, verilator_check  # noqa: E402
-from hw.timing import rtl_timing  # noqa: E402
 from hw.params import HWParams, RdMem  # noqa: E402
+from hw.timing import rtl_timing  # noqa: E402
 from hw.verilog import generate  # noqa: E402
 from sw.eie import cycles, fixedpoint, golden  # noqa: E402
 from sw.eie.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402

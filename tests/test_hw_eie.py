@@ -11,9 +11,9 @@ from hw_testutil import dense_column_image, run_sim
 
 from hw import host
 from hw.central_control import DRAIN, WB_TAIL, start_latency
-from hw.timing import rtl_timing
 from hw.params import HWParams, RdMem, WrMem
 from hw.sim_driver import AmaranthHost, simulate
+from hw.timing import rtl_timing
 from hw.top import EIE
 from sw.eie import cycles, fixedpoint, golden
 from sw.eie.config import PRESETS, EIEConfig

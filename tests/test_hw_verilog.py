@@ -13,9 +13,9 @@ from helpers_eie import chain, random_layer
 from hw_testutil import run_sim
 
 from hw import host, verilator_check
-from hw.timing import rtl_timing
 from hw.params import HWParams, RdMem
 from hw.sim_driver import AmaranthHost
+from hw.timing import rtl_timing
 from hw.top import EIE
 from hw.verilog import generate, strip_zero_memory_init
 from sw.eie import cycles, fixedpoint, golden
