@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -56,7 +57,7 @@ def alex7_cycles(n: int, queue_depth: int, layer, x: np.ndarray) -> int:
     cfg = EIEConfig(name=f"alex7_n{n}", n_pe=n, queue_depth=queue_depth,
                     spmat_words=1 << 20, ptr_depth=b.n_in + 2, act_depth=max(-(-b.n_in // n), rows),
                     bias_depth=rows, max_layers=1)
-    image = pack_network([layer], cfg, relu=[True])
+    image = pack_network([replace(layer, relu=True)], cfg)
     a = image.input_to_physical(fixedpoint.quantize_input(x, cfg))
     return simulate_layer(image, 0, a, rtl_timing(cfg)).cycles
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def main() -> int:
           f"{'bound':>7} {'stall':>6} {'exact':>5} {'run s':>6} {'cyc/s':>8}")
     for name in args.layers.split(","):
         spec = TABLE3[name]
-        img = pack_network([bench_layer(name)], cfg, relu=[True], balance=args.balance)
+        img = pack_network([replace(bench_layer(name), relu=True)], cfg, balance=args.balance)
         x = img.input_to_physical(fixedpoint.quantize_input(bench_input(name), cfg))
         d = img.layers[0]
         writes = list(host.image_writes(p, img))

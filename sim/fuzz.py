@@ -110,9 +110,10 @@ def fuzz_case(seed: int) -> Case:
         n_layers = int(rng.integers(1, min(3, config.max_layers) + 1))
         sizes = [int(rng.integers(1, cap + 1)) for _ in range(n_layers + 1)]
         layers = [_layer(rng, f"fc{i}", sizes[i + 1], sizes[i], config) for i in range(n_layers)]
-        relu = [bool(rng.random() < 0.6) for _ in range(n_layers)]
+        for q in layers:
+            q.relu = bool(rng.random() < 0.6)
         try:
-            image = pack_network(layers, config, relu=relu, balance=bool(rng.random() < 0.3))
+            image = pack_network(layers, config, balance=bool(rng.random() < 0.3))
         except FitError:
             continue  # too big for this build's memories: draw again
         runs = []

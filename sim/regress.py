@@ -123,15 +123,10 @@ def _entry(label: str, image: NetworkImage, layers: list[QuantizedLayer], xs: np
 def real_alexnet(weights: str | Path, log: Log) -> list[QuantizedLayer]:
     """fc6 / fc7 / fc8 of a torchvision-format AlexNet state_dict, pruned to 9/9/25% and
     4-bit quantized without retraining (as ``eie pack`` does)."""
-    from sw.compression.compress import compress_module, default_settings
-    from sw.compression.models import alexnet_fc_from_state_dict, load_checkpoint
+    from sw.compression.compress import compress_alexnet_fc
 
     t = time.perf_counter()
-    net = alexnet_fc_from_state_dict(load_checkpoint(weights), f"checkpoint {weights}")
-    settings = default_settings("alexnet-fc", progress=False)
-    layers = compress_module(net, settings=settings, meta={"model": "alexnet-fc"}).layers
-    for q in layers:
-        q.meta = {**(q.meta or {}), "relu": q.name != "fc8"}
+    layers = compress_alexnet_fc(weights)[0].layers
     log(f"compressed the AlexNet FC layers of {weights} in {time.perf_counter() - t:.0f} s")
     return layers
 
@@ -153,7 +148,6 @@ def alexnet_entries(config: EIEConfig, names: list[str], seed: int = 0,
                 layers, x = real, bench_input("Alex-6", seed)
             else:
                 layers, x = alexnet_chain(seed)
-            relu = [bool(q.meta.get("relu", i < 2)) for i, q in enumerate(layers)]
             paper = sum(TABLE3[t].paper_cycles for t in ALEX)
             label = "fc6-fc7-fc8"
         elif name in TABLE3:
@@ -164,7 +158,6 @@ def alexnet_entries(config: EIEConfig, names: list[str], seed: int = 0,
             else:
                 layers = [bench_layer(name, seed)]
             x = bench_input(name, seed)
-            relu = [name not in ("Alex-8", "VGG-8")]
             paper = TABLE3[name].paper_cycles
             label = name
         else:
@@ -172,7 +165,7 @@ def alexnet_entries(config: EIEConfig, names: list[str], seed: int = 0,
                             f"{CHAIN!r} for fc6 -> fc7 -> fc8)")
         xq = quantize_input(x, config)
         for assign in assigns:
-            image = pack_network(layers, config, relu=relu, balance=assign == "balanced")
+            image = pack_network(layers, config, balance=assign == "balanced")
             tag = label + (" bal" if assign == "balanced" else "")
             entries.append(_entry(tag, image, layers, xq, paper, tag.replace(" ", "-")))
         log(f"prepared {label} ({time.perf_counter() - t:.1f} s: synthesis, packing, golden "
@@ -226,12 +219,11 @@ def mnist_entry(config: EIEConfig, n_images: int, data: str | Path | None = None
     path = lenet_model(model, data, log)
     t = time.perf_counter()
     layers, _ = load_model(path)
-    relu = [bool((q.meta or {}).get("relu", i < len(layers) - 1)) for i, q in enumerate(layers)]
-    image = pack_network(layers, config, relu=relu, balance=balance)
-    x = test.images.reshape(len(test), -1).astype(np.float64) / 255.0  # sw.compression.data.to_tensors
+    image = pack_network(layers, config, balance=balance)
+    x = test.inputs().reshape(len(test), -1)
     xq = quantize_input(x, config)
     golden = run_network_batch(image, xq)[-1]
-    floats = float_network(layers, x, relu)[-1]
+    floats = float_network(layers, x)[-1]
     name = f"LeNet-300-100 x{len(test)}" + (" bal" if balance else "")
     entry = _entry(name, image, layers, xq, None, name.replace(" ", "-"), golden_batch=True)
     info = MnistInfo(test.labels.astype(np.int64), np.argmax(floats, axis=1),

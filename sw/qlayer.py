@@ -3,7 +3,9 @@
 
 A layer is a codebook plus an index per weight. Code 0 always means the value 0 (a pruned
 weight); codes 1..2**bits-1 index the layer's k-means centroids. The dense weight is
-``codebook[indices]``.
+``codebook[indices]``. ``relu`` says whether a ReLU follows the layer (EIE applies it in the
+write-back, docs/format.md "Arithmetic"); the model file stores it in the layer's metadata
+(``meta["relu"]``), which is where older files already had it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ class QuantizedLayer:
     indices: np.ndarray  # integer codes, the weight's shape, 0 = pruned
     bias: np.ndarray | None  # float32, length out, or None
     bits: int
-    meta: dict = field(default_factory=dict)  # e.g. stride/padding for conv, relu flag
+    meta: dict = field(default_factory=dict)  # e.g. stride/padding/pool of a conv
+    relu: bool = False  # a ReLU follows this layer
 
     def __post_init__(self) -> None:
+        self.meta = dict(self.meta or {})
+        if "relu" in self.meta:  # the model file's spelling of the flag
+            stored = bool(self.meta.pop("relu"))
+            if self.relu and not stored:
+                raise DataError(f"layer {self.name}: relu=True contradicts meta relu=False")
+            self.relu = stored
+        self.relu = bool(self.relu)
         self.codebook = np.asarray(self.codebook, dtype=np.float32)
         self.indices = np.asarray(self.indices)
         if self.kind not in ("linear", "conv"):

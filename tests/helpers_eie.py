@@ -9,20 +9,21 @@ from sw.qlayer import QuantizedLayer
 
 
 def random_layer(rng: np.random.Generator, n_out: int, n_in: int, density: float, name: str = "fc",
-                 bits: int = 4, scale: float = 0.1, bias: bool = True) -> QuantizedLayer:
+                 bits: int = 4, scale: float = 0.1, bias: bool = True, relu: bool = False) -> QuantizedLayer:
     """A random quantized FC layer: codes uniform in 1..2**bits-1 at ``density``."""
     k = 1 << bits
     codes = rng.integers(1, k, (n_out, n_in)) * (rng.random((n_out, n_in)) < density)
     cb = np.zeros(k, np.float32)
     cb[1:] = np.sort(rng.normal(0.0, scale, k - 1))
     b = rng.normal(0.0, scale, n_out).astype(np.float32) if bias else None
-    return QuantizedLayer(name, "linear", cb, codes.astype(np.uint8), b, bits)
+    return QuantizedLayer(name, "linear", cb, codes.astype(np.uint8), b, bits, relu=relu)
 
 
 def chain(rng: np.random.Generator, sizes: list[int], density: float, scale: float = 0.1) -> list[QuantizedLayer]:
-    """Layers sizes[0] -> sizes[1] -> ... (names fc0, fc1, ...)."""
-    return [random_layer(rng, sizes[i + 1], sizes[i], density, f"fc{i}", scale=scale)
-            for i in range(len(sizes) - 1)]
+    """Layers sizes[0] -> sizes[1] -> ... (names fc0, fc1, ...), a ReLU after each but the last."""
+    n = len(sizes) - 1
+    return [random_layer(rng, sizes[i + 1], sizes[i], density, f"fc{i}", scale=scale, relu=i < n - 1)
+            for i in range(n)]
 
 
 def roomy(n_pe: int, **changes) -> EIEConfig:

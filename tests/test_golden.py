@@ -47,7 +47,7 @@ def test_wrap_happens_in_the_layer_not_only_in_requantize():
     cb = np.zeros(16, np.float32)
     cb[1] = 32767.0  # w_frac = 0
     q = QuantizedLayer("w", "linear", cb, np.ones((1, 4), np.uint8), None, 4)
-    image = pack_network([q], cfg, relu=[False])
+    image = pack_network([q], cfg)
     assert image.layers[0].w_frac == 0
     a = np.full(4, 32767)
     acc = fixedpoint.wrap(np.array([4 * 32767 * 32767]), 32)
@@ -75,7 +75,8 @@ def test_golden_layer_equals_integer_reference_from_dense_codes(n_out, n_in, den
     rng = np.random.default_rng(seed)
     q = random_layer(rng, n_out, n_in, density, scale=0.3)
     cfg = roomy(n_pe)
-    image = pack_network([q], cfg, relu=[relu], balance=balance)
+    q.relu = relu
+    image = pack_network([q], cfg, balance=balance)
     a = rng.integers(-300, 300, n_in) * (rng.random(n_in) < 0.6)
     d = image.layers[0]
     acc = reference_matvec(q, d.codebook_int, a) + (fixedpoint.quantize_bias(q.bias, cfg) << d.w_frac)
@@ -89,7 +90,7 @@ def test_golden_layer_equals_integer_reference_from_dense_codes(n_out, n_in, den
 def test_golden_computes_from_the_images_not_the_dense_matrix():
     rng = np.random.default_rng(1)
     q = random_layer(rng, 8, 8, 1.0)
-    image = pack_network([q], roomy(2), relu=[False])
+    image = pack_network([q], roomy(2))
     a = np.full(8, 256)
     before = golden.run_layer(image, 0, a)
     image.codebook[0, 1:] = 0  # zero the codebook held in the image
@@ -104,10 +105,10 @@ def test_golden_computes_from_the_images_not_the_dense_matrix():
 def test_fixed_point_within_the_stated_error_bound_of_float(n_out, n_in, density, n_pe, seed):
     rng = np.random.default_rng(seed)
     q = random_layer(rng, n_out, n_in, density, scale=0.2)
-    image = pack_network([q], roomy(n_pe), relu=[False])
+    image = pack_network([q], roomy(n_pe))
     a = fixedpoint.quantize_input(rng.random(n_in) * 2, image.config)
     y = fixedpoint.dequantize(image.to_logical(0, golden.run_layer(image, 0, a)), image.config)
-    ref = golden.float_network([q], fixedpoint.dequantize(a, image.config), relu=[False])[0]
+    ref = golden.float_network([q], fixedpoint.dequantize(a, image.config))[0]
     bound = image.to_logical(0, golden.error_bound(image, 0, a, q.bias))
     assert np.all(np.abs(y - ref) <= bound + 1e-12)
 
@@ -160,7 +161,7 @@ def test_golden_model_runs_a_10000_image_batch_in_seconds():
     if mnist:  # real MNIST test images when available, random ones otherwise
         from sw.compression.data import load_split
 
-        x = load_split("test", mnist).images.reshape(-1, 784).astype(np.float64) / 255.0
+        x = load_split("test", mnist).inputs().reshape(-1, 784)
     else:
         x = rng.random((10000, 784)) * (rng.random((10000, 784)) < 0.2)
     xi = fixedpoint.quantize_input(x, image.config)

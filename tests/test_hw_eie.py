@@ -35,7 +35,7 @@ def _input(rng, n: int, density: float, config: EIEConfig, scale: float = 1.0) -
 
 def test_random_sparse_layer_is_bit_exact_with_golden_and_cycle_exact_with_model():
     rng = np.random.default_rng(4)
-    img = pack_network([random_layer(rng, 40, 48, 0.3, "fc", scale=0.5)], TINY, relu=[False])
+    img = pack_network([random_layer(rng, 40, 48, 0.3, "fc", scale=0.5)], TINY)
     x = img.input_to_physical(_input(rng, 48, 0.5, TINY, 2.0))
     (r,) = simulate(img, [x])
     want = golden.run_layer(img, 0, x)
@@ -49,7 +49,7 @@ def test_random_sparse_layer_is_bit_exact_with_golden_and_cycle_exact_with_model
 def test_two_layers_back_to_back_with_relu_on_then_off():
     rng = np.random.default_rng(5)
     layers = chain(rng, [30, 36, 12], 0.35, scale=0.5)
-    img = pack_network(layers, TINY, relu=[True, False])
+    img = pack_network(layers, TINY)
     x = _input(rng, 30, 0.6, TINY, 2.0)
     (r,) = simulate(img, [img.input_to_physical(x)], n_layers=2)
     ref = golden.run_network(img, x)
@@ -91,8 +91,9 @@ def test_cycles_equal_cycle_model_for_any_pe_count_and_queue_depth(n_pe, depth):
     rng = np.random.default_rng(100 * n_pe + depth)
     cfg = _config(n_pe, depth)
     n_in, n_out = int(rng.integers(8, 40)), int(rng.integers(4, 40))
-    img = pack_network([random_layer(rng, n_out, n_in, float(rng.uniform(0.1, 0.9)), "fc")],
-                       cfg, relu=[bool(rng.integers(2))])
+    q = random_layer(rng, n_out, n_in, float(rng.uniform(0.1, 0.9)), "fc")
+    q.relu = bool(rng.integers(2))
+    img = pack_network([q], cfg)
     xs = [img.input_to_physical(_input(rng, n_in, d, cfg)) for d in (0.0, 0.3, 1.0)]
     results = simulate(img, xs)
     for x, r in zip(xs, results, strict=True):
@@ -143,7 +144,7 @@ def test_padding_entries_and_long_gaps_are_walked_and_count_as_entries():
 
     cb = np.linspace(-0.5, 0.5, 16).astype(np.float32)
     cb[0] = 0
-    img = pack_network([QuantizedLayer("pad", "linear", cb, codes, None, 4)], cfg, relu=[False])
+    img = pack_network([QuantizedLayer("pad", "linear", cb, codes, None, 4)], cfg)
     assert np.diff(img.ptr[0, :7])[0] > 3  # column 0 of PE 0 holds padding
     x = np.array([256, -512, 100, 0, 7, 0], np.int64)
     (r,) = simulate(img, [x])
@@ -155,7 +156,7 @@ def test_padding_entries_and_long_gaps_are_walked_and_count_as_entries():
 def test_saturation_and_rounding_at_write_back_match_golden():
     rng = np.random.default_rng(8)
     q = random_layer(rng, 16, 16, 1.0, "big", scale=3.0)
-    img = pack_network([q], TINY, relu=[False])
+    img = pack_network([q], TINY)
     x = fixedpoint.quantize_input(rng.choice([-100.0, 100.0], 16), TINY)  # saturates both ways
     (r,) = simulate(img, [x])
     want = golden.run_layer(img, 0, x)
@@ -197,7 +198,7 @@ def test_host_port_reads_back_inputs_and_refuses_writes_while_running():
 
 def test_reset_in_the_middle_of_a_layer_leaves_no_stale_state():
     rng = np.random.default_rng(10)
-    img = pack_network([random_layer(rng, 32, 32, 0.6, "fc")], TINY, relu=[False])
+    img = pack_network([random_layer(rng, 32, 32, 0.6, "fc")], TINY)
     x = img.input_to_physical(_input(rng, 32, 0.8, TINY, 2.0))
     dut = EIE(TINY)
     top = Module()  # an explicit sync domain, so the bench can drive its reset

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -102,7 +103,7 @@ def _verilator_layer_run(cfg: EIEConfig, img, x_phys: np.ndarray, workdir: Path)
 def test_verilated_design_is_bit_and_cycle_exact_on_a_random_layer(tmp_path):
     rng = np.random.default_rng(21)
     cfg = TINY.replace(n_pe=6, queue_depth=2)
-    img = pack_network([random_layer(rng, 60, 70, 0.3, "fc", scale=0.5)], cfg, relu=[True])
+    img = pack_network([random_layer(rng, 60, 70, 0.3, "fc", scale=0.5, relu=True)], cfg)
     x = fixedpoint.quantize_input(rng.normal(0, 2, 70) * (rng.random(70) < 0.4), cfg)
     y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
     assert np.array_equal(y, golden.run_layer(img, 0, x))
@@ -120,7 +121,7 @@ def test_eie64_verilog_lints_builds_and_runs_alex8_bit_and_cycle_exact(tmp_path)
     v = tmp_path / "eie.v"
     v.write_text(generate(cfg).text)
     assert verilator_check.lint(v, "eie", tmp_path / "lint") == []
-    img = pack_network([bench_layer("Alex-8")], cfg, relu=[True])
+    img = pack_network([replace(bench_layer("Alex-8"), relu=True)], cfg)
     x = img.input_to_physical(fixedpoint.quantize_input(bench_input("Alex-8"), cfg))
     y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
     assert np.array_equal(y, golden.run_layer(img, 0, x))

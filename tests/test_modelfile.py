@@ -26,7 +26,7 @@ def _layer(name, shape, keep, bits=4, kind="linear", bias=True, seed=0, meta=Non
 
 
 def _assert_same(a: QuantizedLayer, b: QuantizedLayer) -> None:
-    assert (a.name, a.kind, a.bits, a.shape, a.meta) == (b.name, b.kind, b.bits, b.shape, b.meta)
+    assert (a.name, a.kind, a.bits, a.shape, a.meta, a.relu) == (b.name, b.kind, b.bits, b.shape, b.meta, b.relu)
     assert a.codebook.dtype == b.codebook.dtype == np.float32
     assert a.codebook.tobytes() == b.codebook.tobytes()  # bit-identical
     assert np.array_equal(a.indices, b.indices)
@@ -58,6 +58,40 @@ def test_file_round_trip_gives_identical_layers(tmp_path, lenet_like):
     for a, b in zip(lenet_like, layers, strict=True):
         _assert_same(a, b)
         assert np.array_equal(a.dense(), b.dense())
+    assert [q.relu for q in layers] == [False, True, False, False]  # stored per layer
+
+
+def _with_layer_meta(blob: bytes, layer_meta: list[dict]) -> bytes:
+    """The same model file with other per-layer metadata (as an older writer would store it)."""
+    from sw.compression import modelfile
+
+    r = modelfile._Reader(blob[modelfile._HEADER.size:])
+    info = json.loads(zlib.decompress(r.take(r.varint())))
+    for entry, m in zip(info["layers"], layer_meta, strict=True):
+        entry["meta"] = m
+    z = zlib.compress(json.dumps(info).encode())
+    payload = modelfile._varint(len(z)) + z + r.data[r.pos:]
+    return modelfile._HEADER.pack(modelfile.MAGIC, modelfile.VERSION, len(payload),
+                                  zlib.crc32(payload)) + payload
+
+
+def test_relu_is_a_field_stored_as_layer_metadata_and_old_files_without_it_load(tmp_path):
+    layers = [_layer("a", (6, 5), 0.5, seed=1), _layer("b", (4, 6), 0.5, seed=2),
+              _layer("c", (3, 4), 0.5, seed=3)]
+    layers[1].relu = True
+    path = tmp_path / "m.eie"
+    save_model(path, layers)
+    back, _ = load_model(path)
+    assert [q.relu for q in back] == [False, True, False]
+    assert all("relu" not in q.meta for q in back)  # a field, not metadata, once loaded
+    # a file from before the flag was stored: a classifier chain, ReLU after all but the last
+    old = tmp_path / "old.eie"
+    old.write_bytes(_with_layer_meta(path.read_bytes(), [{}, {}, {}]))
+    assert [q.relu for q in load_model(old)[0]] == [True, True, False]
+    # metadata that says relu (how compress has always written it) sets the field
+    old.write_bytes(_with_layer_meta(path.read_bytes(), [{"relu": False}, {"relu": True}, {}]))
+    assert [q.relu for q in load_model(old)[0]] == [False, True, False]
+
 
 
 def test_table_compressed_bytes_equal_the_file_size(tmp_path, lenet_like):

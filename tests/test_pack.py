@@ -114,9 +114,11 @@ def test_all_zero_layer_and_more_pes_than_rows():
     assert np.array_equal(unpack_network(image)[0][1], np.zeros((3, 5)))
 
 
-def test_relu_defaults_to_all_but_the_last_layer():
-    image = pack_network(chain(np.random.default_rng(4), [5, 4, 3, 2], 0.5), roomy(2))
-    assert [d.relu for d in image.layers] == [True, True, False]
+def test_each_layer_table_entry_takes_the_layers_own_relu_flag():
+    layers = chain(np.random.default_rng(4), [5, 4, 3, 2], 0.5)
+    layers[0].relu = False
+    image = pack_network(layers, roomy(2))
+    assert [d.relu for d in image.layers] == [False, True, False]
 
 
 def test_codebook_integers_use_the_largest_fraction_that_fits():

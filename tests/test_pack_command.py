@@ -25,7 +25,7 @@ def test_pack_compressed_model_file_with_a_json_config(tmp_path):
 
     layers = chain(np.random.default_rng(0), [30, 20, 10], 0.3)
     for i, q in enumerate(layers):
-        q.meta = {"relu": i == 0}
+        q.relu = i == 0
     save_model(tmp_path / "m.eie", layers)
     cfg = tmp_path / "fpga.json"
     cfg.write_text(json.dumps({"base": "tiny", "n_pe": 2}))

@@ -44,9 +44,11 @@ def n1():
 def _network(seed: int, sizes: list[int], density: float, config, balance: bool = False,
              relu: list[bool] | None = None):
     rng = np.random.default_rng(seed)
-    layers = [random_layer(rng, sizes[i + 1], sizes[i], density, f"fc{i}", scale=0.3)
-              for i in range(len(sizes) - 1)]
-    return pack_network(layers, config, relu=relu, balance=balance), rng
+    n = len(sizes) - 1
+    relu = [i < n - 1 for i in range(n)] if relu is None else relu
+    layers = [random_layer(rng, sizes[i + 1], sizes[i], density, f"fc{i}", scale=0.3, relu=relu[i])
+              for i in range(n)]
+    return pack_network(layers, config, balance=balance), rng
 
 
 def _input(rng, n: int, density: float, config) -> np.ndarray:

@@ -196,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
     from sw.eie.pack import pack_network
 
     config = EIEConfig.load(args.config)
-    layers, relu, meta = load_layers(args)
-    image = pack_network(layers, config, relu=relu, balance=args.balance)
+    layers, meta = load_layers(args)
+    image = pack_network(layers, config, balance=args.balance)
     rom = build_rom(image, args.out, name=args.name, init=args.init,
                     absolute_paths=args.absolute_paths, meta={**meta, "balance": bool(args.balance)})
     m = rom.manifest

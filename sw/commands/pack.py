@@ -38,8 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output directory, written atomically")
 
 
-def load_layers(args: argparse.Namespace) -> tuple[list, list[bool] | None, dict]:
-    """The layers to pack, their ReLU flags (None: default) and the manifest's meta."""
+def load_layers(args: argparse.Namespace) -> tuple[list, dict]:
+    """The layers to pack (each with its ReLU flag) and the manifest's meta."""
     if (args.model is None) == (args.bench is None):
         raise DataError("give exactly one input: a MODEL file or --bench NAME")
     if args.bench is not None:
@@ -47,8 +47,8 @@ def load_layers(args: argparse.Namespace) -> tuple[list, list[bool] | None, dict
 
         if args.bench.lower() == "alexnet":
             layers, _ = benchlayers.alexnet_chain(args.seed)
-            return layers, None, {"source": "bench:alexnet", "seed": args.seed}
-        return [benchlayers.bench_layer(args.bench, args.seed)], None, \
+            return layers, {"source": "bench:alexnet", "seed": args.seed}
+        return [benchlayers.bench_layer(args.bench, args.seed)], \
             {"source": f"bench:{args.bench}", "seed": args.seed}
     path = Path(args.model)
     try:
@@ -60,18 +60,12 @@ def load_layers(args: argparse.Namespace) -> tuple[list, list[bool] | None, dict
         from sw.compression.modelfile import load_model
 
         layers, meta = load_model(path)
-        relu = None
-        if all("relu" in (q.meta or {}) for q in layers):
-            relu = [bool(q.meta["relu"]) for q in layers]
-        return layers, relu, {"source": str(path), "model_meta": meta}
-    from sw.compression.compress import compress_module, default_settings
-    from sw.compression.models import alexnet_fc_from_state_dict, load_checkpoint
+        return layers, {"source": str(path), "model_meta": meta}
+    from sw.compression.compress import compress_alexnet_fc
 
-    net = alexnet_fc_from_state_dict(load_checkpoint(path), f"checkpoint {path}")
-    settings = default_settings("alexnet-fc", progress=False)
-    result = compress_module(net, settings=settings, meta={"model": "alexnet-fc"})
-    return result.layers, None, {"source": str(path), "model": "alexnet-fc",
-                                 "density": settings.density}
+    result, _ = compress_alexnet_fc(path)
+    return result.layers, {"source": str(path), "model": "alexnet-fc",
+                           "density": {q.name: q.nnz / q.indices.size for q in result.layers}}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
     from sw.eie.pack import pack_network
 
     config = EIEConfig.load(args.config)
-    layers, relu, meta = load_layers(args)
+    layers, meta = load_layers(args)
     t0 = time.perf_counter()
-    image = pack_network(layers, config, relu=relu, balance=args.balance)
+    image = pack_network(layers, config, balance=args.balance)
     t_pack = time.perf_counter() - t0
     meta = {**meta, "balance": bool(args.balance)}
     manifest = write_images(image, args.out, meta)

@@ -410,6 +410,21 @@ def default_settings(model: str, **overrides) -> CompressSettings:
     return CompressSettings(**values)
 
 
+def compress_alexnet_fc(weights: str | Path, settings: CompressSettings | None = None,
+                        log: Log | None = None) -> tuple[CompressResult, dict]:
+    """Deep Compression's AlexNet recipe on the FC layers of a torchvision-format checkpoint
+    (``classifier.1/4/6``): the built-in ``alexnet-fc`` defaults (fc6/fc7 9 %, fc8 25 %, 4-bit;
+    Han et al., Table 4), pruned and quantized in one step without retraining (their inputs,
+    ImageNet conv5 features, are not available). Returns the result and the model file's meta."""
+    log = log or (lambda _msg: None)
+    net = alexnet_fc_from_state_dict(load_checkpoint(weights), f"checkpoint {weights}")
+    settings = dataclasses.replace(settings or default_settings("alexnet-fc", progress=False),
+                                   dense_epochs=0)
+    meta = {"model": "alexnet-fc", "input_shape": []}
+    log(f"alexnet-fc: {sum(p.numel() for p in net.parameters()):,} parameters from {weights}")
+    return compress_module(net, settings=settings, meta=meta, log=log), meta
+
+
 def compress_builtin(model: str, out: str | Path, settings: CompressSettings,
                      data: str | Path | None = None, weights: str | Path | None = None,
                      limit_train: int | None = None, limit_test: int | None = None,
@@ -426,7 +441,7 @@ def compress_builtin(model: str, out: str | Path, settings: CompressSettings,
     check_writable(out)
     torch.manual_seed(settings.seed)
     np.random.seed(settings.seed % 2**32)
-    train = test = None
+    test = None
     if model == "alexnet-fc":
         if weights is None:
             raise DataError("alexnet-fc needs --weights FILE (a torchvision-format AlexNet "
@@ -434,8 +449,7 @@ def compress_builtin(model: str, out: str | Path, settings: CompressSettings,
         if data is not None:
             raise DataError("alexnet-fc takes no --data: its inputs are ImageNet conv5 features, "
                             "which are not available; it is pruned and quantized without retraining")
-        net = alexnet_fc_from_state_dict(load_checkpoint(weights), f"checkpoint {weights}")
-        settings = dataclasses.replace(settings, dense_epochs=0)
+        result, meta = compress_alexnet_fc(weights, settings, log)
     else:
         from sw.compression.data import load_mnist, to_tensors
 
@@ -445,10 +459,10 @@ def compress_builtin(model: str, out: str | Path, settings: CompressSettings,
         tr, te = load_mnist(data)
         train = to_tensors(tr.take(limit_train))
         test = to_tensors(te.take(limit_test))
-    meta = {"model": model, "input_shape": list(net.input_shape or ())}
-    log(f"{model}: {sum(p.numel() for p in net.parameters()):,} parameters"
-        + (f", {len(train[0]):,} training / {len(test[0]):,} test images" if train else ""))
-    result = compress_module(net, train, test, settings, meta=meta, log=log)
+        meta = {"model": model, "input_shape": list(net.input_shape or ())}
+        log(f"{model}: {sum(p.numel() for p in net.parameters()):,} parameters, "
+            f"{len(train[0]):,} training / {len(test[0]):,} test images")
+        result = compress_module(net, train, test, settings, meta=meta, log=log)
     report = {"model": model, **result.report}
     report["environment"] = {"torch": torch.__version__, "numpy": np.__version__,
                              "threads": torch.get_num_threads(), "python": platform.python_version()}

@@ -50,6 +50,12 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def inputs(self) -> np.ndarray:
+        """The images as the networks' inputs: float32 (n, 28, 28) in [0, 1] (pixel / 255;
+        Caffe's LeNet uses the same scale), well inside EIE's 16-bit fixed-point activations.
+        The one definition of the scaling: training and the hardware runs both take it."""
+        return self.images.astype(np.float32) / 255.0
+
     def take(self, n: int | None) -> Split:
         """The first ``n`` examples (all of them when ``n`` is None)."""
         if n is None or n >= len(self):
@@ -156,13 +162,9 @@ def load_mnist(data: str | Path | None = None) -> tuple[Split, Split]:
 
 
 def to_tensors(split: Split):
-    """Images as float32 (n, 1, 28, 28) in [0, 1] and labels as int64 torch tensors.
-
-    Inputs scaled to [0, 1] (Caffe's LeNet uses the same 1/256-ish scale) stay well inside
-    EIE's 16-bit fixed-point activations.
-    """
+    """Images as float32 (n, 1, 28, 28) (:meth:`Split.inputs`) and labels as int64 tensors."""
     import torch
 
-    x = torch.from_numpy(split.images.astype(np.float32) / 255.0).unsqueeze(1)
+    x = torch.from_numpy(split.inputs()).unsqueeze(1)
     y = torch.from_numpy(split.labels.astype(np.int64))
     return x, y

@@ -89,7 +89,8 @@ def encode_model(layers: list[QuantizedLayer], meta: dict | None = None,
             raise ConfigError(f"index bits given for unknown layer(s): {', '.join(unknown)}")
     encoded = [encode_layer(layer, _index_bits_for(layer, index_bits)) for layer in layers]
     info = {"meta": meta or {},
-            "layers": [{"name": e.layer.name, "kind": e.layer.kind, "meta": e.layer.meta}
+            "layers": [{"name": e.layer.name, "kind": e.layer.kind,
+                        "meta": {**e.layer.meta, "relu": e.layer.relu}}
                        for e in encoded]}
     try:
         info_json = json.dumps(info, separators=(",", ":"), allow_nan=False).encode()
@@ -271,6 +272,9 @@ def _parse(payload: bytes) -> tuple[list[QuantizedLayer], dict]:
     r = _Reader(payload)
     info = json.loads(zlib.decompress(r.take(r.varint())))
     layers = [_parse_layer(r, entry) for entry in info["layers"]]
+    if not any("relu" in (entry.get("meta") or {}) for entry in info["layers"]):
+        for q in layers[:-1]:  # a file from before the flag was stored: a classifier chain
+            q.relu = True
     if r.pos != len(payload):
         raise DataError(f"{len(payload) - r.pos} bytes left after the last layer")
     return layers, info["meta"]

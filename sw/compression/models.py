@@ -231,7 +231,7 @@ def chain_from_state_dict(sd: Mapping[str, torch.Tensor]) -> ChainNet:
 
 def spec_from_quantized(q: QuantizedLayer) -> LayerSpec:
     m = q.meta or {}
-    return LayerSpec(q.name, q.kind, q.shape, bias=q.bias is not None, relu=bool(m.get("relu", False)),
+    return LayerSpec(q.name, q.kind, q.shape, bias=q.bias is not None, relu=q.relu,
                      pool=int(m.get("pool", 0)), stride=int(m.get("stride", 1)),
                      padding=int(m.get("padding", 0)))
 

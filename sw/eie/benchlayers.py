@@ -46,6 +46,7 @@ class BenchLayer:
     act_density: float
     paper_us: float  # Table IV, EIE actual time at 64 PEs, batch 1
     paper_theoretical_us: float | None  # Table IV (VGG-6's is a copy error in the paper)
+    relu: bool = True  # a ReLU follows (not after a classifier's last layer)
 
     @property
     def paper_cycles(self) -> int:
@@ -55,10 +56,10 @@ class BenchLayer:
 TABLE3: dict[str, BenchLayer] = {b.name: b for b in [
     BenchLayer("Alex-6", 9216, 4096, 0.09, 0.351, 30.3, 28.1),
     BenchLayer("Alex-7", 4096, 4096, 0.09, 0.353, 12.2, 11.7),
-    BenchLayer("Alex-8", 4096, 1000, 0.25, 0.375, 9.9, 8.9),
+    BenchLayer("Alex-8", 4096, 1000, 0.25, 0.375, 9.9, 8.9, relu=False),
     BenchLayer("VGG-6", 25088, 4096, 0.04, 0.183, 34.4, None),
     BenchLayer("VGG-7", 4096, 4096, 0.04, 0.375, 8.7, 7.9),
-    BenchLayer("VGG-8", 4096, 1000, 0.23, 0.411, 8.4, 7.3),
+    BenchLayer("VGG-8", 4096, 1000, 0.23, 0.411, 8.4, 7.3, relu=False),
     BenchLayer("NT-We", 4096, 600, 0.10, 1.0, 8.0, 5.2),
     BenchLayer("NT-Wd", 600, 8791, 0.11, 1.0, 13.9, 13.0),
     BenchLayer("NT-LSTM", 1201, 2400, 0.10, 1.0, 7.5, 6.5),
@@ -113,7 +114,9 @@ def synthetic_fc(name: str, n_in: int, n_out: int, density: float, input_density
 def bench_layer(name: str, seed: int = 0, bits: int = 4) -> QuantizedLayer:
     """Table III layer ``name`` (``Alex-6`` ... ``NT-LSTM``) as a quantized layer."""
     b = _spec(name)
-    return synthetic_fc(name, b.n_in, b.n_out, b.weight_density, b.act_density, seed, bits)
+    q = synthetic_fc(name, b.n_in, b.n_out, b.weight_density, b.act_density, seed, bits)
+    q.relu = b.relu
+    return q
 
 
 def synthetic_input(n: int, density: float, seed: int = 0, name: str = "input") -> np.ndarray:
@@ -151,6 +154,6 @@ def alexnet_chain(seed: int = 0, bits: int = 4, calibration: int = 32) -> tuple[
             target = TABLE3[names[i + 1][1]].act_density
             q.bias = (-(y.mean(axis=0) + ndtri(1.0 - target) * y.std(axis=0))).astype(np.float32)
             a = np.maximum(y + q.bias, 0.0)
-        q.meta = {"relu": i + 1 < len(names)}
+        q.relu = i + 1 < len(names)
         layers.append(q)
     return layers, bench_input("Alex-6", seed)

@@ -144,13 +144,13 @@ def run_network(image: NetworkImage, x_int_logical: np.ndarray) -> list[np.ndarr
 # -- float reference ---------------------------------------------------------------------------
 
 
-def float_network(qlayers: list[QuantizedLayer], x: np.ndarray, relu: list[bool] | None = None) -> list[np.ndarray]:
-    """The float64 reference with the same quantized weights: ``y = W x + b``, ReLU where set
-    (default: every layer but the last). ``x``: (n_in,) or (B, n_in); outputs per layer."""
-    relu = [i < len(qlayers) - 1 for i in range(len(qlayers))] if relu is None else relu
+def float_network(qlayers: list[QuantizedLayer], x: np.ndarray) -> list[np.ndarray]:
+    """The float64 reference with the same quantized weights: ``y = W x + b``, ReLU where the
+    layer says. ``x``: (n_in,) or (B, n_in); outputs per layer."""
     a = np.asarray(x, dtype=np.float64)
     outs = []
-    for q, r in zip(qlayers, relu, strict=True):
+    for q in qlayers:
+        r = q.relu
         w = sp.csr_matrix(q.dense().reshape(q.n_out, q.n_in).astype(np.float64))
         y = np.asarray(w @ a.T).T
         if q.bias is not None:

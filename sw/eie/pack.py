@@ -258,7 +258,7 @@ def decode_layer(image: NetworkImage, layer_index: int, columns: np.ndarray | No
 
 # -- packing ------------------------------------------------------------------------------------
 
-def _check_layers(layers: list[QuantizedLayer], config: EIEConfig, relu: list[bool]) -> None:
+def _check_layers(layers: list[QuantizedLayer], config: EIEConfig) -> None:
     c = config
     if c.spmat_word_bits > 64:
         raise FitError(f"config {c.name!r}: the images hold sparse-matrix words of at most 64 bits, "
@@ -268,8 +268,6 @@ def _check_layers(layers: list[QuantizedLayer], config: EIEConfig, relu: list[bo
     if len(layers) > c.max_layers:
         raise FitError(f"the network has {len(layers)} layers; the layer table holds "
                        f"max_layers = {c.max_layers} (config {c.name!r})")
-    if len(relu) != len(layers):
-        raise FitError(f"{len(relu)} ReLU flags given for {len(layers)} layers")
     for i, q in enumerate(layers):
         if q.kind != "linear":
             raise FitError(f"layer {q.name} is a {q.kind} layer: EIE runs fully connected layers "
@@ -318,19 +316,18 @@ def _pe_major(codes: np.ndarray, n_pe: int, rows: np.ndarray | None, cols: np.nd
     return np.ascontiguousarray(pad.reshape(r, n_pe * n_in).T).T
 
 
-def pack_network(layers: list[QuantizedLayer], config: EIEConfig, relu: list[bool] | None = None,
+def pack_network(layers: list[QuantizedLayer], config: EIEConfig,
                  balance: bool = False) -> NetworkImage:
     """Pack a chain of quantized FC layers into per-PE memory images (docs/format.md).
 
-    ``relu`` defaults to True for every layer but the last (a classifier's logits). With
+    Each layer's ReLU flag is its own (:attr:`QuantizedLayer.relu`). With
     ``balance`` every layer's rows are assigned to PEs by :func:`sw.eie.balance.balanced_permutation`
     and the next layer's columns follow (the permutations are recorded in the layer table).
     """
     c = config
     n_pe, epw = c.n_pe, c.entries_per_word
     layers = list(layers)
-    relu = [i < len(layers) - 1 for i in range(len(layers))] if relu is None else [bool(r) for r in relu]
-    _check_layers(layers, c, relu)
+    _check_layers(layers, c)
 
     encoded, perms, books = [], [], []
     prev_inv: np.ndarray | None = None  # physical input column -> logical column
@@ -401,7 +398,7 @@ def pack_network(layers: list[QuantizedLayer], config: EIEConfig, relu: list[boo
         cb_float[: q.codebook.size] = q.codebook
         descs.append(LayerDesc(
             name=q.name, n_in=q.n_in, n_out=q.n_out, ptr_base=ptr_base, bias_base=bias_base,
-            w_frac=w_frac, relu=relu[li], codebook_float=cb_float, codebook_int=c_int.copy(),
+            w_frac=w_frac, relu=q.relu, codebook_float=cb_float, codebook_int=c_int.copy(),
             spmat_base=spmat_base.astype(np.int64), n_entries=counts[li].astype(np.int64),
             perm=perms[li], rows_per_pe=rows))
         word_base = word_base + words[li]
