@@ -397,3 +397,53 @@ def test_fc_layer_is_a_plain_tuple():
     fc = FCLayer("ip1", np.zeros((2, 3), np.float32), None, True)
     name, w, b, relu = fc
     assert (name, w.shape, b, relu) == ("ip1", (2, 3), None, True)
+
+
+def test_compressed_conv_model_file_matches_the_pipelines_own_network(tmp_path):
+    from sw.compression.models import build_from_quantized
+
+    rng = np.random.default_rng(1)
+    codebook = np.r_[0.0, np.linspace(-0.5, 0.5, 15)].astype(np.float32)
+
+    def q(name, kind, shape, meta):
+        return QuantizedLayer(name, kind, codebook, rng.integers(0, 16, shape),
+                              rng.standard_normal(shape[0]).astype(np.float32), 4, meta)
+
+    layers = [q("conv1", "conv", (3, 1, 3, 3), {"relu": True, "pool": 2, "stride": 1, "padding": 1}),
+              q("ip1", "linear", (8, 48), {"relu": True}), q("ip2", "linear", (4, 8), {"relu": False})]
+    save_model(tmp_path / "model.eie", layers, {"input_shape": [1, 8, 8]})
+    net = load_network(tmp_path / "model.eie")
+    assert [(s.kind, [n.op for n in s.nodes]) for s in net.segments] == [
+        ("host", ["conv2d", "relu", "max_pool2d", "flatten"]), ("eie", ["linear", "relu", "linear"])]
+    x = torch.rand(3, 1, 8, 8)
+    np.testing.assert_allclose(net.run_float(x), ref(build_from_quantized(layers), x), rtol=1e-5, atol=1e-5)
+
+
+def test_onnx_matmul_plus_constant_add_is_one_fc_layer(tmp_path):
+    rng = np.random.default_rng(0)
+    w1, b1, w2 = (rng.standard_normal(s).astype(np.float32) for s in ((5, 4), (4,), (4, 2)))
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="mm1"),
+             helper.make_node("Add", ["h", "b1"], ["hb"], name="add1"),
+             helper.make_node("Relu", ["hb"], ["r"], name="relu1"),
+             helper.make_node("Dropout", ["r"], ["d"], name="drop"),
+             helper.make_node("MatMul", ["d", "w2"], ["y"], name="mm2")]
+    inits = [numpy_helper.from_array(a, n) for a, n in ((w1, "w1"), (b1, "b1"), (w2, "w2"))]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 5])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 2])], inits)
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "k.onnx")
+    net = load_network(tmp_path / "k.onnx")
+    (seg,) = net.eie_layers()
+    assert [(fc.name, fc.weight.shape, fc.bias is not None, fc.relu) for fc in seg] == [
+        ("mm1", (4, 5), True, True), ("mm2", (2, 4), False, False)]
+    x = rng.standard_normal((3, 5)).astype(np.float32)
+    np.testing.assert_allclose(net.run_float(x), np.maximum(x @ w1 + b1, 0) @ w2, rtol=1e-5, atol=1e-5)
+
+
+def test_frontends_import_neither_hw_nor_sim():
+    import subprocess
+    import sys
+
+    code = ("import sys, sw.frontends, sw.compression.data; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'hw', 'sim', 'amaranth', 'cocotb'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
