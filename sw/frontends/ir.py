@@ -227,7 +227,10 @@ class Network:
         return [s for s in self.segments if s.kind == "eie"]
 
     def eie_layers(self) -> list[list[FCLayer]]:
-        """Per EIE segment, its FC layers: (name, weight float32 (out, in), bias | None, relu)."""
+        """Per EIE segment, its FC layers: (name, weight float32 (out, in), bias | None, relu).
+
+        The arrays are the network's own (no copy: AlexNet's fc6 is 150 MB); change weights
+        with :meth:`with_eie_layers`, not in place."""
         return [s.fc_layers() for s in self.eie_segments()]
 
     def with_eie_layers(self, new: Sequence[Sequence[FCLayer]] | Callable[[int, FCLayer], FCLayer]
