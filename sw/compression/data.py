@@ -168,3 +168,179 @@ def to_tensors(split: Split):
     x = torch.from_numpy(split.inputs()).unsqueeze(1)
     y = torch.from_numpy(split.labels.astype(np.int64))
     return x, y
+
+
+# -- datasets users bring: .npz, a pair of arrays, IDX ------------------------------------------
+
+TASKS = ("classification", "regression")
+NPZ_KEYS = "x_test, y_test and optionally x_train, y_train (Keras' names)"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs and targets for a network. ``task`` is ``"classification"`` (``y`` integer class
+    labels, shape (n,)) or ``"regression"`` (``y`` float32, shape (n,) or (n, k)). ``x`` is
+    float32 as given (no scaling), except MNIST from IDX files: [0, 1] as :func:`to_tensors`."""
+
+    x_test: np.ndarray
+    y_test: np.ndarray
+    task: str
+    x_train: np.ndarray | None = None
+    y_train: np.ndarray | None = None
+    source: str = ""
+
+    @property
+    def example_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_test.shape[1:])
+
+    def for_input(self, shape: tuple[int, ...]) -> Dataset:
+        """The dataset with examples shaped ``shape`` (a network's input shape, no batch).
+
+        Examples holding the same number of values are reshaped (MNIST's 28x28 images for a
+        784-input network); anything else is a DataError naming both shapes.
+        """
+        shape = tuple(int(s) for s in shape)
+        if self.example_shape == shape:
+            return self
+        if int(np.prod(self.example_shape)) != int(np.prod(shape)):
+            raise DataError(f"{self.source or 'dataset'}: examples have shape {self.example_shape}, "
+                            f"the network's input has shape {shape}")
+
+        def fit(x: np.ndarray | None) -> np.ndarray | None:
+            return None if x is None else x.reshape(len(x), *shape)
+
+        return Dataset(fit(self.x_test), self.y_test, self.task, fit(self.x_train),
+                       self.y_train, self.source)
+
+    def metrics(self, outputs: np.ndarray, y: np.ndarray | None = None) -> dict[str, float]:
+        """Accuracy (classification) or RMSE and max error (regression) of ``outputs``
+        against ``y`` (default: the test targets)."""
+        return evaluate(self.task, outputs, self.y_test if y is None else y)
+
+
+def evaluate(task: str, outputs: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """``{"accuracy"}`` of argmax(outputs) for classification; ``{"rmse", "max_error"}``."""
+    outputs, y = np.asarray(outputs), np.asarray(y)
+    if len(outputs) != len(y):
+        raise DataError(f"{len(outputs)} outputs for {len(y)} targets")
+    if task == "classification":
+        pred = outputs.argmax(axis=-1) if outputs.ndim > 1 else outputs
+        return {"accuracy": float(np.mean(pred == y)) if len(y) else float("nan")}
+    if task == "regression":
+        out = outputs.reshape(len(outputs), -1).astype(np.float64)
+        tgt = y.reshape(len(y), -1).astype(np.float64)
+        if out.shape != tgt.shape:
+            raise DataError(f"outputs have shape {outputs.shape}, targets {y.shape}")
+        err = out - tgt
+        return {"rmse": float(np.sqrt(np.mean(err**2))), "max_error": float(np.abs(err).max())}
+    raise DataError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+
+
+def load_dataset(path: str | Path, y_path: str | Path | None = None, task: str | None = None
+                 ) -> Dataset:
+    """A :class:`Dataset` from what users have, recognised by content, not by name:
+
+    - a directory: the four MNIST IDX files (as :func:`load_mnist`);
+    - an ``.npz`` archive with ``x_test``, ``y_test`` (and optionally ``x_train``, ``y_train``);
+    - inputs and targets as two files (``path``, ``y_path``), each ``.npy`` or IDX: a test set.
+
+    ``task`` defaults to classification for integer targets and regression for real ones.
+    """
+    path = Path(path)
+    if path.is_dir():
+        if y_path is not None:
+            raise DataError(f"{path} is a directory (MNIST IDX files): give no separate targets file")
+        train, test = load_mnist(path)
+        (xtr, ytr), (xte, yte) = ((s.images.astype(np.float32) / 255.0, s.labels)
+                                  for s in (train, test))
+        return _dataset(xte, yte, task or "classification", xtr, ytr, str(path))
+    raw = _read_bytes(path)
+    if raw[:4] == b"PK\x03\x04":
+        if y_path is not None:
+            raise DataError(f"{path} is an .npz archive: give no separate targets file")
+        arrays = _load_npz(path)
+        missing = [k for k in ("x_test", "y_test") if k not in arrays]
+        if ("x_train" in arrays) != ("y_train" in arrays):
+            missing.append("y_train" if "x_train" in arrays else "x_train")
+        if missing:
+            raise DataError(f"{path}: missing key(s) {', '.join(missing)} (found: "
+                            f"{', '.join(sorted(arrays)) or 'none'}; expected {NPZ_KEYS})")
+        return _dataset(arrays["x_test"], arrays["y_test"], task, arrays.get("x_train"),
+                        arrays.get("y_train"), str(path))
+    if y_path is None:
+        raise DataError(f"{path}: one array file; give the targets as a second file "
+                        f"(or use an .npz with {NPZ_KEYS})")
+    x = _read_array(path, raw)
+    y = _read_array(Path(y_path), _read_bytes(Path(y_path)))
+    return _dataset(x, y, task, None, None, f"{path} + {y_path}")
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror or e}") from None
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    import zipfile
+
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise DataError(f"{path}: corrupt .npz archive ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def _read_array(path: Path, raw: bytes) -> np.ndarray:
+    """An ``.npy`` array or an IDX file (raw or gzipped), by content."""
+    import io
+
+    if raw[:6] == b"\x93NUMPY":
+        try:
+            return np.load(io.BytesIO(raw), allow_pickle=False)
+        except (OSError, ValueError, EOFError) as e:
+            raise DataError(f"{path}: corrupt .npy file ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+    if raw[:2] == b"\x1f\x8b" or raw[:2] == b"\x00\x00":
+        return read_idx(path)
+    raise DataError(f"{path}: not an .npy or IDX array file (first bytes 0x{raw[:4].hex()})")
+
+
+def _numeric(a: np.ndarray, name: str) -> None:
+    if a.dtype.kind not in "iuf":
+        raise DataError(f"{name} has dtype {a.dtype}; expected numbers (float or integer)")
+
+
+def _dataset(x_test, y_test, task, x_train, y_train, source: str) -> Dataset:
+    if task is not None and task not in TASKS:
+        raise DataError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+    pairs = {"test": (np.asarray(x_test), np.asarray(y_test))}
+    if x_train is not None:
+        pairs["train"] = (np.asarray(x_train), np.asarray(y_train))
+    for part, (x, y) in pairs.items():
+        _numeric(x, f"{source}: x_{part}")
+        _numeric(y, f"{source}: y_{part}")
+        if x.ndim < 2:
+            raise DataError(f"{source}: x_{part} has shape {x.shape}; expected (examples, ...)")
+        if len(x) != len(y):
+            raise DataError(f"{source}: x_{part} has {len(x)} examples, y_{part} {len(y)}")
+    task = task or ("classification" if pairs["test"][1].dtype.kind in "iu" else "regression")
+    out = {}
+    for part, (x, y) in pairs.items():
+        if task == "classification":
+            if y.ndim != 1:
+                raise DataError(f"{source}: y_{part} has shape {y.shape}; class labels are (n,)")
+            if y.dtype.kind == "f" and not np.array_equal(y, np.round(y)):
+                raise DataError(f"{source}: y_{part} has dtype {y.dtype} with fractional values; "
+                                "class labels are integers (or use task='regression')")
+            if y.size and y.min() < 0:
+                raise DataError(f"{source}: y_{part} holds negative class label {int(y.min())}")
+            y = y.astype(np.int64)
+        else:
+            y = y.astype(np.float32)
+        x = x.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise DataError(f"{source}: x_{part} holds NaN or Inf values")
+        out[part] = (x, y)
+    xtr, ytr = out.get("train", (None, None))
+    return Dataset(out["test"][0], out["test"][1], task, xtr, ytr, source)
