@@ -71,7 +71,7 @@ def _all(n: int) -> int:
 
 def layer_table(params: HWParams, image: NetworkImage) -> list[int]:
     """Layer-table words (:attr:`HWParams.layer_entry`) of the image's layers."""
-    return [params.pack_layer_entry(d.rows_per_pe, d.ptr_base, d.bias_base, d.w_frac, d.relu)
+    return [params.pack_layer_entry(d.rows_per_pe, d.ptr_base, d.bias_base, d.shift, d.relu)
             for d in image.layers]
 
 

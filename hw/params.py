@@ -146,7 +146,7 @@ class HWParams:
 
     @property
     def w_frac_bits(self) -> int:
-        return bits_for(self.config.act_bits - 1)
+        return self.config.shift_bits  # the layer table's shift field (docs/format.md)
 
     @property
     def rows_bits(self) -> int:

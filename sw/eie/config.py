@@ -84,6 +84,16 @@ class EIEConfig:
         return max(1, self.spmat_entries.bit_length())
 
     @property
+    def shift_bits(self) -> int:
+        """Width of the layer table's ``shift`` field (docs/format.md "Activation formats")."""
+        return max(1, (self.act_bits - 1).bit_length())
+
+    @property
+    def max_shift(self) -> int:
+        """The largest per-layer output shift the layer table holds (>= act_bits - 1)."""
+        return (1 << self.shift_bits) - 1
+
+    @property
     def codebook_size(self) -> int:
         return 1 << self.weight_bits
 

@@ -78,12 +78,32 @@ def quantize_codebook(codebook_float: np.ndarray, config: EIEConfig, name: str =
         big = float(np.abs(cb).max())
         raise FitError(f"layer {name}: centroid magnitude {big:g} does not fit a {config.act_bits}-bit "
                        f"codebook entry (largest {int_range(config.act_bits)[1]} at w_frac = 0)")
-    return np.rint(cb * 2.0 ** f).astype(np.int64), f
+    return codebook_integers(cb, config, f), f
 
 
-def requantize(acc: np.ndarray, w_frac: int, relu: bool, config: EIEConfig) -> np.ndarray:
-    """Steps 1 (wrap) to 4 of the module docstring on accumulator values (bias included)."""
+def codebook_integers(codebook_float: np.ndarray, config: EIEConfig, w_frac: int) -> np.ndarray:
+    """A layer's float centroids as integers at a given ``w_frac`` (at most the largest that
+    fits, so they still fit ``act_bits``)."""
+    cb = np.zeros(config.codebook_size, np.float64)
+    src = np.asarray(codebook_float, dtype=np.float64)
+    cb[: src.size] = src
+    return to_fixed(cb, w_frac, config.act_bits)
+
+
+def rounded(acc: np.ndarray, shift: int, config: EIEConfig) -> np.ndarray:
+    """Steps 1 (wrap) and 2 of docs/format.md "Arithmetic": the accumulator (bias included)
+    shifted to the output format, rounded half up, before saturation."""
     acc = wrap(acc, config.acc_bits)
-    y = acc if w_frac == 0 else (acc >> w_frac) + ((acc >> (w_frac - 1)) & 1)
-    y = saturate(y, config.act_bits)
+    return acc if shift == 0 else (acc >> shift) + ((acc >> (shift - 1)) & 1)
+
+
+def saturated(y: np.ndarray, config: EIEConfig) -> int:
+    """How many of the values ``y`` (from :func:`rounded`) step 3 saturates."""
+    lo, hi = int_range(config.act_bits)
+    return int(np.count_nonzero((y < lo) | (y > hi)))
+
+
+def requantize(acc: np.ndarray, shift: int, relu: bool, config: EIEConfig) -> np.ndarray:
+    """Steps 1 (wrap) to 4 of docs/format.md "Arithmetic" on accumulator values."""
+    y = saturate(rounded(acc, shift, config), config.act_bits)
     return np.maximum(y, 0) if relu else y

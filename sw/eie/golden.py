@@ -1,30 +1,9 @@
-"""The golden model: the ONE definition of EIE's fixed-point arithmetic (bit-exact).
+"""The golden model: EIE's fixed-point arithmetic on the images, bit-exact.
 
-The RTL mirrors this module bit for bit; docs/format.md ("Arithmetic") states the same rules
-in prose. All widths come from :class:`sw.eie.config.EIEConfig` (defaults in brackets).
-
-Number formats (two's complement):
-
-- activations ``a`` (inputs, outputs, biases): ``act_bits`` [16] wide, ``act_frac`` [8]
-  fraction bits. Host inputs and biases are quantized once: ``round_half_even(x * 2**act_frac)``
-  saturated to ``act_bits`` (:func:`quantize_input`, :func:`quantize_bias`).
-- codebook ``c[v]`` of layer ``l``: ``act_bits`` wide, ``w_frac_l`` fraction bits, the largest
-  value in ``0..act_bits-1`` at which every centroid fits after ``round_half_even``
-  (:func:`quantize_codebook`); ``c[0] = 0``. A centroid that does not fit even at
-  ``w_frac = 0`` is refused (FitError).
-
-One output row ``i`` of a layer (Han et al., EIE, Section III-A: ``b_i = ReLU(sum_j W_ij a_j)``):
-
-1. ``acc = (b_i << w_frac) + sum over the row's entries (v, j) with a_j != 0 of c[v] * a_j``,
-   modulo ``2**acc_bits`` [40] (wrap-around, so the accumulation order never matters);
-   products are exact (``2 * act_bits`` bits), padding entries multiply by ``c[0] = 0``.
-2. ``y = (acc + 2**(w_frac-1)) >> w_frac`` -- round half up (towards +inf), arithmetic shift,
-   computed as ``(acc >> w_frac) + bit (w_frac-1) of acc`` so it cannot overflow; ``y = acc``
-   when ``w_frac == 0``.
-3. saturate ``y`` to ``[-2**(act_bits-1), 2**(act_bits-1) - 1]``;
-4. ``y = max(y, 0)`` if the layer's ReLU flag is set.
-
-``y`` has ``act_frac`` fraction bits and is the next layer's input.
+The rules are docs/format.md, "Arithmetic" and "Activation formats" (per layer: the input's
+``in_frac``, the codebook's ``w_frac``, the output's ``out_frac`` and the layer table's
+``shift = w_frac + in_frac - out_frac``); the integer operations themselves live in
+:mod:`sw.eie.fixedpoint`, which the packer shares. The RTL mirrors them bit for bit.
 
 The golden model computes FROM THE IMAGES: :func:`layer_matrix` decodes pointers and
 sparse-matrix words (:func:`sw.eie.pack.decode_layer`) and looks codes up in the integer codebook;
@@ -32,11 +11,10 @@ it never sees the dense weights. Products are accumulated exactly in int64 by a 
 product (int64 arithmetic wraps modulo 2**64, a multiple of 2**acc_bits, so wrapping to
 ``acc_bits`` afterwards is exact whatever the sum).
 
-Tolerance against float (:func:`error_bound`): without saturation or wrap-around, one layer's
-fixed-point output differs from the float result computed on the same (quantized) inputs by at
-most ``sum_j |c_int[v_ij] / 2**w_frac - c_float[v_ij]| * |a_j| + |b_int_i - b_i * 2**act_frac|
-/ 2**act_frac + 2**-(act_frac+1)`` -- codebook rounding (at most half an LSB of ``w_frac`` per
-weight), bias rounding (half an LSB) and output rounding (half an LSB of ``act_frac``).
+Tolerance against float (:func:`error_bound`, docs/format.md): without saturation or
+wrap-around, one layer's output differs from the float result on the same (quantized) inputs
+by at most the codebook rounding (half an LSB of ``w_frac`` per weight, times ``|a_j|``), the
+bias rounding and the output rounding (half an LSB of ``out_frac`` each).
 """
 
 from __future__ import annotations
@@ -45,7 +23,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from sw.eie.config import EIEConfig
-from sw.eie.fixedpoint import int_range, requantize
+from sw.eie.fixedpoint import int_range, requantize, rounded, saturated
 from sw.eie.pack import NetworkImage, decode_layer
 from sw.errors import DataError
 from sw.qlayer import QuantizedLayer
@@ -88,12 +66,16 @@ def _bias_physical(image: NetworkImage, layer_index: int) -> np.ndarray:
     return image.bias[:, d.bias_base: d.bias_base + d.rows_per_pe].T.ravel()[: d.n_out]
 
 
-def _run(image: NetworkImage, layer_index: int, m: sp.csr_matrix, a: np.ndarray) -> np.ndarray:
-    """a: (B, n_in) physical -> (B, n_out) physical."""
+def _run(image: NetworkImage, layer_index: int, m: sp.csr_matrix, a: np.ndarray,
+         saturation: list[int] | None = None) -> np.ndarray:
+    """a: (B, n_in) physical -> (B, n_out) physical; appends the layer's count of saturated
+    outputs to ``saturation`` if given."""
     d = image.layers[layer_index]
     acc = np.asarray(m @ a.T).T  # exact int64 (wraps mod 2**64 at worst, see module docstring)
-    acc = acc + (_bias_physical(image, layer_index) << d.w_frac)
-    return requantize(acc, d.w_frac, d.relu, image.config)
+    acc = acc + (_bias_physical(image, layer_index) << d.shift)
+    if saturation is not None:
+        saturation.append(saturated(rounded(acc, d.shift, image.config), image.config))
+    return requantize(acc, d.shift, d.relu, image.config)
 
 
 def run_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray) -> np.ndarray:
@@ -115,14 +97,16 @@ def run_layer_batch(image: NetworkImage, layer_index: int, a_phys: np.ndarray) -
     return _run(image, layer_index, layer_matrix(image, layer_index), np.atleast_2d(a))
 
 
-def run_network_batch(image: NetworkImage, x_int: np.ndarray) -> list[np.ndarray]:
+def run_network_batch(image: NetworkImage, x_int: np.ndarray,
+                      saturation: list[int] | None = None) -> list[np.ndarray]:
     """All layers on a batch ``(B, n_in)`` of integer inputs in logical order; returns every
-    layer's outputs ``(B, n_out)`` in logical order."""
+    layer's outputs ``(B, n_out)`` in logical order. ``saturation``, if given, receives each
+    layer's number of saturated outputs (over the batch)."""
     x = np.atleast_2d(_check_activations(x_int, image.layers[0].n_in, image.config, "network input"))
     a = image.input_to_physical(x)
     outs = []
     for li in range(len(image.layers)):
-        a = _run(image, li, layer_matrix(image, li), a)
+        a = _run(image, li, layer_matrix(image, li), a, saturation)
         outs.append(image.to_logical(li, a))
     return outs
 
@@ -163,7 +147,7 @@ def float_network(qlayers: list[QuantizedLayer], x: np.ndarray) -> list[np.ndarr
 def error_bound(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
                 bias_float: np.ndarray | None) -> np.ndarray:
     """Per physical output row, the largest ``|fixed - float|`` of one layer (module docstring),
-    for integer inputs ``a_phys`` (float reference evaluated on ``a_phys / 2**act_frac``,
+    for integer inputs ``a_phys`` (float reference evaluated on ``a_phys / 2**in_frac``,
     before ReLU -- ReLU only shrinks differences -- and assuming no saturation)."""
     c = image.config
     d = image.layers[layer_index]
@@ -172,9 +156,9 @@ def error_bound(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
     dw = np.abs(d.codebook_int / 2.0 ** d.w_frac - d.codebook_float.astype(np.float64))
     err_w = sp.csr_matrix((dw[e.v[real]], (e.physical_row(c.n_pe)[real], e.col[real])),
                           shape=(d.n_out, d.n_in))
-    a = np.abs(np.asarray(a_phys, dtype=np.float64)) / 2.0 ** c.act_frac
-    bound = err_w @ a + 2.0 ** -(c.act_frac + 1)
+    a = np.abs(np.asarray(a_phys, dtype=np.float64)) / 2.0 ** d.in_frac
+    bound = err_w @ a + 2.0 ** -(d.out_frac + 1)
     if bias_float is not None:
         b_phys = image.to_physical(layer_index, np.asarray(bias_float, dtype=np.float64))
-        bound = bound + np.abs(_bias_physical(image, layer_index) / 2.0 ** c.act_frac - b_phys)
+        bound = bound + np.abs(_bias_physical(image, layer_index) / 2.0 ** d.out_frac - b_phys)
     return bound

@@ -126,6 +126,7 @@ def _layer_json(d: LayerDesc) -> dict:
     return {
         "name": d.name, "n_in": d.n_in, "n_out": d.n_out, "ptr_base": d.ptr_base,
         "bias_base": d.bias_base, "w_frac": d.w_frac, "relu": bool(d.relu),
+        "in_frac": d.in_frac, "out_frac": d.out_frac, "shift": d.shift,
         "rows_per_pe": d.rows_per_pe,
         "codebook_float": [float(x) for x in d.codebook_float],
         "codebook_int": [int(x) for x in d.codebook_int],
@@ -196,6 +197,8 @@ def _parse(root: Path, m: dict) -> NetworkImage:
         layers.append(LayerDesc(
             name=d["name"], n_in=int(d["n_in"]), n_out=int(d["n_out"]), ptr_base=int(d["ptr_base"]),
             bias_base=int(d["bias_base"]), w_frac=int(d["w_frac"]), relu=bool(d["relu"]),
+            # manifests from before per-layer formats: act_frac everywhere
+            in_frac=int(d.get("in_frac", c.act_frac)), out_frac=int(d.get("out_frac", c.act_frac)),
             codebook_float=np.asarray(d["codebook_float"], np.float32),
             codebook_int=np.asarray(d["codebook_int"], np.int64),
             spmat_base=np.asarray(d["spmat_base"], np.int64),

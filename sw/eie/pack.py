@@ -26,7 +26,7 @@ import numpy as np
 
 from sw.eie.balance import balanced_permutation, inverse_permutation
 from sw.eie.config import EIEConfig
-from sw.eie.fixedpoint import quantize_bias, quantize_codebook
+from sw.eie.fixedpoint import codebook_integers, quantize_codebook, to_fixed
 from sw.errors import DataError, FitError
 from sw.qlayer import QuantizedLayer
 from sw.sparse import encode_columns
@@ -47,6 +47,8 @@ class LayerDesc:
     bias_base: int  # first bias address (same in every PE)
     w_frac: int  # fraction bits of the codebook integers
     relu: bool
+    in_frac: int  # fraction bits of the layer's input activations
+    out_frac: int  # fraction bits of its outputs (and biases): the next layer's in_frac
     codebook_float: np.ndarray  # float32[codebook_size], the trained centroids ([0] = 0)
     codebook_int: np.ndarray  # int64[codebook_size], act_bits two's complement, w_frac fraction bits
     spmat_base: np.ndarray  # int64[N]: word-aligned entry address of the layer's first entry per PE
@@ -58,6 +60,11 @@ class LayerDesc:
     def n_ptrs(self) -> int:
         return self.n_in + 1
 
+    @property
+    def shift(self) -> int:
+        """The layer table's output shift (docs/format.md "Activation formats")."""
+        return self.w_frac + self.in_frac - self.out_frac
+
 
 @dataclass
 class NetworkImage:
@@ -67,8 +74,24 @@ class NetworkImage:
     layers: list[LayerDesc]
     spmat: np.ndarray  # uint64 (N, words_used): sparse-matrix words
     ptr: np.ndarray  # int64 (N, ptrs_used): absolute entry addresses, by pointer address
-    bias: np.ndarray  # int64 (N, bias_used): signed act_bits values, act_frac fraction bits
+    bias: np.ndarray  # int64 (N, bias_used): signed act_bits values, each layer's out_frac
     codebook: np.ndarray  # int64 (n_layers, codebook_size): signed codebook integers
+
+    # -- activation formats (docs/format.md "Activation formats") ------------------------------
+    @property
+    def input_frac(self) -> int:
+        return self.layers[0].in_frac
+
+    def output_frac(self, layer_index: int = -1) -> int:
+        return self.layers[layer_index].out_frac
+
+    def quantize_input(self, x: np.ndarray) -> np.ndarray:
+        """Host inputs (float) -> the first layer's integer activations."""
+        return to_fixed(x, self.input_frac, self.config.act_bits)
+
+    def dequantize_output(self, y: np.ndarray, layer_index: int = -1) -> np.ndarray:
+        """A layer's integer outputs -> float64 values."""
+        return np.asarray(y, dtype=np.float64) / 2.0 ** self.output_frac(layer_index)
 
     # -- sizes -----------------------------------------------------------------------------
     @property
@@ -297,6 +320,35 @@ def _check_layers(layers: list[QuantizedLayer], config: EIEConfig) -> None:
                        f"bias_depth = {c.bias_depth}")
 
 
+def _check_formats(layers: list[QuantizedLayer], config: EIEConfig,
+                   formats: list[int] | None) -> list[int]:
+    if formats is None:
+        return [config.act_frac] * (len(layers) + 1)
+    fracs = [int(f) for f in formats]
+    if len(fracs) != len(layers) + 1:
+        raise FitError(f"{len(fracs)} activation formats given for {len(layers)} layers "
+                       f"(need {len(layers) + 1}: the input's, then each layer's output)")
+    for i, f in enumerate(fracs):
+        if not 0 <= f < config.act_bits:
+            what = "the input" if i == 0 else f"layer {layers[i - 1].name}'s output"
+            raise FitError(f"{what}: {f} fraction bits is outside 0..{config.act_bits - 1}")
+    return fracs
+
+
+def _codebook_for(q: QuantizedLayer, config: EIEConfig, in_frac: int, out_frac: int
+                  ) -> tuple[np.ndarray, int]:
+    """The layer's codebook integers and ``w_frac``, lowered until ``shift = w_frac + in_frac
+    - out_frac`` fits the layer table (docs/format.md "Activation formats")."""
+    c_int, w_frac = quantize_codebook(q.codebook, config, q.name)
+    top = config.max_shift + out_frac - in_frac  # the largest w_frac the shift field allows
+    if w_frac > top:
+        c_int, w_frac = codebook_integers(q.codebook, config, max(top, 0)), max(top, 0)
+    if w_frac + in_frac - out_frac < 0:
+        raise FitError(f"layer {q.name}: output format {out_frac} fraction bits is finer than its "
+                       f"products ({w_frac} codebook + {in_frac} input fraction bits)")
+    return c_int, w_frac
+
+
 def _pe_major(codes: np.ndarray, n_pe: int, rows: np.ndarray | None, cols: np.ndarray | None) -> np.ndarray:
     """The physical code matrix regrouped so that column ``k * n_in + j`` is PE k's column j.
 
@@ -317,10 +369,13 @@ def _pe_major(codes: np.ndarray, n_pe: int, rows: np.ndarray | None, cols: np.nd
 
 
 def pack_network(layers: list[QuantizedLayer], config: EIEConfig,
-                 balance: bool = False) -> NetworkImage:
+                 balance: bool = False, formats: list[int] | None = None) -> NetworkImage:
     """Pack a chain of quantized FC layers into per-PE memory images (docs/format.md).
 
-    Each layer's ReLU flag is its own (:attr:`QuantizedLayer.relu`). With
+    Each layer's ReLU flag is its own (:attr:`QuantizedLayer.relu`). ``formats`` are the
+    activation formats ``[in_frac_0, out_frac_0, ..., out_frac_{L-1}]`` (fraction bits;
+    :func:`sw.eie.formats.choose_formats` picks them from calibration data); default
+    ``act_frac`` everywhere. With
     ``balance`` every layer's rows are assigned to PEs by :func:`sw.eie.balance.balanced_permutation`
     and the next layer's columns follow (the permutations are recorded in the layer table).
     """
@@ -328,6 +383,7 @@ def pack_network(layers: list[QuantizedLayer], config: EIEConfig,
     n_pe, epw = c.n_pe, c.entries_per_word
     layers = list(layers)
     _check_layers(layers, c)
+    fracs = _check_formats(layers, c, formats)
 
     encoded, perms, books = [], [], []
     prev_inv: np.ndarray | None = None  # physical input column -> logical column
@@ -337,7 +393,7 @@ def pack_network(layers: list[QuantizedLayer], config: EIEConfig,
             raise FitError(f"layer {q.name} uses code {int(codes.max())}; the {c.weight_bits}-bit "
                            f"weight index holds codes 0..{c.codebook_size - 1}")
         codes = codes.astype(np.uint8, copy=False)
-        books.append(quantize_codebook(q.codebook, c, q.name))
+        books.append(_codebook_for(q, c, fracs[len(books)], fracs[len(books) + 1]))
         perm = None
         if balance:
             perm = balanced_permutation(np.count_nonzero(codes, axis=1), n_pe,
@@ -386,7 +442,7 @@ def pack_network(layers: list[QuantizedLayer], config: EIEConfig,
         rows = _ceil_div(q.n_out, n_pe)
         b = np.zeros(rows * n_pe, np.int64)
         if q.bias is not None:
-            b_int = quantize_bias(q.bias, c)
+            b_int = to_fixed(q.bias, fracs[li + 1], c.act_bits)
             if perms[li] is None:
                 b[: q.n_out] = b_int
             else:
@@ -398,7 +454,8 @@ def pack_network(layers: list[QuantizedLayer], config: EIEConfig,
         cb_float[: q.codebook.size] = q.codebook
         descs.append(LayerDesc(
             name=q.name, n_in=q.n_in, n_out=q.n_out, ptr_base=ptr_base, bias_base=bias_base,
-            w_frac=w_frac, relu=q.relu, codebook_float=cb_float, codebook_int=c_int.copy(),
+            w_frac=w_frac, relu=q.relu, in_frac=fracs[li], out_frac=fracs[li + 1],
+            codebook_float=cb_float, codebook_int=c_int.copy(),
             spmat_base=spmat_base.astype(np.int64), n_entries=counts[li].astype(np.int64),
             perm=perms[li], rows_per_pe=rows))
         word_base = word_base + words[li]
@@ -425,7 +482,7 @@ def unpack_network(image: NetworkImage) -> list[tuple[np.ndarray, np.ndarray, np
     """Images -> per layer ``(codebook_float, indices (n_out x n_in, logical order), bias)``.
 
     The exact inverse of :func:`pack_network` for codebooks and indices; the bias is the
-    stored ``act_bits`` integer over ``2**act_frac`` (what the hardware adds).
+    stored ``act_bits`` integer over ``2**out_frac`` (what the hardware adds).
     """
     c = image.config
     out = []
@@ -442,6 +499,6 @@ def unpack_network(image: NetworkImage) -> list[tuple[np.ndarray, np.ndarray, np
         idx = np.zeros((d.n_out, d.n_in), np.uint8)
         idx[rows, cols] = e.v[real]
         b_phys = image.bias[:, d.bias_base: d.bias_base + d.rows_per_pe].T.ravel()[: d.n_out]
-        b = image.to_logical(li, b_phys) / float(1 << c.act_frac)
+        b = image.to_logical(li, b_phys) / float(1 << d.out_frac)
         out.append((d.codebook_float.copy(), idx, b.astype(np.float64)))
     return out
