@@ -16,11 +16,12 @@ import sys
 # verb -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "compress": ("sw.commands.compress", "Deep Compression: prune, quantize, Huffman-code a network"),
+    "run": ("sw.commands.run", "Run a network on a batch with the golden model (bit-exact with the hardware)"),
     "pack": ("sw.commands.pack", "Pack FC layers into EIE memory images (hex, bin, manifest)"),
     "synth": ("hw.commands.synth", "FPGA synthesis (Yosys + nextpnr-ecp5): resources, Fmax, per-block cost"),
     "rom": ("hw.commands.rom", "FPGA ROM build: Verilog whose memories initialise from a model's images"),
     "verilog": ("hw.commands.verilog", "Generate the EIE accelerator's Verilog for a configuration"),
-    "sim": ("sim.commands.sim", "Verify the RTL in simulation (cocotb): AlexNet FC layers and MNIST vs golden"),
+    "sim": ("sim.commands.sim", "Verify the RTL in simulation (cocotb): AlexNet, MNIST or your network vs golden"),
 }
 
 

@@ -66,6 +66,29 @@ class Entry:
 
 
 @dataclass
+class LayerFigures:
+    """One layer's cycle-model figures, averaged over a case's runs (the RTL's counter equals
+    the cycle model's sum over the layers of each run: the testbench checks it)."""
+
+    name: str
+    cycles: float
+    compute_cycles: float
+    lower_bound: float
+    stall_cycles: float
+
+    @classmethod
+    def mean(cls, name: str, reports: list[CycleReport]) -> LayerFigures:
+        def avg(f: str) -> float:
+            return float(np.mean([getattr(r, f) for r in reports]))
+        return cls(name, avg("cycles"), avg("compute_cycles"), avg("lower_bound"),
+                   avg("stall_cycles"))
+
+    @property
+    def efficiency(self) -> float:
+        return self.lower_bound / self.compute_cycles if self.compute_cycles else 1.0
+
+
+@dataclass
 class Row:
     entry: Entry
     result: CaseResult | None
@@ -112,12 +135,16 @@ def _entry(label: str, image: NetworkImage, layers: list[QuantizedLayer], xs: np
     n = len(runs)
     shape = "x".join(str(v) for v in [layers[0].n_in] + [q.n_out for q in layers]) \
         if len(layers) > 1 else f"{layers[0].n_in}x{layers[0].n_out}"
+    per_layer = [reports[li::len(image.layers)] for li in range(len(image.layers))] \
+        if reports else []
     return Entry(
         label=label, shape=shape, w_density=_density(layers),
         a_density=float(np.mean(xs != 0)), paper=paper, case=Case(name, image, runs),
         model_cycles=sum(r.cycles for r in reports) / n if reports else float("nan"),
         lower_bound=sum(r.lower_bound for r in reports) / n if reports else float("nan"),
-        overhead=sum(r.cycles - r.compute_cycles for r in reports) / n if reports else 0.0)
+        overhead=sum(r.cycles - r.compute_cycles for r in reports) / n if reports else 0.0,
+        extra={"layers": [LayerFigures.mean(image.layers[li].name, rs)
+                          for li, rs in enumerate(per_layer)]})
 
 
 def real_alexnet(weights: str | Path, log: Log) -> list[QuantizedLayer]:
@@ -291,11 +318,11 @@ def _fmt(v: float | None, digits: int = 0) -> str:
     return f"{v:,.{digits}f}"
 
 
-def format_table(reg: Regression) -> str:
+def format_table(rows: list[Row]) -> str:
     head = ["layer", "shape", "density w/in", "RTL cycles", "cycle model", "EIE paper",
             "lower bound", "efficiency", "bit-exact", "wall s"]
     lines = []
-    for row in reg.rows:
+    for row in rows:
         e, r = row.entry, row.result
         many = len(e.case.runs) > 1
         digits = 1 if many else 0

@@ -48,8 +48,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "when no MNIST data is available)")
     p.add_argument("--data", metavar="DIR", help="MNIST directory (default: $EIE_MNIST_DIR)")
     p.add_argument("--model", metavar="FILE",
-                   help="compressed LeNet-300-100 (default build/lenet300/model.eie, produced "
-                        "by `eie compress` when missing)")
+                   help="with --inputs: your network (ONNX, .pt2, TorchScript, state_dict, "
+                        "model.eie) on your inputs; without: the compressed LeNet-300-100 for "
+                        "the MNIST row (default build/lenet300/model.eie, made by `eie "
+                        "compress` when missing)")
+    p.add_argument("--inputs", metavar="FILE",
+                   help="inputs for --model: .npz (x_test[, y_test, x_train, y_train]), .npy "
+                        "or IDX, or an MNIST directory")
+    p.add_argument("--limit", type=int, metavar="N", help="with --inputs: the first N inputs")
+    p.add_argument("--act", default="relu", choices=["relu", "identity", "tanh", "sigmoid", "gelu"],
+                   help="activation between the layers of a bare state_dict")
+    p.add_argument("--formats", default="auto", choices=["auto", "fixed"],
+                   help="activation formats of --model: per layer from calibration data, or "
+                        "act_frac everywhere")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the synthetic layers and inputs (and of --fuzz)")
     p.add_argument("--fuzz", type=int, metavar="N",
@@ -83,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     config = EIEConfig.load(args.config)
+    if args.inputs is not None:
+        return _run_network(args, t0)
     if args.fuzz is not None:
         from sim.fuzz import run_fuzz
 
@@ -116,8 +129,28 @@ def run(args: argparse.Namespace) -> int:
     reg = regression(config, entries, mnist, log_stderr, keep=args.keep)
     print(f"EIE RTL vs golden and cycle models: config {config.name} (N={config.n_pe}, queue "
           f"depth {config.queue_depth}), simulator {os.environ.get('SIM', 'verilator')}")
-    print(format_table(reg))
+    print(format_table(reg.rows))
     for line in notes + summary(reg):
         print(line)
     print(f"total wall time {time.perf_counter() - t0:.0f} s")
     return 0 if reg.ok else 1
+
+
+def _run_network(args: argparse.Namespace, t0: float) -> int:
+    """--model FILE --inputs FILE: the user's network through float, golden and the RTL."""
+    from sim.hybrid import simulate_network
+    from sim.regress import log_stderr
+    from sw.commands.run import prepare
+
+    if args.model is None:
+        raise DataError("--inputs needs --model FILE (the network to run them through)")
+    model, inputs = prepare(args, log=print)
+    report = simulate_network(model, inputs.x, inputs.data, log_stderr, keep=args.keep)
+    print(f"{args.model} on {len(inputs.x)} input(s) of {args.inputs}: EIE RTL vs golden and "
+          f"cycle models, config {model.config.name} (N={model.config.n_pe}, queue depth "
+          f"{model.config.queue_depth}), simulator {os.environ.get('SIM', 'verilator')}")
+    for line in report.lines():
+        print(line)
+    print(f"{'PASS' if report.ok else 'FAIL'}: {len(report.rows)} EIE segment(s) bit-exact and "
+          f"cycle-exact; total wall time {time.perf_counter() - t0:.0f} s")
+    return 0 if report.ok else 1

@@ -251,8 +251,7 @@ def load_dataset(path: str | Path, y_path: str | Path | None = None, task: str |
         if y_path is not None:
             raise DataError(f"{path} is a directory (MNIST IDX files): give no separate targets file")
         train, test = load_mnist(path)
-        (xtr, ytr), (xte, yte) = ((s.images.astype(np.float32) / 255.0, s.labels)
-                                  for s in (train, test))
+        (xtr, ytr), (xte, yte) = ((s.inputs(), s.labels) for s in (train, test))
         return _dataset(xte, yte, task or "classification", xtr, ytr, str(path))
     raw = _read_bytes(path)
     if raw[:4] == b"PK\x03\x04":
@@ -273,6 +272,27 @@ def load_dataset(path: str | Path, y_path: str | Path | None = None, task: str |
     x = _read_array(path, raw)
     y = _read_array(Path(y_path), _read_bytes(Path(y_path)))
     return _dataset(x, y, task, None, None, f"{path} + {y_path}")
+
+
+def load_inputs(path: str | Path, task: str | None = None) -> tuple[np.ndarray, Dataset | None]:
+    """Inputs to run a network on: a dataset (:func:`load_dataset`: the test inputs, with their
+    targets), an ``.npz`` with ``x_test`` alone, or one ``.npy`` / IDX array of inputs.
+    Returns the float32 inputs and the dataset when there are targets."""
+    path = Path(path)
+    if not path.is_dir():
+        raw = _read_bytes(path)
+        if raw[:4] != b"PK\x03\x04":
+            x = _read_array(path, raw)
+            _numeric(x, str(path))
+            if x.ndim < 2:
+                raise DataError(f"{path}: inputs have shape {x.shape}; expected (examples, ...)")
+            return x.astype(np.float32), None
+        arrays = _load_npz(path)
+        if "x_test" in arrays and "y_test" not in arrays:
+            _numeric(arrays["x_test"], f"{path}: x_test")
+            return np.asarray(arrays["x_test"], np.float32), None
+    ds = load_dataset(path, task=task)
+    return ds.x_test, ds
 
 
 def _read_bytes(path: Path) -> bytes:
