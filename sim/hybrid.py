@@ -44,7 +44,7 @@ class HybridReport:
         sat = ", ".join(f"{k} {v}" for k, v in self.model.saturation.items())
         out.append(f"saturated outputs per layer (golden model, all inputs): {sat or 'none'}")
         for what, m in self.metrics.items():
-            out.append(f"{what:6} " + ", ".join(f"{k} {_metric(k, v)}" for k, v in m.items()))
+            out.append(f"{what:7} " + ", ".join(f"{k} {_metric(k, v)}" for k, v in m.items()))
         if self.same_prediction is not None:
             n = len(self.outputs["rtl"])
             out.append(f"RTL == golden prediction on {self.same_prediction}/{n} inputs")
@@ -75,7 +75,7 @@ def simulate_network(model: HybridModel, x: np.ndarray, data: Dataset | None = N
     """``x`` through float, the golden model and the RTL; metrics against ``data``'s targets
     (the first ``len(x)`` test targets) when given."""
     report = HybridReport(model)
-    report.outputs["float"] = model.run_float(x)
+    report.outputs.update(model.float_outputs(x))
     report.outputs["golden"] = model.run_golden(x)
     design = eie_design(model.config, log=log)
 

@@ -84,8 +84,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"saturated outputs per layer: {sat}")
     if inputs.data is not None:
         y = inputs.data.y_test[: len(inputs.x)]
-        for what, out in (("float", model.run_float(inputs.x)), ("golden", golden)):
+        for what, out in {**model.float_outputs(inputs.x), "golden": golden}.items():
             m = evaluate(inputs.data.task, out, y)
-            print(f"{what:6} " + ", ".join(f"{k} {v:.2%}" if k == "accuracy" else f"{k} {v:.6g}"
+            print(f"{what:7} " + ", ".join(f"{k} {v:.2%}" if k == "accuracy" else f"{k} {v:.6g}"
                                           for k, v in m.items()))
     return 0

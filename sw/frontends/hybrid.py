@@ -49,7 +49,8 @@ class EIESegment:
 
 @dataclass
 class HybridModel:
-    network: Network  # the EIE layers' weights as quantized (what float runs use)
+    original: Network  # the network as given
+    network: Network  # the same with the EIE layers' weights as quantized for the hardware
     segments: list[EIESegment]
     config: EIEConfig
     formats: str
@@ -62,7 +63,25 @@ class HybridModel:
         return self.network.run_hybrid(x, runner)
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
+        """The network as given, in float."""
+        return self.original.run_float(x)
+
+    @property
+    def requantized(self) -> bool:
+        """Whether k-means approximated any of the given weights (then :meth:`run_quantized`
+        differs from :meth:`run_float`)."""
+        return any(seg.requantized for seg in self.segments)
+
+    def run_quantized(self, x: np.ndarray) -> np.ndarray:
+        """In float with the EIE layers' weights as the hardware holds them."""
         return self.network.run_float(x)
+
+    def float_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """``float`` (as given) and, if the weights were quantized here, ``float-q``."""
+        out = {"float": self.run_float(x)}
+        if self.requantized:
+            out["float-q"] = self.run_quantized(x)
+        return out
 
     def run_golden(self, x: np.ndarray, record: dict[int, list[np.ndarray]] | None = None
                    ) -> np.ndarray:
@@ -165,7 +184,7 @@ def compile_network(network: Network, config: EIEConfig, calib: np.ndarray | Non
             raise FitError(f"EIE segment {i} ({' -> '.join(q.name for q in layers)}) does not fit "
                            f"config {config.name!r}: {e}") from None
         segments.append(EIESegment(i, layers, image, approx[i]))
-    return HybridModel(net_q, segments, config, formats)
+    return HybridModel(network, net_q, segments, config, formats)
 
 
 @dataclass
