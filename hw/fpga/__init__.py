@@ -6,5 +6,6 @@
 - :mod:`hw.fpga.xilinx`: the Xilinx 7-series estimate (``synth_xilinx``);
 - :mod:`hw.fpga.report`: the report record, its JSON and its table, the fit check;
 - :mod:`hw.fpga.hierarchy`: per-module and per-block cost from Yosys' hierarchy;
-- :mod:`hw.fpga.tools`: running the YoWASP tools (child processes, logs, paths).
+- :mod:`hw.fpga.tools`: running the YoWASP tools (child processes, logs, paths);
+- :mod:`hw.fpga.rom`: ROM builds (Verilog whose memories start out holding a model).
 """
