@@ -19,6 +19,13 @@ from .tools import module_cells
 Resources = Callable[[Mapping[str, int]], dict[str, int]]
 
 
+def _modules(stat: dict, top: str) -> dict[str, dict[str, int]]:
+    mods = module_cells(stat)
+    if top not in mods:
+        raise EIEError(f"top module {top!r} not in the synthesised design ({', '.join(sorted(mods))})")
+    return mods
+
+
 @dataclass
 class ModuleCost:
     """One module of the synthesised hierarchy: how often it occurs and what one copy costs."""
@@ -40,9 +47,7 @@ def hierarchy_costs(stat: dict, top: str, resources: Resources) -> tuple[dict[st
     Returns the top's own resources (glue logic outside any submodule) and one
     :class:`ModuleCost` per module below the top, outermost first.
     """
-    mods = module_cells(stat)
-    if top not in mods:
-        raise EIEError(f"top module {top!r} not in the synthesised design ({', '.join(sorted(mods))})")
+    mods = _modules(stat, top)
     memo: dict[str, dict[str, int]] = {}
 
     def own(m: str) -> dict[str, int]:
@@ -88,9 +93,7 @@ def block_costs(stat: dict, top: str, patterns: Mapping[str, str],
     submodules named after the PE). Cells outside every block -- the top's glue and unlabelled
     modules -- are reported as ``other``. The blocks add up to the whole (unflattened) design.
     """
-    mods = module_cells(stat)
-    if top not in mods:
-        raise EIEError(f"top module {top!r} not in the synthesised design ({', '.join(sorted(mods))})")
+    mods = _modules(stat, top)
     label = {m: next((lb for lb, pat in patterns.items() if re.search(pat, m)), None) for m in mods}
     totals: dict[str, dict[str, int]] = {}
     inst: dict[str, int] = {}
