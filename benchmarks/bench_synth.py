@@ -1,7 +1,7 @@
 """FPGA design space: the EIE on a Lattice LFE5U-85F for N = 1, 2, 4, ... PEs.
 
 For each N, the ecp5_max memory depths (per PE: 1K x 64-bit sparse matrix, 2K pointers, 64
-activations per register file, 1K biases) with N PEs go through `hw.synth` (Yosys synth_ecp5,
+activations per register file, 1K biases) with N PEs go through `hw.fpga` (Yosys synth_ecp5,
 nextpnr-ecp5 out of context at the 125 MHz constraint of constraints/ecp5_clk.lpf); the table
 gives the resources, the achieved Fmax and, from the cycle model (sw.eie.cycles) on EIE's Alex-7
 layer (4096 x 4096, 9% weights, 35% activations; synthetic, sw.eie.benchlayers), the cycles per
@@ -31,7 +31,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hw import synth  # noqa: E402
+from hw.fpga import ecp5, flow  # noqa: E402
 from hw.timing import rtl_timing  # noqa: E402
 from sw.eie import fixedpoint  # noqa: E402
 from sw.eie.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402
@@ -77,7 +77,7 @@ def run_one(n: int, out: Path, pnr: bool, reuse: bool, router: str) -> dict:
             fresh = v.exists() and _body(v.read_text()) == _body(generate(cfg, "eie").text)
             old["reused"] = "same RTL" if fresh else "RTL changed since"
             return old
-    return synth.synthesize_config(cfg, d, pnr=pnr, router=router).to_dict()
+    return flow.synthesize_config(cfg, d, pnr=pnr, router=router).to_dict()
 
 
 def _body(verilog: str) -> str:
@@ -98,7 +98,7 @@ def main() -> int:
     ns = [int(v) for v in args.n.split(",")]
     out = Path(args.out)
 
-    print(f"EIE on {synth.DEFAULT_DEVICE} (out of context), per PE: {FPGA_DEPTHS}")
+    print(f"EIE on {flow.DEFAULT_DEVICE} (out of context), per PE: {FPGA_DEPTHS}")
     hdr = (f"{'N':>3} {'LUT4':>7} {'%':>4} {'FF':>6} {'MULT':>4} {'DP16KD':>6} {'%':>4} "
            f"{'Fmax MHz':>8} {'Alex-7 cyc':>10} {'layers/s':>9} {'GOP/s':>6} {'synth s':>8} {'P&R s':>7}")
     print(hdr)
@@ -128,14 +128,14 @@ def main() -> int:
     if len(rows) >= 2:
         nn = np.array([n for n, _, _ in rows], float)
         print("\nleast-squares fit, resource = a + b N (b: one PE; a: LNZD root, CCU, glue):")
-        for k in synth.RESOURCES:
+        for k in ecp5.RESOURCES:
             y = np.array([u[k] for _, u, _ in rows], float)
             b, a = np.polyfit(nn, y, 1)
             print(f"  {k:<11} a = {a:9.1f}   b = {b:8.1f} per PE")
         print("per-PE cost from Yosys' hierarchy (PE block per instance):")
         for n, _, r in rows:
             pe = r["blocks"].get("PE", {}).get("per_instance", {})
-            print(f"  N={n:<3} " + "  ".join(f"{k} {pe.get(k, 0):,.0f}" for k in synth.RESOURCES))
+            print(f"  N={n:<3} " + "  ".join(f"{k} {pe.get(k, 0):,.0f}" for k in ecp5.RESOURCES))
     best = rows[-1] if rows else None
     if best:
         cp = (best[2].get("critical_paths") or [None])[0]

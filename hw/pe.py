@@ -72,6 +72,12 @@ class PE(wiring.Component):
     no pair waiting or arriving and no entry left to issue; ``busy_count`` counts
     the cycles spent on columns (``max(1, e)`` per column) while ``count_en``."""
 
+    # The memories the host loads, by PEInit field (= image file stem, sw/eie/images.py):
+    # (submodule, memory) as elaborated below, the names ROM builds initialise in the Verilog.
+    HOST_LOADED_MEMORIES = {"spmat": ("spmat_read", "mem"), "ptr_even": ("ptr_read", "even"),
+                            "ptr_odd": ("ptr_read", "odd"), "bias": ("act_rw", "bias"),
+                            "codebook": ("arith", "codebook")}
+
     def __init__(self, params: HWParams, init: PEInit | None = None):
         self._p = params
         self._init = init or PEInit()

@@ -73,9 +73,12 @@ def _no_inline(text: str, module: str) -> str:
     return text[:m.end()] + "\n  /* verilator no_inline_module */" + text[m.end():]
 
 
-def _convert(component, name: str) -> str:
+def convert(component, name: str, *, strip_zero_init: bool = True) -> str:
+    """Deterministic Verilog of ``component`` as module ``name``: no source locations, no
+    Amaranth-internal attributes, and (unless ``strip_zero_init`` is false: ROM builds replace
+    those blocks by ``$readmemh``) no all-zero memory initialisations."""
     text = verilog.convert(component, name=name, emit_src=False, strip_internal_attrs=True)
-    return strip_zero_memory_init(text)[0]
+    return strip_zero_memory_init(text)[0] if strip_zero_init else text
 
 
 def header(config: EIEConfig, name: str, image: NetworkImage | None = None) -> str:
@@ -100,10 +103,10 @@ def generate(config: EIEConfig, name: str = "eie", image: NetworkImage | None = 
     """Verilog for ``config``; with ``image``, memories initialised from it (ROM build)."""
     if image is None:
         pe_name = f"{name}_pe"
-        pe_text = _no_inline(_convert(PE(HWParams(config)), pe_name), pe_name)
-        top_text = _convert(EIE(config, pe_module=pe_name), name)
+        pe_text = _no_inline(convert(PE(HWParams(config)), pe_name), pe_name)
+        top_text = convert(EIE(config, pe_module=pe_name), name)
         return Generated(header(config, name) + pe_text + top_text, name, pe_name)
     params = HWParams(config)
     host.check_image(params, image)
     top = EIE(config, pe_inits=host.pe_inits(image), layer_init=host.layer_table(params, image))
-    return Generated(header(config, name, image) + _convert(top, name), name, None)
+    return Generated(header(config, name, image) + convert(top, name), name, None)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from helpers_eie import chain
 
-from hw.commands.rom import ROM_MEMORIES, build_rom
+from hw.fpga.rom import ROM_MEMORIES, build_rom
 from sw.eie import golden
 from sw.eie.config import EIEConfig
 from sw.eie.pack import pack_network

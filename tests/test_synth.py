@@ -1,4 +1,4 @@
-"""The FPGA flow (hw/synth.py): cell counting, hierarchy breakdown, fit checks, and a real
+"""The FPGA flow (hw/fpga/): cell counting, hierarchy breakdown, fit checks, and a real
 Yosys + nextpnr-ecp5 run on a tiny design (a few seconds once YoWASP's WebAssembly is cached;
 the very first YoWASP call on a machine compiles it, about a minute)."""
 
@@ -10,7 +10,7 @@ from amaranth.back import verilog
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
 
-from hw import synth
+from hw.fpga import ecp5, flow, hierarchy, report, xilinx
 from sw.errors import EIEError, FitError
 
 # -- a tiny two-level design in the shape hw/verilog.py emits: a leaf module written once and
@@ -67,13 +67,13 @@ def write_design(path, n: int) -> None:
 def test_ecp5_luts_count_carry_halves_distributed_ram_and_wide_muxes():
     cells = {"LUT4": 100, "CCU2C": 10, "TRELLIS_DPR16X4": 2, "TRELLIS_FF": 50, "PFUMX": 7,
              "MULT18X18D": 3, "DP16KD": 4, "PDPW16KD": 1}
-    assert synth.ecp5_resources(cells) == {"LUT4": 135, "FF": 50, "MULT18X18D": 3, "DP16KD": 5}
+    assert ecp5.resources(cells) == {"LUT4": 135, "FF": 50, "MULT18X18D": 3, "DP16KD": 5}
 
 
 def test_xilinx_counts_luts_lutram_ffs_dsps_and_bram36_units():
     cells = {"LUT2": 5, "LUT6": 3, "RAM32M": 2, "SRLC32E": 1, "FDRE": 10, "FDSE": 2,
              "DSP48E1": 4, "RAMB36E1": 1, "RAMB18E1": 3, "CARRY4": 6, "BUFG": 1}
-    x = synth.xilinx_resources(cells)
+    x = xilinx.resources(cells)
     assert (x["LUT"], x["LUTRAM"], x["FF"], x["DSP48"], x["BRAM36"], x["CARRY4"]) == (8, 9, 12, 4, 2.5, 6)
 
 
@@ -89,14 +89,15 @@ def test_hierarchy_costs_multiply_nested_instances():
         "ccu": {"CCU2C": 2, "lnzd": 5},
         "lnzd": {"LUT4": 7},
     })
-    glue, mods = synth.hierarchy_costs(stat, "top")
+    glue, mods = hierarchy.hierarchy_costs(stat, "top", ecp5.resources)
     assert glue == {"LUT4": 5, "FF": 0, "MULT18X18D": 0, "DP16KD": 0}
     by = {m.module: m for m in mods}
     assert by["pe"].instances == 4 and by["pe.q"].instances == 8 and by["lnzd"].instances == 5
     assert by["pe"].per_instance == {"LUT4": 12, "FF": 3, "MULT18X18D": 1, "DP16KD": 2}
     assert by["ccu"].per_instance["LUT4"] == 4 + 35
     assert by["pe"].depth == 1 and by["pe.q"].depth == 2
-    blocks = synth.block_costs(stat, "top", {"PE": r"^pe", "LNZD": r"lnzd", "CCU": r"ccu"})
+    blocks = hierarchy.block_costs(stat, "top", {"PE": r"^pe", "LNZD": r"lnzd", "CCU": r"ccu"},
+                                   ecp5.resources)
     assert list(blocks) == ["PE", "LNZD", "CCU", "other"]
     # pe.q also matches "^pe" and stays inside its PE; the LNZD nodes inside the CCU are their
     # own block; the top's glue is "other"; together they are the whole design
@@ -110,27 +111,27 @@ def test_hierarchy_costs_multiply_nested_instances():
 
 def test_unknown_top_module_is_a_one_line_error():
     with pytest.raises(EIEError, match="top module 'nope' not in the synthesised design"):
-        synth.hierarchy_costs(_stat({"top": {"LUT4": 1}}), "nope")
+        hierarchy.hierarchy_costs(_stat({"top": {"LUT4": 1}}), "nope", ecp5.resources)
 
 
 def test_overflow_names_each_exceeded_resource():
-    dev = synth.DEVICES["LFE5U-85F"]
+    dev = ecp5.DEVICES["LFE5U-85F"]
     used = {"LUT4": 1000, "FF": 10, "MULT18X18D": 160, "DP16KD": 256}
-    assert synth.overflow_of(used, dev) == ["MULT18X18D 160/156 (103%)", "DP16KD 256/208 (123%)"]
+    assert report.overflow_of(used, dev) == ["MULT18X18D 160/156 (103%)", "DP16KD 256/208 (123%)"]
 
 
 def test_distributed_ram_beyond_the_ram_capable_luts_is_an_overflow():
-    dev = synth.DEVICES["LFE5U-85F"]  # 83,640 LUTs, one in 8 can be RAM: 10,455
-    assert synth.dpram_overflow({"TRELLIS_DPR16X4": 2613}, dev) == []  # 10,452 LUTs
-    assert synth.dpram_overflow({"TRELLIS_DPR16X4": 4013}, dev) == [
+    dev = ecp5.DEVICES["LFE5U-85F"]  # 83,640 LUTs, one in 8 can be RAM: 10,455
+    assert ecp5.dpram_overflow({"TRELLIS_DPR16X4": 2613}, dev) == []  # 10,452 LUTs
+    assert ecp5.dpram_overflow({"TRELLIS_DPR16X4": 4013}, dev) == [
         "distributed RAM LUTs 16052/10455 (154%)"]  # 28 PEs of 143 DPR16X4 each
 
 
 def test_clock_constraint_frequency_is_rewritten(tmp_path):
-    assert synth.lpf_frequency(synth.DEFAULT_LPF) == 125.0
+    assert ecp5.lpf_frequency(ecp5.DEFAULT_LPF) == 125.0
     lpf = tmp_path / "c.lpf"
-    lpf.write_text(synth.clock_lpf(87.5))
-    assert synth.lpf_frequency(lpf) == 87.5
+    lpf.write_text(ecp5.clock_lpf(87.5))
+    assert ecp5.lpf_frequency(lpf) == 87.5
     assert '"clk"' in lpf.read_text()
 
 
@@ -142,7 +143,7 @@ def test_critical_path_summary_splits_logic_and_routing():
         {"type": "logic", "delay": 0.25, "from": {"cell": "b", "port": "A"}, "to": {"cell": "b", "port": "F"}},
         {"type": "setup", "delay": 0.1, "from": {"cell": "c", "port": "DI"}, "to": {"cell": "c", "port": "DI"}},
     ]}
-    s = synth.summarise_path(cp)
+    s = ecp5.summarise_path(cp)
     assert s["delay_ns"] == pytest.approx(1.85) and s["routing_ns"] == pytest.approx(1.0)
     assert s["logic_levels"] == 1 and s["start"] == "a.Q" and s["end"] == "c.DI"
     assert s["sources"] == ["hw/pe.py:10"]
@@ -154,7 +155,7 @@ def test_tiny_design_synthesises_places_and_reports(tmp_path):
     src = tmp_path / "tiny.v"
     write_design(src, 2)
     out = tmp_path / "out"
-    r = synth.synthesize([src], "tiny_top", out, freq_mhz=100, blocks={"MAC": r"^tiny_mac$"})
+    r = flow.synthesize([src], "tiny_top", out, freq_mhz=100, blocks={"MAC": r"^tiny_mac$"})
     assert r.fits and r.resources_from == "nextpnr"
     assert r.resources["MULT18X18D"] == 2 and r.resources["DP16KD"] == 2
     assert 100 < r.resources["LUT4"] < 2000 and r.resources["FF"] >= 2 * 56
@@ -191,11 +192,11 @@ def test_design_too_big_for_the_device_reports_what_overflowed(tmp_path):
     src = tmp_path / "big.v"
     src.write_text(BIG_V)
     out = tmp_path / "big"
-    r = synth.synthesize([src], "big", out, device="LFE5U-25F")
+    r = flow.synthesize([src], "big", out, device="LFE5U-25F")
     assert not r.fits and r.resources_from == "yosys" and r.fmax is None
     assert r.overflow == ["DP16KD 64/56 (114%)"]
     with pytest.raises(FitError) as e:
-        synth.check_fit(r)
+        report.check_fit(r)
     assert str(e.value) == "big does not fit LFE5U-25F: DP16KD 64/56 (114%) used/available"
     assert "\n" not in str(e.value)
     d = json.loads((out / "report.json").read_text())
@@ -207,7 +208,7 @@ def test_verilog_error_is_one_line_naming_the_tool(tmp_path):
     src = tmp_path / "bad.v"
     src.write_text("module bad(input clk, output reg q);\n always @(posedge clk) q <= ;\nendmodule\n")
     with pytest.raises(EIEError, match=r"^yosys failed \(exit 1\): .*bad.v:2: ERROR: syntax error") as e:
-        synth.synthesize([src], "bad", tmp_path / "out", pnr=False)
+        flow.synthesize([src], "bad", tmp_path / "out", pnr=False)
     assert "\n" not in str(e.value)
 
 
@@ -216,7 +217,7 @@ def test_tiny_eie_config_synthesises_with_per_block_costs(tmp_path):
 
     cfg = EIEConfig(name="smoke", n_pe=2, queue_depth=2, spmat_words=64, ptr_depth=128,
                     act_depth=16, bias_depth=32, max_layers=2)
-    r = synth.synthesize_config(cfg, tmp_path / "eie", pnr=False)
+    r = flow.synthesize_config(cfg, tmp_path / "eie", pnr=False)
     assert r.fits and r.resources_from == "yosys" and r.config["n_pe"] == 2
     assert list(r.blocks) == ["PE", "LNZD", "CCU", "other"]
     pe = r.blocks["PE"]

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from hw.synth import DEFAULT_DEVICE, DEVICES
+    from hw.fpga.flow import DEFAULT_DEVICE, DEVICES
 
     p.description = __doc__
     p.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -49,7 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from hw import synth
+    from hw.fpga.flow import eie_blocks, synthesize, synthesize_config
+    from hw.fpga.report import check_fit
     from sw.eie.config import EIEConfig
     from sw.errors import EIEError
 
@@ -59,13 +60,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.top:
             raise EIEError("--verilog needs --top NAME (the top module)")
         # EIE block names if it is a generated EIE (eie verilog / eie rom); else per module
-        report = synth.synthesize([Path(v) for v in args.verilog], args.top, args.out,
-                                  blocks=synth.eie_blocks(args.top, f"{args.top}_pe"), **kw)
+        report = synthesize([Path(v) for v in args.verilog], args.top, args.out,
+                            blocks=eie_blocks(args.top, f"{args.top}_pe"), **kw)
     else:
         if args.top:
             raise EIEError("--top is only for --verilog (the generated top is named 'eie')")
-        report = synth.synthesize_config(EIEConfig.load(args.config), args.out, **kw)
+        report = synthesize_config(EIEConfig.load(args.config), args.out, **kw)
     print(report.format())
     print(f"report: {Path(args.out) / 'report.json'}")
-    synth.check_fit(report)
+    check_fit(report)
     return 0

@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
-
-from sw.errors import DataError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -38,43 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="output directory, written atomically")
 
 
-def load_layers(args: argparse.Namespace) -> tuple[list, dict]:
-    """The layers to pack (each with its ReLU flag) and the manifest's meta."""
-    if (args.model is None) == (args.bench is None):
-        raise DataError("give exactly one input: a MODEL file or --bench NAME")
-    if args.bench is not None:
-        from sw.eie import benchlayers
-
-        if args.bench.lower() == "alexnet":
-            layers, _ = benchlayers.alexnet_chain(args.seed)
-            return layers, {"source": "bench:alexnet", "seed": args.seed}
-        return [benchlayers.bench_layer(args.bench, args.seed)], \
-            {"source": f"bench:{args.bench}", "seed": args.seed}
-    path = Path(args.model)
-    try:
-        with path.open("rb") as f:
-            head = f.read(4)
-    except OSError as e:
-        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
-    if head == b"EIEZ":  # a compressed model file
-        from sw.compression.modelfile import load_model
-
-        layers, meta = load_model(path)
-        return layers, {"source": str(path), "model_meta": meta}
-    from sw.compression.compress import compress_alexnet_fc
-
-    result, _ = compress_alexnet_fc(path)
-    return result.layers, {"source": str(path), "model": "alexnet-fc",
-                           "density": {q.name: q.nnz / q.indices.size for q in result.layers}}
-
-
 def run(args: argparse.Namespace) -> int:
     from sw.eie.config import EIEConfig
     from sw.eie.images import write_images
+    from sw.eie.load import load_layers
     from sw.eie.pack import pack_network
 
     config = EIEConfig.load(args.config)
-    layers, meta = load_layers(args)
+    layers, meta = load_layers(args.model, args.bench, args.seed)
     t0 = time.perf_counter()
     image = pack_network(layers, config, balance=args.balance)
     t_pack = time.perf_counter() - t0
