@@ -30,6 +30,11 @@ unless given): narrow widths cost padding entries, wide ones a flatter z distrib
 The weight-index stream ``v`` and the relative-index stream ``z`` are Huffman-coded separately
 (Deep Compression Sec. 4), each with its own canonical code, stored as code lengths only.
 
+``meta`` is the caller's: the built-in networks store ``model`` and ``input_shape``; a user's
+network compressed by ``eie compress --model FILE`` also stores ``meta["network"]``, its graph
+and host-side float parameters (:mod:`sw.frontends.stored`), so the file holds the whole
+network and the FC layers' records stay exactly as above.
+
 :func:`layer_table` reports the paper's layer-wise table (Tables 2-3) from the same encoder
 (:func:`encode_model`) that :func:`save_model` writes, so its byte counts are the file's.
 """

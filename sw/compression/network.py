@@ -153,7 +153,7 @@ def compress_network(net: Network, out: str | Path, settings: CompressSettings,
     n_host = host_parameter_count(net)
     host_nodes = [n for n in net.nodes if n.placement == "host"]
     log(f"{name}: {len(net.segments)} segments, {len(layers)} FC layers on EIE "
-        f"({sum(fc.weight.size for fc in layers):,} weights), {len(host_nodes)} host nodes "
+        f"({sum(fc.weight.size for fc in layers):,} weights), {len(host_nodes)} host node(s) "
         f"({n_host:,} float parameters, kept in float32 and frozen)")
     if data is None:
         log("no --data: one-shot, and no accuracy to report")
