@@ -1,10 +1,22 @@
 """Deep Compression: prune, quantize, Huffman-code a network.
 
-Trains the built-in network on MNIST (or loads --weights), prunes it iteratively with
+--model is a built-in network (lenet300, lenet5, alexnet-fc) or a model file of your own
+(ONNX, torch.export .pt2, TorchScript, a state_dict of Linear layers, or a model.eie).
+
+Built-in: trains the network on MNIST (or loads --weights), prunes it iteratively with
 retraining (threshold = quality x std of each layer's weights), clusters each layer's surviving
-weights into 2**bits - 1 shared values plus zero and fine-tunes them, then writes to --out:
-model.eie (the Huffman-coded model file; its size is the reported compressed size),
-report.json, table.txt (the paper's layer-wise table) and weights_{dense,pruned,quantized}.png.
+weights into 2**bits - 1 shared values plus zero and fine-tunes them.
+
+Your own network: the FC layers that run on EIE are compressed the same way; every other node
+(convolutions, Tanh, softmax, ...) stays on the host in float32, frozen. --data FILE (.npz
+with x_test, y_test and optionally x_train, y_train; an inputs file plus --targets FILE;
+or an MNIST IDX directory): with training examples the pruned and quantized layers are
+retrained (cross-entropy for integer labels, mean squared error for real targets); without,
+compression is one-shot (pruned to the target densities, k-means, no retraining).
+
+Writes to --out: model.eie (the Huffman-coded model file; for your own network it holds the
+whole network, host part included, and `load_network` reads it back), report.json,
+table.txt (the paper's layer-wise table) and weights_{dense,pruned,quantized}.png.
 """
 
 from __future__ import annotations
@@ -25,11 +37,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = _epilog()
     g = p.add_argument_group("input and output")
-    g.add_argument("--model", choices=MODELS, default="lenet300",
-                   help="network to compress (default: lenet300)")
-    g.add_argument("--data", metavar="DIR",
-                   help="directory with the four MNIST IDX files (.gz or raw); default: "
-                        "$EIE_MNIST_DIR")
+    g.add_argument("--model", default="lenet300", metavar="NAME|FILE",
+                   help=f"network to compress: built in ({', '.join(MODELS)}) or a model file "
+                        "(ONNX, .pt2, TorchScript, state_dict, model.eie) (default: lenet300)")
+    g.add_argument("--data", metavar="PATH",
+                   help="built-in models: directory with the four MNIST IDX files (.gz or raw), "
+                        "default $EIE_MNIST_DIR; a model file: .npz (x_test, y_test, optionally "
+                        "x_train, y_train), an inputs file (.npy or IDX) with --targets, or an "
+                        "MNIST directory (none: one-shot, no accuracy)")
+    g.add_argument("--targets", metavar="FILE",
+                   help="with a model file: the targets (.npy or IDX) of the inputs in --data "
+                        "(a test set only: one-shot)")
+    g.add_argument("--task", choices=("classification", "regression"),
+                   help="with a model file: what the targets are (default: classification for "
+                        "integer targets, regression for real ones); sets the loss and metrics")
+    g.add_argument("--act", choices=("relu", "identity", "tanh", "sigmoid", "gelu"),
+                   help="with a state_dict model file: the activation between its layers "
+                        "(default relu; other formats record their own)")
     g.add_argument("--weights", metavar="FILE",
                    help="torch.save'd state_dict to start from: required for alexnet-fc "
                         "(torchvision keys classifier.1/4/6.weight|bias); for the LeNets a "
@@ -97,6 +121,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="torch threads (default 1: LeNet-sized matrices gain nothing from more, "
                         "and on a busy machine extra threads spin and run ~10x slower)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    g.add_argument("--no-plots", action="store_true",
+                   help="skip the weight-distribution plots (quick runs)")
     g.add_argument("--quiet", action="store_true",
                    help="print only the final table and summary (implies --no-progress)")
 
@@ -124,12 +150,17 @@ def _epilog() -> str:
     lines.append(wrap.fill(" " * 14 + "alexnet-fc has no training data here (ImageNet): it is "
                            "pruned straight to Deep Compression Table 4's densities and quantized "
                            "without retraining; its error fields are null."))
+    lines.append(wrap.fill(f"  {'model file':<11} --density: 25% for the output layer and hidden "
+                           "layers under 10,000 weights, 9% for larger ones (Deep Compression "
+                           "Tables 2-4); one-shot (no training data) 50% for every layer; "
+                           "--bits 4; no dense epochs; host nodes frozen; otherwise generic."))
     generic = [show(k, v) for k, v in sorted(vars(CompressSettings()).items())
                if isinstance(v, int | float) and not isinstance(v, bool) and k != "kmeans_max_iter"]
     lines.append(wrap.fill(f"  {'generic':<11} " + ", ".join(generic)))
     lines += ["examples:",
               "  eie compress --model lenet300 --data ~/mnist --out build/lenet300",
               "  eie compress --model lenet300 --limit-train 5000 --epochs 3 --out /tmp/quick",
+              "  eie compress --model mynet.onnx --data mydata.npz --out build/mynet",
               "  eie compress --model alexnet-fc --weights alexnet.pth --out build/alexnet-fc"]
     return "\n".join(lines)
 
@@ -185,10 +216,8 @@ def run(args: argparse.Namespace) -> int:
     _, density = parse_layer_values(args.density, "--density")
     bits, layer_bits = parse_layer_values(args.bits, "--bits", int, allow_default=True)
     epochs = args.epochs
-    if epochs is None and args.weights is not None:
-        epochs = 0  # start from the given trained weights
-    settings = default_settings(
-        args.model, dense_epochs=epochs, lr=args.lr, batch_size=args.batch_size,
+    overrides = dict(
+        lr=args.lr, batch_size=args.batch_size,
         optimizer=args.optimizer, weight_decay=args.weight_decay, prune_iters=args.prune_iters,
         retrain_epochs=args.retrain_epochs, retrain_lr=args.retrain_lr, quality=args.quality,
         sensitivity=sensitivity or None, density=density or None, bits=bits,
@@ -202,8 +231,17 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(msg, file=sys.stderr, flush=True)
 
+    if args.model not in MODELS:
+        return _run_network(args, dict(overrides, dense_epochs=epochs), log)
+    for opt in ("targets", "task", "act"):
+        if getattr(args, opt) is not None:
+            raise DataError(f"--{opt} applies to a model file, not the built-in {args.model}")
+    if epochs is None and args.weights is not None:
+        epochs = 0  # start from the given trained weights
+    settings = default_settings(args.model, dense_epochs=epochs, **overrides)
     report = compress_builtin(args.model, args.out, settings, data=args.data, weights=args.weights,
-                              limit_train=args.limit_train, limit_test=args.limit_test, log=log)
+                              limit_train=args.limit_train, limit_test=args.limit_test, log=log,
+                              plots=not args.no_plots)
     print(format_table(report["layers"]))
 
     def pct(e: float | None) -> str:
@@ -212,5 +250,40 @@ def run(args: argparse.Namespace) -> int:
     print(f"test error: dense {pct(report['error_dense'])}, pruned {pct(report['error_pruned'])}, "
           f"compressed {pct(report['error_compressed'])}")
     print(f"{report['original_bytes']:,} -> {report['compressed_bytes']:,} bytes "
+          f"({args.out}/model.eie): {report['ratio']:.1f}x in {report['timings']['total_s']:.0f} s")
+    return 0
+
+
+def _run_network(args: argparse.Namespace, overrides: dict, log) -> int:
+    """``--model FILE``: compress a user's network (sw.compression.network)."""
+    from sw.compression.compress import format_host_line
+    from sw.compression.data import load_dataset
+    from sw.compression.modelfile import format_table
+    from sw.compression.network import compress_network, format_metrics, network_settings
+    from sw.frontends import load_network
+
+    if not Path(args.model).exists():
+        raise DataError(f"--model {args.model}: neither a built-in model ({', '.join(MODELS)}) "
+                        "nor an existing file")
+    if args.weights is not None:
+        raise DataError("--weights applies to the built-in models; a model file brings its own")
+    if args.targets is not None and args.data is None:
+        raise DataError("--targets needs --data (the inputs file)")
+    net = load_network(args.model, args.act or "relu")
+    data = None if args.data is None else load_dataset(args.data, args.targets, args.task)
+    retrain = data is not None and data.x_train is not None
+    settings = network_settings(net, retrain, **overrides)
+    report = compress_network(net, args.out, settings, data, args.limit_train, args.limit_test, log,
+                              plots=not args.no_plots)
+    print(format_table(report["layers"]))
+    print(format_host_line(report))
+    if report["mode"] == "one-shot":
+        print("one-shot: pruned to the target densities and quantized, no retraining")
+    m = report["metrics"]
+    if m["original"] is not None:
+        print(f"float network ({report['task']}, {report['test_examples']:,} test examples): "
+              f"{format_metrics(m['original'])} original, {format_metrics(m['compressed'])} "
+              "compressed")
+    print(f"{report['original_bytes']:,} -> {report['compressed_bytes']:,} bytes of EIE layers "
           f"({args.out}/model.eie): {report['ratio']:.1f}x in {report['timings']['total_s']:.0f} s")
     return 0

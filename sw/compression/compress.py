@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -43,10 +44,13 @@ from sw.compression.models import (
 )
 from sw.compression.prune import Pruner, quality_for_density, quality_schedule
 from sw.compression.quantize import INITS, SharedWeights, check_bits, quantize_weights
-from sw.compression.train import OPTIMIZERS, TrainSettings, error_rate, fit, predict
+from sw.compression.train import OPTIMIZERS, TASKS, TrainSettings, eval_error, fit, predict
 from sw.errors import DataError, EIEError
 from sw.fsutil import atomic_dir
 from sw.qlayer import QuantizedLayer
+
+if TYPE_CHECKING:
+    from sw.frontends import Network
 
 MODEL_FILE = "model.eie"
 Log = Callable[[str], None]
@@ -143,17 +147,23 @@ Data = tuple[torch.Tensor, torch.Tensor]
 
 def compress_module(module: nn.Module, train_data: Data | None = None, test_data: Data | None = None,
                     settings: CompressSettings | None = None, layers: list[str] | None = None,
-                    meta: dict | None = None, log: Log | None = None) -> CompressResult:
+                    meta: dict | None = None, log: Log | None = None,
+                    task: str = "classification") -> CompressResult:
     """Deep Compression of ``module``'s Linear/Conv2d layers (all, or those named in ``layers``).
 
-    ``train_data`` / ``test_data`` are ``(inputs, labels)`` tensors for cross-entropy
-    classification. Without training data the layers are pruned in one step and quantized
+    ``train_data`` / ``test_data`` are ``(inputs, targets)`` tensors: class labels for
+    ``task="classification"`` (cross-entropy; the error fields are error rates) or real
+    targets for ``task="regression"`` (mean squared error; the error fields are RMSEs).
+    Without training data the layers are pruned in one step and quantized
     without retraining or fine-tuning; without test data the error fields are None.
     ``meta`` goes into the model file (used for the table's byte count). The module is
     modified in place and ends up holding the quantized weights.
     """
     s = settings or CompressSettings()
     log = log or (lambda _msg: None)
+    if task not in TASKS:
+        raise DataError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+    show = _pct if task == "classification" else _rmse
     t_start = time.perf_counter()
     torch.manual_seed(s.seed)
     named = weight_layers(module)
@@ -176,12 +186,12 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
     snapshots: dict[str, dict[str, np.ndarray]] = {}
 
     def err() -> float | None:
-        return None if test_data is None else error_rate(module, *test_data)
+        return None if test_data is None else eval_error(module, *test_data, task)
 
     def train_settings(epochs: int, lr: float, distill: float = 0.0) -> TrainSettings:
         return TrainSettings(epochs=epochs, lr=lr, batch_size=s.batch_size, optimizer=s.optimizer,
                              weight_decay=s.weight_decay, distill=distill,
-                             temperature=s.temperature, shift=s.shift)
+                             temperature=s.temperature, shift=s.shift, task=task)
 
     # 1. dense training (built-in networks start from scratch)
     t = time.perf_counter()
@@ -192,10 +202,10 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
     timings["dense_train_s"] = time.perf_counter() - t
     snapshots["dense"] = _weights(layer_of)
     if can_train and s.dense_epochs > 0:
-        log(f"dense: {s.dense_epochs} epochs, test error {_pct(error_dense)} "
+        log(f"dense: {s.dense_epochs} epochs, test error {show(error_dense)} "
             f"({timings['dense_train_s']:.1f} s)")
     else:
-        log(f"dense: weights as given, test error {_pct(error_dense)}")
+        log(f"dense: weights as given, test error {show(error_dense)}")
     # the dense network as teacher of the pruned and quantized ones (beyond the paper)
     teacher = copy.deepcopy(module).eval() if can_train and s.distill > 0 else None
 
@@ -224,7 +234,7 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
             finally:
                 pruner.detach()
         log(f"prune {i}/{iters}: kept {kept}; total {100 * pruner.kept() / pruner.total():.2f}%"
-            + (f", test error {_pct(err())}" if retrain and test_data is not None else ""))
+            + (f", test error {show(err())}" if retrain and test_data is not None else ""))
     error_pruned = err()
     timings["prune_retrain_s"] = time.perf_counter() - t
     snapshots["pruned"] = _weights(layer_of)
@@ -240,7 +250,7 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
     error_quantized = err()
     log(f"quantize: k-means {timings['kmeans_s']:.2f} s, "
         + ", ".join(f"{n} {s.bits_of(n)} bits" for n in names)
-        + f"; test error {_pct(error_quantized)} before fine-tuning")
+        + f"; test error {show(error_quantized)} before fine-tuning")
     t = time.perf_counter()
     if can_train and s.finetune_epochs > 0:
         biases = [m.bias for _, m in named if m.bias is not None]
@@ -263,7 +273,7 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
     error_compressed = err()
     snapshots["quantized"] = _weights(layer_of)
     if can_train and s.finetune_epochs > 0:
-        log(f"fine-tune: {s.finetune_epochs} epochs, test error {_pct(error_compressed)} "
+        log(f"fine-tune: {s.finetune_epochs} epochs, test error {show(error_compressed)} "
             f"({timings['finetune_s']:.1f} s)")
     else:
         log("fine-tune: skipped (no training data or --finetune-epochs 0)")
@@ -277,6 +287,8 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
         "ratio": table["ratio"],
         "original_bytes": table["original_bytes"],
         "compressed_bytes": table["compressed_bytes"],
+        "task": task,
+        "error": "error rate" if task == "classification" else "rmse",
         "error_dense": error_dense,
         "error_pruned": error_pruned,
         "error_quantized": error_quantized,
@@ -302,18 +314,36 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
 
 def write_outputs(result: CompressResult, out: str | Path, meta: dict | None = None,
                   index_bits: int | None = None, test_inputs: torch.Tensor | None = None,
-                  log: Log | None = None) -> dict:
-    """Write ``out/`` atomically: model file, report.json, table.txt and the three plots.
+                  log: Log | None = None, network: Network | None = None,
+                  plots: bool = True) -> dict:
+    """Write ``out/`` atomically: model file, report.json, table.txt and (``plots``) the
+    three weight-distribution plots.
 
     The model file is read back before anything is renamed into place: its layers must equal
     the in-memory ones bit for bit and, given ``test_inputs``, the network rebuilt from it must
     predict exactly what the in-memory quantized network predicts. Returns the final report
     (``compressed_bytes`` = the file's size on disk, ``ratio`` from it).
+
+    ``network`` (the user's network holding the quantized FC layers) makes the file hold the
+    whole network: its graph and host parameters go into ``meta["network"]``
+    (:mod:`sw.frontends.stored`), ``load_network`` of the written file must give bit-identical
+    outputs on ``test_inputs``, and the report counts that part apart: ``network_bytes`` (its
+    share of the file), ``compressed_bytes`` the rest (the EIE layers, as the table says) and
+    ``model_file_bytes`` the file.
     """
     log = log or (lambda _msg: None)
     report = copy.deepcopy(result.report)
     out = Path(out)
     check_writable(out)
+    network_bytes = 0
+    if network is not None:
+        from sw.frontends.stored import KEY, network_meta
+
+        meta = dict(meta or {})
+        meta.pop(KEY, None)
+        bare = modelfile.meta_bytes(result.layers, meta)
+        meta[KEY] = network_meta(network)
+        network_bytes = modelfile.meta_bytes(result.layers, meta) - bare
     with atomic_dir(out) as tmp:
         path = tmp / MODEL_FILE
         t = time.perf_counter()
@@ -323,17 +353,51 @@ def write_outputs(result: CompressResult, out: str | Path, meta: dict | None = N
             raise RuntimeError(f"save_model reported {written} bytes, file holds {size}")
         loaded, loaded_meta = modelfile.load_model(path)
         report["roundtrip"] = roundtrip_check(result, loaded, test_inputs)
+        if network is not None:
+            report["roundtrip"]["identical_network_outputs"] = _network_roundtrip(
+                network, path, test_inputs)
         report["timings"]["write_verify_s"] = time.perf_counter() - t
         table = report["layers"]
-        report["compressed_bytes"] = size
-        report["ratio"] = table["original_bytes"] / size
+        report["compressed_bytes"] = size - network_bytes
+        report["ratio"] = table["original_bytes"] / report["compressed_bytes"]
         report["model_file"] = MODEL_FILE
         text = modelfile.format_table(table)
+        if network is not None:
+            report["network_bytes"] = network_bytes
+            report["model_file_bytes"] = size
+            report["host"] = {**report.get("host", {}), "file_bytes": network_bytes}
+            text += "\n" + format_host_line(report)
         (tmp / "table.txt").write_text(text + "\n")
-        report["plots"] = plot_weight_distributions(result.weights, result.layers, tmp)
+        report["plots"] = plot_weight_distributions(result.weights, result.layers, tmp) \
+            if plots else []
         (tmp / "report.json").write_text(json.dumps(_jsonable(report), indent=2) + "\n")
     log(f"wrote {out}/ ({MODEL_FILE}: {size:,} bytes)")
     return report
+
+
+def format_host_line(report: dict) -> str:
+    """The line that states the host part of a user's network apart from the EIE table."""
+    host = report.get("host", {})
+    return (f"host part (float32, not on EIE): {host.get('parameters', 0):,} parameters = "
+            f"{host.get('float32_bytes', 0):,} bytes; graph + host parameters take "
+            f"{report['network_bytes']:,} bytes of {MODEL_FILE} ({report['model_file_bytes']:,} "
+            "bytes in all)")
+
+
+def _network_roundtrip(network: Network, path: Path, test_inputs: torch.Tensor | None) -> bool | None:
+    """``load_network(path)`` is ``network``: same graph, same outputs bit for bit."""
+    from sw.frontends import load_network
+
+    rebuilt = load_network(path)
+    if [(n.name, n.op, n.inputs, n.placement) for n in rebuilt.nodes] != \
+            [(n.name, n.op, n.inputs, n.placement) for n in network.nodes]:
+        raise RuntimeError("the network rebuilt from the model file has a different graph")
+    if test_inputs is None:
+        return None
+    x = test_inputs[:256]
+    if not np.array_equal(rebuilt.run_float(x), network.run_float(x)):
+        raise RuntimeError("the network rebuilt from the model file computes different outputs")
+    return True
 
 
 def roundtrip_check(result: CompressResult, loaded: list[QuantizedLayer],
@@ -395,7 +459,13 @@ def default_settings(model: str, **overrides) -> CompressSettings:
     """The built-in model's defaults with ``overrides`` (None values are ignored)."""
     if model not in MODEL_DEFAULTS:
         raise DataError(f"unknown model {model!r} (built in: {', '.join(MODEL_DEFAULTS)})")
-    values = {**MODEL_DEFAULTS[model], **{k: v for k, v in overrides.items() if v is not None}}
+    return settings_from(MODEL_DEFAULTS[model], **overrides)
+
+
+def settings_from(defaults: Mapping, **overrides) -> CompressSettings:
+    """``CompressSettings(**defaults)`` with ``overrides`` (None values are ignored), an
+    explicit choice replacing the defaults it would otherwise not reach."""
+    values = {**defaults, **{k: v for k, v in overrides.items() if v is not None}}
     # an explicit global --quality replaces the per-layer defaults it would otherwise not reach
     if overrides.get("quality") is not None:
         values["sensitivity"] = dict(overrides.get("sensitivity") or {})
@@ -428,7 +498,7 @@ def compress_alexnet_fc(weights: str | Path, settings: CompressSettings | None =
 def compress_builtin(model: str, out: str | Path, settings: CompressSettings,
                      data: str | Path | None = None, weights: str | Path | None = None,
                      limit_train: int | None = None, limit_test: int | None = None,
-                     log: Log | None = None) -> dict:
+                     log: Log | None = None, plots: bool = True) -> dict:
     """``eie compress``: build or load the model, load MNIST, compress, write ``out``."""
     log = log or (lambda _msg: None)
     out = Path(out)
@@ -468,7 +538,7 @@ def compress_builtin(model: str, out: str | Path, settings: CompressSettings,
                              "threads": torch.get_num_threads(), "python": platform.python_version()}
     result.report = report
     return write_outputs(result, out, meta, settings.index_bits,
-                         None if test is None else test[0], log)
+                         None if test is None else test[0], log, plots=plots)
 
 
 # -- plots --------------------------------------------------------------------------------------
@@ -533,6 +603,10 @@ def _weights(layers: Mapping[str, nn.Module]) -> dict[str, np.ndarray]:
 
 def _pct(e: float | None) -> str:
     return "n/a" if e is None else f"{100 * e:.2f}%"
+
+
+def _rmse(e: float | None) -> str:
+    return "n/a" if e is None else f"{e:.4g} (RMSE)"
 
 
 def _jsonable(x):

@@ -30,6 +30,11 @@ unless given): narrow widths cost padding entries, wide ones a flatter z distrib
 The weight-index stream ``v`` and the relative-index stream ``z`` are Huffman-coded separately
 (Deep Compression Sec. 4), each with its own canonical code, stored as code lengths only.
 
+``meta`` is the caller's: the built-in networks store ``model`` and ``input_shape``; a user's
+network compressed by ``eie compress --model FILE`` also stores ``meta["network"]``, its graph
+and host-side float parameters (:mod:`sw.frontends.stored`), so the file holds the whole
+network and the FC layers' records stay exactly as above.
+
 :func:`layer_table` reports the paper's layer-wise table (Tables 2-3) from the same encoder
 (:func:`encode_model`) that :func:`save_model` writes, so its byte counts are the file's.
 """
@@ -88,18 +93,27 @@ def encode_model(layers: list[QuantizedLayer], meta: dict | None = None,
         if unknown:
             raise ConfigError(f"index bits given for unknown layer(s): {', '.join(unknown)}")
     encoded = [encode_layer(layer, _index_bits_for(layer, index_bits)) for layer in layers]
+    payload = b"".join([_info_block(layers, meta)] + [e.record for e in encoded])
+    blob = _HEADER.pack(MAGIC, VERSION, len(payload), zlib.crc32(payload)) + payload
+    return blob, _table(encoded, len(blob))
+
+
+def meta_bytes(layers: list[QuantizedLayer], meta: dict | None = None) -> int:
+    """Bytes the metadata block (varint length + zlib JSON of ``meta`` and the layer list)
+    takes in the file :func:`save_model` writes: without encoding the layers."""
+    return len(_info_block(layers, meta))
+
+
+def _info_block(layers: list[QuantizedLayer], meta: dict | None) -> bytes:
     info = {"meta": meta or {},
-            "layers": [{"name": e.layer.name, "kind": e.layer.kind,
-                        "meta": {**e.layer.meta, "relu": e.layer.relu}}
-                       for e in encoded]}
+            "layers": [{"name": q.name, "kind": q.kind, "meta": {**q.meta, "relu": q.relu}}
+                       for q in layers]}
     try:
         info_json = json.dumps(info, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError) as err:
         raise DataError(f"model metadata is not JSON-serialisable: {err}") from None
     info_z = zlib.compress(info_json, 9)
-    payload = b"".join([_varint(len(info_z)), info_z] + [e.record for e in encoded])
-    blob = _HEADER.pack(MAGIC, VERSION, len(payload), zlib.crc32(payload)) + payload
-    return blob, _table(encoded, len(blob))
+    return _varint(len(info_z)) + info_z
 
 
 def save_model(path: str | Path, layers: list[QuantizedLayer], meta: dict | None = None,

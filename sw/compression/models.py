@@ -192,10 +192,14 @@ def alexnet_fc_from_state_dict(sd: Mapping[str, torch.Tensor], source: str = "ch
 def weight_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The (qualified name, layer) of every Linear and Conv2d, in registration order.
 
-    For a :class:`ChainNet` the names are the specs' names (``ip1``, ``fc6``, ...).
+    For a :class:`ChainNet` the names are the specs' names (``ip1``, ``fc6``, ...); a module
+    with a ``named_weight_layers()`` method (e.g. :meth:`sw.frontends.Network.to_module`'s,
+    whose layers are named after the network's nodes) says its own.
     """
     if isinstance(module, ChainNet):
         return [(s.name, module.layer(s.name)) for s in module.specs]
+    if callable(getattr(module, "named_weight_layers", None)):
+        return list(module.named_weight_layers())
     return [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Linear | nn.Conv2d)]
 
 
@@ -203,6 +207,8 @@ def layer_meta(module: nn.Module, name: str, layer: nn.Module) -> dict:
     """What a QuantizedLayer records about ``layer`` so that it can be rebuilt."""
     if isinstance(module, ChainNet):
         return next(s for s in module.specs if s.name == name).meta()
+    if callable(getattr(module, "layer_meta", None)):
+        return dict(module.layer_meta(name))
     if isinstance(layer, nn.Conv2d):
         return {"stride": int(layer.stride[0]), "padding": int(layer.padding[0])}
     return {}

@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 OPTIMIZERS = ("adam", "sgd")
+TASKS = ("classification", "regression")  # the loss: cross-entropy or mean squared error
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class TrainSettings:
     distill: float = 0.0  # weight of the distillation term (0: plain cross-entropy)
     temperature: float = 4.0  # softmax temperature of the distillation term
     shift: int = 0  # random translation of image inputs (N, C, H, W) by up to this many pixels
+    task: str = "classification"  # cross-entropy on class labels; "regression": MSE on targets
 
 
 def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor, y: torch.Tensor,
@@ -46,7 +48,11 @@ def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor,
     The loss is cross-entropy, or with a ``teacher`` network (e.g. the dense one, frozen) and
     ``settings.distill = a > 0``, knowledge distillation (Hinton et al. 2015):
     ``(1 - a) CE + a T^2 KL(softmax(teacher / T) || softmax(student / T))`` on the same batch.
+    For ``settings.task == "regression"`` it is the mean squared error against ``y`` (reshaped
+    to the outputs), and distillation is ``(1 - a) MSE(y) + a MSE(teacher's outputs)``.
     """
+    if settings.task not in TASKS:
+        raise ValueError(f"unknown task {settings.task!r}")
     params = [p for p in params if p.requires_grad]
     if settings.epochs <= 0 or not params or len(x) == 0:
         return []
@@ -82,8 +88,15 @@ def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor,
                 opt.zero_grad(set_to_none=True)
                 xb = xe[idx]
                 out = model(xb)
-                loss = F.cross_entropy(out, y[idx])
-                if teacher is not None and settings.distill > 0:
+                if settings.task == "regression":
+                    loss = _mse(out, y[idx])
+                    if teacher is not None and settings.distill > 0:
+                        with torch.no_grad():
+                            target = teacher(xb)
+                        loss = (1 - settings.distill) * loss + settings.distill * _mse(out, target)
+                else:
+                    loss = F.cross_entropy(out, y[idx])
+                if settings.task == "classification" and teacher is not None and settings.distill > 0:
                     a, temp = settings.distill, settings.temperature
                     with torch.no_grad():
                         soft = F.log_softmax(teacher(xb) / temp, 1)
@@ -106,6 +119,10 @@ def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor,
         model.zero_grad(set_to_none=True)
         model.eval()
     return losses
+
+
+def _mse(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.mse_loss(out.reshape(len(out), -1), target.reshape(len(target), -1).to(out.dtype))
 
 
 @torch.no_grad()
@@ -141,3 +158,23 @@ def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
     if len(x) == 0:
         return float("nan")
     return float(np.mean(predict(model, x) != y.numpy()))
+
+
+@torch.no_grad()
+def outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
+    """The model's outputs, evaluated in eval mode in fixed-size batches."""
+    model.eval()
+    out = [model(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def eval_error(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+               task: str = "classification") -> float:
+    """The error ``compress_module`` reports: the misclassified fraction (classification) or
+    the root mean squared error over all outputs (regression)."""
+    if task == "classification":
+        return error_rate(model, x, y)
+    if len(x) == 0:
+        return float("nan")
+    out = outputs(model, x).reshape(len(x), -1).double()
+    return float(torch.sqrt(torch.mean((out - y.reshape(len(y), -1).double()) ** 2)))

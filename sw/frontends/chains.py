@@ -182,13 +182,19 @@ def load_state_dict(path: str | Path, act: str = "relu") -> Network:
 def load_eie_model(path: str | Path) -> Network:
     """``model.eie`` -> the network its quantized layers stand for (weights ``codebook[indices]``).
 
-    Each layer's ``meta`` says ReLU / pooling / stride / padding (:mod:`sw.compression.models`);
+    A file written by ``eie compress --model FILE`` holds the whole network in
+    ``meta["network"]`` (graph and host parameters, :mod:`sw.frontends.stored`): that network
+    is rebuilt. Otherwise the file is a chain: each layer's ``meta`` says ReLU / pooling / stride / padding (:mod:`sw.compression.models`);
     without a ``relu`` entry, ReLU follows every layer but the last. A Flatten precedes the
     first FC layer after a convolution.
     """
     from sw.compression.modelfile import load_model
 
     layers, meta = load_model(path)
+    if isinstance(meta, dict) and "network" in meta:
+        from sw.frontends.stored import network_from_meta
+
+        return network_from_meta(meta["network"], layers, str(path))
     nodes: list[Node] = []
     prev, spatial = INPUT, False  # spatial: the value is (B, C, H, W)
     for i, q in enumerate(layers):

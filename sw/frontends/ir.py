@@ -259,6 +259,14 @@ class Network:
                  for n in self.nodes]
         return Network(nodes, self.output, self.input_shape, self.source, self.format)
 
+    def to_module(self) -> torch.nn.Module:
+        """The network as an ``nn.Module`` for training (:mod:`sw.frontends.module`): each FC
+        node a real ``nn.Linear`` (trainable), every host node's parameters frozen buffers;
+        ``forward`` runs the very operations of :meth:`run_float`."""
+        from sw.frontends.module import NetworkModule
+
+        return NetworkModule(self)
+
     # -- execution -----------------------------------------------------------------------------
 
     def check_input(self, x: np.ndarray | torch.Tensor) -> None:
@@ -321,8 +329,10 @@ def _pad4(x: torch.Tensor, pads, value: float = 0.0):
     return F.pad(x, (left, r, t, b), value=value), (0, 0)
 
 
-def run_node(n: Node, xs: list[torch.Tensor]) -> torch.Tensor:
-    p = {k: torch.from_numpy(v) for k, v in n.params.items()}
+def run_node(n: Node, xs: list[torch.Tensor], params: dict[str, torch.Tensor] | None = None
+             ) -> torch.Tensor:
+    """Node ``n`` on its input values ``xs``; ``params`` replaces ``n.params`` (as tensors)."""
+    p = params if params is not None else {k: torch.from_numpy(v) for k, v in n.params.items()}
     a = n.attrs
     x = xs[0]
     match n.op:
