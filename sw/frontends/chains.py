@@ -197,7 +197,7 @@ def load_eie_model(path: str | Path) -> Network:
         return network_from_meta(meta["network"], layers, str(path))
     nodes: list[Node] = []
     prev, spatial = INPUT, False  # spatial: the value is (B, C, H, W)
-    for i, q in enumerate(layers):
+    for q in layers:
         m = q.meta or {}
         params = {"weight": q.dense()} | ({} if q.bias is None else {"bias": q.bias})
         if q.kind == "conv":
@@ -211,7 +211,7 @@ def load_eie_model(path: str | Path) -> Network:
                 prev, spatial = nodes[-1].name, False
             nodes.append(Node(q.name, "linear", [prev], {}, params))
         prev = q.name
-        if m.get("relu", i < len(layers) - 1):
+        if q.relu:
             nodes.append(Node(f"{q.name}.relu", "relu", [prev]))
             prev = nodes[-1].name
         if int(m.get("pool", 0)):
