@@ -169,3 +169,24 @@ def test_bad_inputs_get_one_line_and_exit_2_and_write_nothing(mlp_files, tmp_pat
     assert "junk.onnx" in _fails(base[:1] + ["--model", str(tmp_path / "junk.onnx"), "--inputs",
                                             str(d / "data.npz"), "--out", str(out)], capsys)
     assert not out.exists()
+
+
+def test_eie_pack_writes_one_image_per_eie_segment_and_the_split(mlp_files, tmp_path, capsys):
+    from sw.eie.images import read_images
+
+    d, _, _ = mlp_files
+    out = tmp_path / "img"
+    assert main(["pack", str(d / "mlp.onnx"), "--calib", str(d / "data.npz"), "--config", "tiny",
+                 "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "packed 4 layer(s) in 2 EIE segment(s)" in text and "host  tanh" in text
+    split = json.loads((out / "network.json").read_text())
+    assert [s["kind"] for s in split["network"]["segments"]] == ["eie", "host", "eie"]
+    images = [read_images(out / f"segment{i}") for i in (0, 1)]
+    assert [[d.name for d in im.layers] for im in images] == [["/0/Gemm", "/2/Gemm"],
+                                                            ["/4/Gemm", "/6/Gemm"]]
+    fmts = split["network"]["eie_segments"][0]["formats"]
+    assert [images[0].input_frac] + [x.out_frac for x in images[0].layers] == fmts
+    # one EIE segment is what a ROM holds: the two-segment network is refused in one line
+    assert main(["rom", str(d / "mlp.onnx"), "--config", "tiny", "--out", str(tmp_path / "rom")]) == 2
+    assert "2 EIE segments" in capsys.readouterr().err and not (tmp_path / "rom").exists()

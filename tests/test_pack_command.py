@@ -38,9 +38,9 @@ def test_pack_compressed_model_file_with_a_json_config(tmp_path):
 
 @pytest.mark.parametrize("case, words", [
     ("small", "activation memory"),
-    ("conv", "fully connected"),
+    ("conv", "no FC layer runs on the EIE"),
     ("none", "exactly one input"),
-    ("junk", "does not load"),
+    ("junk", "not a model file this tool reads"),
     ("config", "no preset or config file"),
 ])
 def test_pack_errors_are_one_line_and_exit_2(tmp_path, capsys, case, words):

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "  eie rom build/lenet300/model.eie --config ecp5_max --out build/rom\n"
                 "  eie synth --verilog build/rom/eie_rom.v --top eie_rom --out build/rom-synth")
     p.add_argument("model", nargs="?", metavar="MODEL",
-                   help="compressed model file (.eie, from `eie compress`)")
+                   help="a model file (as `eie pack`): ONNX, .pt2, TorchScript, state_dict, model.eie")
     p.add_argument("--bench", metavar="NAME",
                    help="instead of MODEL: a built-in EIE Table III layer or 'alexnet' (as `eie pack`)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --bench synthesis")
@@ -41,20 +41,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="eie_rom", help="top module name (default: eie_rom)")
     p.add_argument("--absolute-paths", action="store_true",
                    help="$readmemh with absolute paths (for simulators run from elsewhere)")
+    p.add_argument("--calib", metavar="FILE",
+                   help="calibration inputs for per-layer activation formats (as `eie pack`)")
+    p.add_argument("--act", default="relu", choices=["relu", "identity", "tanh", "sigmoid", "gelu"],
+                   help="activation between the layers of a bare state_dict")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory, written atomically")
 
 
 def run(args: argparse.Namespace) -> int:
     from hw.fpga.rom import build_rom
     from sw.eie.config import EIEConfig
-    from sw.eie.load import load_layers
-    from sw.eie.pack import pack_network
+    from sw.errors import FitError
+    from sw.frontends.hybrid import compile_for_hardware
 
     config = EIEConfig.load(args.config)
-    layers, meta = load_layers(args.model, args.bench, args.seed)
-    image = pack_network(layers, config, balance=args.balance)
+    model, meta = compile_for_hardware(config, args.model, args.bench, args.seed, args.act,
+                                       args.calib, args.balance)
+    if len(model.segments) != 1:
+        raise FitError(f"the network has {len(model.segments)} EIE segments (host operators "
+                       f"between its FC chains); a ROM build holds one: use `eie pack` and load "
+                       f"the segments at run time")
+    layers, image = model.segments[0].layers, model.segments[0].image
     rom = build_rom(image, args.out, name=args.name, init=args.init,
-                    absolute_paths=args.absolute_paths, meta={**meta, "balance": bool(args.balance)})
+                    absolute_paths=args.absolute_paths, meta=meta)
     m = rom.manifest
     size = rom.verilog.stat().st_size
     print(f"ROM build of {len(layers)} layer(s) for {config.name} ({config.n_pe} PEs), memories "

@@ -20,6 +20,7 @@ import torch
 
 from sw.errors import DataError
 from sw.frontends.ir import INPUT, Network, Node
+from sw.qlayer import QuantizedLayer
 
 ACTS = ("relu", "identity", "tanh", "sigmoid", "gelu")
 TORCHSCRIPT_MODULES = ("Sequential", "Linear", "ReLU", "Tanh", "Sigmoid", "GELU", "Softmax",
@@ -184,9 +185,7 @@ def load_eie_model(path: str | Path) -> Network:
 
     A file written by ``eie compress --model FILE`` holds the whole network in
     ``meta["network"]`` (graph and host parameters, :mod:`sw.frontends.stored`): that network
-    is rebuilt. Otherwise the file is a chain: each layer's ``meta`` says ReLU / pooling / stride / padding (:mod:`sw.compression.models`);
-    without a ``relu`` entry, ReLU follows every layer but the last. A Flatten precedes the
-    first FC layer after a convolution.
+    is rebuilt. Otherwise the file is a chain (:func:`network_from_layers`).
     """
     from sw.compression.modelfile import load_model
 
@@ -195,6 +194,15 @@ def load_eie_model(path: str | Path) -> Network:
         from sw.frontends.stored import network_from_meta
 
         return network_from_meta(meta["network"], layers, str(path))
+    shape = tuple(meta.get("input_shape") or ()) if isinstance(meta, dict) else ()
+    return network_from_layers(layers, shape or None, str(path))
+
+
+def network_from_layers(layers: list[QuantizedLayer], input_shape: tuple[int, ...] | None = None,
+                        source: str = "layers", fmt: str = "eie") -> Network:
+    """A chain of quantized layers as a network: each layer's ``relu`` flag and ``meta``
+    (pooling / stride / padding of a conv, :mod:`sw.compression.models`) give the nodes; a
+    Flatten precedes the first FC layer after a convolution."""
     nodes: list[Node] = []
     prev, spatial = INPUT, False  # spatial: the value is (B, C, H, W)
     for q in layers:
@@ -218,10 +226,10 @@ def load_eie_model(path: str | Path) -> Network:
             k = int(m["pool"])
             nodes.append(Node(f"{q.name}.pool", "max_pool2d", [prev], {"kernel": (k, k), "stride": (k, k)}))
             prev = nodes[-1].name
-    shape = tuple(meta.get("input_shape") or ()) or None
+    shape = input_shape
     if shape is None and layers and layers[0].kind == "linear":
         shape = (layers[0].n_in,)
     if shape is not None and layers and layers[0].kind == "linear" and len(shape) > 1:
         nodes.insert(0, Node("input.flatten", "flatten", [INPUT]))
         nodes[1].inputs = ["input.flatten"]
-    return Network(nodes, prev, shape, str(path), "eie")
+    return Network(nodes, prev, shape, source, fmt)
