@@ -62,7 +62,7 @@ def load_onnx(path: str | Path, model=None) -> Network:
         if id(n) in folded:
             continue
         name = n.name or f"{n.op_type}_{idx}"
-        attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
+        attrs = {a.name: _text(onnx.helper.get_attribute_value(a)) for a in n.attribute}
         if n.op_type == "Constant":
             if "value" not in attrs:
                 raise unsupported(path, name, n.op_type, "only tensor-valued Constants")
@@ -169,6 +169,11 @@ def load_onnx(path: str | Path, model=None) -> Network:
     if out not in value:
         raise DataError(f"{path}: the graph output {out!r} is not computed by a supported node")
     return Network(nodes, value[out], input_shape, str(path), "onnx")
+
+
+def _text(v):
+    """ONNX string attributes come back as bytes: text, as the IR (and its JSON) holds it."""
+    return v.decode() if isinstance(v, bytes) else v
 
 
 def _opset(model) -> int:
