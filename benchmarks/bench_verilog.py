@@ -19,10 +19,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hw import host, verilator_check  # noqa: E402
+from hw import host  # noqa: E402
 from hw.params import HWParams, RdMem  # noqa: E402
 from hw.timing import rtl_timing  # noqa: E402
 from hw.verilog import generate  # noqa: E402
+from sim import verilator_harness  # noqa: E402
 from sw.eie import cycles, fixedpoint, golden  # noqa: E402
 from sw.eie.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402
 from sw.eie.config import EIEConfig  # noqa: E402
@@ -50,10 +51,10 @@ def main() -> int:
           f"{', load-balanced rows' if args.balance else ''}")
     print(f"generate  {t_gen:6.1f} s   {len(g.text.encode()) / 1e6:.2f} MB  {v}")
     t0 = time.perf_counter()
-    warnings = verilator_check.lint(v, "eie", work / "lint")
+    warnings = verilator_harness.lint(v, "eie", work / "lint")
     print(f"lint      {time.perf_counter() - t0:6.1f} s   {len(warnings)} warnings "
-          f"(verilator --lint-only -Wall, waivers {' '.join(verilator_check.LINT_WAIVERS)})")
-    built = verilator_check.build(v, "eie", work)
+          f"(verilator --lint-only -Wall, waivers {' '.join(verilator_harness.LINT_WAIVERS)})")
+    built = verilator_harness.build(v, "eie", work)
     print(f"build     {built.build_seconds:6.1f} s   {built.exe}")
 
     print(f"\n{'layer':8} {'shape':>12} {'writes':>7} {'RTL cyc':>8} {'model':>8} {'paper':>7} "
@@ -64,12 +65,12 @@ def main() -> int:
         x = img.input_to_physical(fixedpoint.quantize_input(bench_input(name), cfg))
         d = img.layers[0]
         writes = list(host.image_writes(p, img))
-        lines = (verilator_check.transactions(p, writes)
-                 + verilator_check.transactions(p, host.input_writes(p, img, x))
+        lines = (verilator_harness.transactions(p, writes)
+                 + verilator_harness.transactions(p, host.input_writes(p, img, x))
                  + ["S 0 1"]
-                 + verilator_check.read_lines(host.output_reads(p, 1, d.rows_per_pe))
-                 + verilator_check.read_lines([(RdMem.BUSY, 0)]))
-        out = verilator_check.run(built.exe, lines, work)
+                 + verilator_harness.read_lines(host.output_reads(p, 1, d.rows_per_pe))
+                 + verilator_harness.read_lines([(RdMem.BUSY, 0)]))
+        out = verilator_harness.run(built.exe, lines, work)
         y = host.assemble_output(p, out.responses[:-1], d.n_out)
         exact = np.array_equal(y, golden.run_layer(img, 0, x))
         rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg))

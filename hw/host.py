@@ -2,7 +2,7 @@
 
 Turns a :class:`sw.eie.pack.NetworkImage` and input vectors into the host-port transactions of
 docs/hardware.md ("Host protocol"), and read responses back into vectors. The Amaranth-simulator
-driver (:mod:`hw.sim_driver`) and the cocotb testbenches replay the same transactions, so the
+driver (:mod:`sim.amaranth_host`) and the cocotb testbenches replay the same transactions, so the
 protocol is written once:
 
 1. after reset, wait for ``ready`` (the accumulator clear takes ``act_depth`` cycles);

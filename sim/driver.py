@@ -1,7 +1,7 @@
 """cocotb host driver of the generated EIE top level (docs/hardware.md, "Host protocol").
 
 It replays the transactions of :mod:`hw.host` -- the one definition of the protocol, shared
-with the Amaranth-simulator driver :mod:`hw.sim_driver` -- on the Verilog through cocotb:
+with the Amaranth-simulator driver :mod:`sim.amaranth_host` -- on the Verilog through cocotb:
 
 - clock (cocotb's C-side GPI clock: no Python per edge) and synchronous reset, then ``ready``;
 - the image through the wide write port, one address of all N PEs per cycle: the write

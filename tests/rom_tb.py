@@ -4,7 +4,7 @@ Environment: ``ROM_TB_IMAGES`` (image directory), ``ROM_TB_INPUT`` (JSON list: t
 integer input vector), ``ROM_TB_LOAD`` ("1": load the images through the host port first, the
 run-time-loaded build; "0": the memories already hold them, the ROM build), ``ROM_TB_OUT``
 (JSON file the outputs and cycle count are written to). Host protocol: hw/host.py (the same
-transactions hw/sim_driver.py plays in Amaranth's simulator). Signals are driven and sampled
+transactions sim/amaranth_host.py plays in Amaranth's simulator). Signals are driven and sampled
 at the falling edge, half a cycle away from the rising edge that registers them.
 """
 

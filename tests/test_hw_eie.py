@@ -1,5 +1,5 @@
 """The whole EIE (hw.top.EIE) in Amaranth's simulator, driven through its host port by
-hw.sim_driver: bit-exact against the golden model and cycle-exact against the cycle model."""
+sim.amaranth_host: bit-exact against the golden model and cycle-exact against the cycle model."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from hw_testutil import dense_column_image, run_sim
 from hw import host
 from hw.central_control import DRAIN, WB_TAIL, start_latency
 from hw.params import HWParams, RdMem, WrMem
-from hw.sim_driver import AmaranthHost, simulate
 from hw.timing import rtl_timing
 from hw.top import EIE
+from sim.amaranth_host import AmaranthHost, simulate
 from sw.eie import cycles, fixedpoint, golden
 from sw.eie.config import PRESETS, EIEConfig
 from sw.eie.pack import pack_network

@@ -13,12 +13,13 @@ import pytest
 from helpers_eie import chain, random_layer
 from hw_testutil import run_sim
 
-from hw import host, verilator_check
+from hw import host
 from hw.params import HWParams, RdMem
-from hw.sim_driver import AmaranthHost
 from hw.timing import rtl_timing
 from hw.top import EIE
 from hw.verilog import generate, strip_zero_memory_init
+from sim import verilator_harness
+from sim.amaranth_host import AmaranthHost
 from sw.eie import cycles, fixedpoint, golden
 from sw.eie.config import PRESETS, EIEConfig
 from sw.eie.pack import pack_network
@@ -79,21 +80,21 @@ def test_verilator_lints_the_generated_verilog_without_warnings(tmp_path):
     for n_pe in (1, 6):
         v = tmp_path / f"eie{n_pe}.v"
         v.write_text(generate(TINY.replace(n_pe=n_pe)).text)
-        assert verilator_check.lint(v, "eie", tmp_path / f"lint{n_pe}") == []
+        assert verilator_harness.lint(v, "eie", tmp_path / f"lint{n_pe}") == []
 
 
 def _verilator_layer_run(cfg: EIEConfig, img, x_phys: np.ndarray, workdir: Path):
     p = HWParams(cfg)
     v = workdir / "eie.v"
     v.write_text(generate(cfg).text)
-    built = verilator_check.build(v, "eie", workdir)
+    built = verilator_harness.build(v, "eie", workdir)
     d = img.layers[0]
-    lines = (verilator_check.transactions(p, host.image_writes(p, img))
-             + verilator_check.transactions(p, host.input_writes(p, img, x_phys))
+    lines = (verilator_harness.transactions(p, host.image_writes(p, img))
+             + verilator_harness.transactions(p, host.input_writes(p, img, x_phys))
              + ["S 0 1"]
-             + verilator_check.read_lines(host.output_reads(p, 1, d.rows_per_pe))
-             + verilator_check.read_lines([(RdMem.BUSY, 0)]))
-    out = verilator_check.run(built.exe, lines, workdir)
+             + verilator_harness.read_lines(host.output_reads(p, 1, d.rows_per_pe))
+             + verilator_harness.read_lines([(RdMem.BUSY, 0)]))
+    out = verilator_harness.run(built.exe, lines, workdir)
     y = host.assemble_output(p, out.responses[:-1], d.n_out)
     busy = host.unpack_lanes(out.responses[-1], cfg.n_pe, p.rd_lane_bits)
     return y, out.runs[0], busy
@@ -120,7 +121,7 @@ def test_eie64_verilog_lints_builds_and_runs_alex8_bit_and_cycle_exact(tmp_path)
     cfg = PRESETS["eie64"]
     v = tmp_path / "eie.v"
     v.write_text(generate(cfg).text)
-    assert verilator_check.lint(v, "eie", tmp_path / "lint") == []
+    assert verilator_harness.lint(v, "eie", tmp_path / "lint") == []
     img = pack_network([replace(bench_layer("Alex-8"), relu=True)], cfg)
     x = img.input_to_physical(fixedpoint.quantize_input(bench_input("Alex-8"), cfg))
     y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)

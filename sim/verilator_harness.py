@@ -25,10 +25,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw.host import HostWrite
+from hw.params import HWParams, RdMem
 from sw.errors import EIEError
-
-from .host import HostWrite
-from .params import HWParams, RdMem
 
 # Amaranth's Verilog style trips these; none is a functional problem (toolchain.md).
 LINT_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE",

@@ -17,11 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 from amaranth.sim import Simulator
 
+from hw import host
+from hw.params import RdMem
+from hw.top import EIE
 from sw.eie.pack import NetworkImage
-
-from . import host
-from .params import RdMem
-from .top import EIE
 
 
 @dataclass
