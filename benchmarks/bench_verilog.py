@@ -19,10 +19,11 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from hw import host, verilator_check  # noqa: E402
-from hw.params import HWParams, RdMem  # noqa: E402
+from hw import host  # noqa: E402
+from hw.params import HWParams  # noqa: E402
 from hw.timing import rtl_timing  # noqa: E402
 from hw.verilog import generate  # noqa: E402
+from sim import verilator_harness  # noqa: E402
 from sw.eie import cycles, fixedpoint, golden  # noqa: E402
 from sw.eie.benchlayers import TABLE3, bench_input, bench_layer  # noqa: E402
 from sw.eie.config import EIEConfig  # noqa: E402
@@ -50,10 +51,10 @@ def main() -> int:
           f"{', load-balanced rows' if args.balance else ''}")
     print(f"generate  {t_gen:6.1f} s   {len(g.text.encode()) / 1e6:.2f} MB  {v}")
     t0 = time.perf_counter()
-    warnings = verilator_check.lint(v, "eie", work / "lint")
+    warnings = verilator_harness.lint(v, "eie", work / "lint")
     print(f"lint      {time.perf_counter() - t0:6.1f} s   {len(warnings)} warnings "
-          f"(verilator --lint-only -Wall, waivers {' '.join(verilator_check.LINT_WAIVERS)})")
-    built = verilator_check.build(v, "eie", work)
+          f"(verilator --lint-only -Wall, waivers {' '.join(verilator_harness.LINT_WAIVERS)})")
+    built = verilator_harness.build(v, "eie", work)
     print(f"build     {built.build_seconds:6.1f} s   {built.exe}")
 
     print(f"\n{'layer':8} {'shape':>12} {'writes':>7} {'RTL cyc':>8} {'model':>8} {'paper':>7} "
@@ -62,24 +63,18 @@ def main() -> int:
         spec = TABLE3[name]
         img = pack_network([replace(bench_layer(name), relu=True)], cfg, balance=args.balance)
         x = img.input_to_physical(fixedpoint.quantize_input(bench_input(name), cfg))
-        d = img.layers[0]
-        writes = list(host.image_writes(p, img))
-        lines = (verilator_check.transactions(p, writes)
-                 + verilator_check.transactions(p, host.input_writes(p, img, x))
-                 + ["S 0 1"]
-                 + verilator_check.read_lines(host.output_reads(p, 1, d.rows_per_pe))
-                 + verilator_check.read_lines([(RdMem.BUSY, 0)]))
-        out = verilator_check.run(built.exe, lines, work)
-        y = host.assemble_output(p, out.responses[:-1], d.n_out)
+        load = host.image_load(p, img)
+        out = verilator_harness.run(built.exe, p, host.reset_program(p) + [load]
+                                    + host.inference_program(p, img, x, 0, 1), work)
+        ((_, y),), (c,), (span,) = out.outputs, out.counters, out.spans
         exact = np.array_equal(y, golden.run_layer(img, 0, x))
         rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg))
-        cyc, stall, clocks, secs = out.runs[0]
-        busy = host.unpack_lanes(out.responses[-1], cfg.n_pe, p.rd_lane_bits)
-        assert cyc == rep.cycles and stall == rep.stall_cycles and np.array_equal(busy, rep.busy), \
+        cyc, stall, secs = c.cycles, c.stall_cycles, span.wall_s
+        assert cyc == rep.cycles and stall == rep.stall_cycles and np.array_equal(c.busy, rep.busy), \
             f"{name}: RTL {cyc}/{stall} cycles/stalls, model {rep.cycles}/{rep.stall_cycles}"
-        print(f"{name:8} {spec.n_in:>5}x{spec.n_out:<6} {len(writes):>7} {cyc:>8} {rep.cycles:>8} "
+        print(f"{name:8} {spec.n_in:>5}x{spec.n_out:<6} {len(load.writes):>7} {cyc:>8} {rep.cycles:>8} "
               f"{spec.paper_cycles:>7} {rep.lower_bound:>7} {stall:>6} {'yes' if exact else 'NO':>5} "
-              f"{secs:>6.2f} {clocks / secs:>8.0f}")
+              f"{secs:>6.2f} {cyc / secs:>8.0f}")
     return 0
 
 

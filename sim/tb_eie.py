@@ -1,10 +1,10 @@
 """cocotb testbench of the generated EIE: replays a :class:`sim.job.Job` and checks it.
 
 Run through :func:`sim.session.run_job` (which writes the job file and names it in
-``EIE_SIM_JOB``; the result goes to ``EIE_SIM_RESULT``). For every case: reset, load the image
-through the wide write port, then every run: write the input, ``start``, wait for ``done`` in
-the simulator, read the outputs of the last two layers of the run (both activation banks) and
-the counters. Checks, all exact:
+``EIE_SIM_JOB``; the result goes to ``EIE_SIM_RESULT``). For every case, the programs of
+:mod:`hw.host` played by :class:`sim.driver.EIEDriver`: reset and load the image, then every
+run: write the input, start, wait for ``done``, read the outputs of the run's last two layers
+(both activation banks) and the counters. Checks, all exact:
 
 - outputs == the golden model (:mod:`sw.eie.golden`), bit for bit;
 - ``cycles``, ``stall_cycles`` and every PE's busy counter == the cycle model (:mod:`sw.eie.cycles`).
@@ -24,7 +24,6 @@ from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.triggers import ClockCycles
 
 from hw import host
 from hw.params import HWParams
@@ -34,34 +33,24 @@ from sw.eie.cycles import simulate_layer
 from sw.eie.golden import run_layer
 from sw.eie.pack import NetworkImage
 
-from .driver import EIEDriver, RunCounters, Stalls
+from .driver import EIEDriver, Stalls
 from .job import Case, CaseResult, Job, JobResult, Run, RunResult, load, save
 
 
 def cycle_limit(image: NetworkImage, run: Run) -> int:
     """Generous bound on a run's cycles (a hang is reported, not waited for forever)."""
     if run.model_cycles:
-        return 2 * sum(run.model_cycles) + 10_000
-    total = 0
-    for li in run.layers:
-        d = image.layers[li]
-        total += int(d.n_entries.max(initial=0)) + d.n_in + d.rows_per_pe + 64
-    return 4 * total + 10_000
+        return 2 * sum(run.model_cycles) + host.RUN_LIMIT
+    return host.run_limit(image, run.layers)
 
 
 async def execute(drv: EIEDriver, image: NetworkImage, x: np.ndarray, first: int, n: int,
-                  limit: int) -> tuple[dict[int, np.ndarray], RunCounters, tuple[float, float]]:
+                  limit: int) -> tuple[dict[int, np.ndarray], host.Counters, host.RunSpan]:
     """Write ``x``, run layers ``first .. first + n - 1``, read the last two layers' outputs
-    and the counters; also the (wall, CPU) seconds from start to done."""
-    await drv.write_stream(drv.input_stream(image, x))
-    t, c = time.perf_counter(), time.process_time()
-    t0, t1 = await drv.run(first, n, limit)
-    wall = (time.perf_counter() - t, time.process_time() - c)
-    last = first + n - 1
-    outs = {last: await drv.read_output(image, last, host.output_bank(n))}
-    if n >= 2:  # the layer before wrote the other bank, which the last layer only read
-        outs[last - 1] = await drv.read_output(image, last - 1, host.output_bank(n - 1))
-    return outs, await drv.counters(t0, t1), wall
+    (both activation banks) and the counters."""
+    out = await drv.run(host.inference_program(drv.p, image, x, first, n, read_back=2,
+                                               limit=limit))
+    return dict(out.outputs), out.counters[0], out.spans[0]
 
 
 def _describe_row(image: NetworkImage, li: int, p: int) -> str:
@@ -91,8 +80,7 @@ async def diagnose(drv: EIEDriver, case: Case, run: Run, outs: dict[int, np.ndar
         if run.n_layers == 1:
             got = outs[lj]
         else:
-            got, _, _ = await execute(drv, image, inputs[idx], lj, 1,
-                                      cycle_limit(image, run))
+            got, _, _ = await execute(drv, image, inputs[idx], lj, 1, cycle_limit(image, run))
             got = got[lj]
         if not np.array_equal(got, run.expect[idx]):
             li, x, want, layer_out = lj, inputs[idx], run.expect[idx], got
@@ -145,7 +133,7 @@ async def diagnose(drv: EIEDriver, case: Case, run: Run, outs: dict[int, np.ndar
     return "; ".join(msg)
 
 
-async def diagnose_cycles(drv: EIEDriver, case: Case, run: Run, c: RunCounters) -> str:
+async def diagnose_cycles(drv: EIEDriver, case: Case, run: Run, c: host.Counters) -> str:
     """Localise a counter mismatch: re-run each layer alone and compare it with the model."""
     image = case.image
     busy = run.model_busy.sum(axis=0)
@@ -174,30 +162,26 @@ async def run_case(drv: EIEDriver, case: Case, job: Job) -> CaseResult:
     drv.stalls = None if case.stall_seed is None else \
         Stalls(np.random.default_rng(case.stall_seed), p=case.stall_p)
     t_case = time.perf_counter()
-    await drv.reset()
+    await drv.run(host.reset_program(drv.p))
     t = time.perf_counter()
-    writes = await drv.load_image(case.loaded)
-    res = CaseResult(case.name, [], writes, time.perf_counter() - t)
+    load = host.image_load(drv.p, case.loaded)
+    await drv.run([load])
+    res = CaseResult(case.name, [], len(load.writes), time.perf_counter() - t)
     for run in case.runs:
         if run.reset_after is not None:  # abort a run by reset, then the protocol from the top
-            await drv.write_stream(drv.input_stream(image, run.x))
-            drv.dut.first_layer.value = run.first_layer
-            drv.dut.n_layers.value = run.n_layers
-            drv.dut.start.value = 1
-            await drv.edge
-            drv.dut.start.value = 0
-            await ClockCycles(drv.dut.clk, run.reset_after)
-            await drv.reset()
-            await drv.load_image(case.loaded)
-        outs, c, wall = await execute(drv, image, run.x, run.first_layer, run.n_layers,
+            await drv.run([host.input_load(drv.p, image, run.x),
+                           host.Start(run.first_layer, run.n_layers), host.Idle(run.reset_after),
+                           *host.reset_program(drv.p), load])
+        outs, c, span = await execute(drv, image, run.x, run.first_layer, run.n_layers,
                                       cycle_limit(image, run))
-        rr = RunResult(outs, c.cycles, c.stall_cycles, c.busy, c.start_cycle, c.done_cycle, *wall)
+        rr = RunResult(outs, c.cycles, c.stall_cycles, c.busy, span.start_cycle, span.done_cycle,
+                       span.wall_s, span.cpu_s)
         res.runs.append(rr)
         wrong = [li for idx, li in enumerate(run.layers)
                  if li in outs and not np.array_equal(outs[li], run.expect[idx])]
         if wrong:
             rr.ok = res.ok = False
-            res.message = await diagnose(drv, case, run, outs, c.start_cycle) if job.diagnose else \
+            res.message = await diagnose(drv, case, run, outs, span.start_cycle) if job.diagnose else \
                 f"run {run.label!r}: outputs of layer(s) {wrong} differ from the golden model"
         elif job.check_cycles and run.model_cycles and (
                 c.cycles != sum(run.model_cycles) or c.stall_cycles != sum(run.model_stalls)

@@ -3,25 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-from amaranth.sim import Simulator
 
+from sim.amaranth_host import run_sim  # noqa: F401  (the tests' clocked simulator)
 from sw.eie.config import EIEConfig
 from sw.eie.pack import NetworkImage, pack_network
-
-
-def run_sim(dut, *benches, processes=(), vcd: str | None = None) -> None:
-    """Run async testbenches (and processes) on ``dut`` with a clock; optional VCD."""
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
-    for b in benches:
-        sim.add_testbench(b)
-    for p in processes:
-        sim.add_process(p)
-    if vcd:
-        with sim.write_vcd(vcd):
-            sim.run()
-    else:
-        sim.run()
 
 
 async def stream_put(ctx, stream, payload: dict | int) -> None:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers_eie import chain, random_layer, roomy
 
-from hw.sim_driver import simulate
+from sim.amaranth_host import simulate
 from sw.eie import golden
 from sw.eie.config import PRESETS, EIEConfig
 from sw.eie.formats import choose_formats, frac_for

@@ -1,20 +1,20 @@
-"""The whole EIE (hw.top.EIE) in Amaranth's simulator, driven through its host port by
-hw.sim_driver: bit-exact against the golden model and cycle-exact against the cycle model."""
+"""The whole EIE (hw.top.EIE) in Amaranth's simulator, driven through its host port by the
+programs of hw.host (sim.amaranth_host): bit-exact against the golden model and cycle-exact
+against the cycle model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from amaranth.hdl import ClockDomain, Module
 from helpers_eie import chain, random_layer
 from hw_testutil import dense_column_image, run_sim
 
 from hw import host
 from hw.central_control import DRAIN, WB_TAIL, start_latency
-from hw.params import HWParams, RdMem, WrMem
-from hw.sim_driver import AmaranthHost, simulate
+from hw.params import HWParams, WrMem
 from hw.timing import rtl_timing
 from hw.top import EIE
+from sim.amaranth_host import AmaranthHost, run_program, simulate, with_reset
 from sw.eie import cycles, fixedpoint, golden
 from sw.eie.config import PRESETS, EIEConfig
 from sw.eie.pack import pack_network
@@ -69,21 +69,15 @@ def test_each_layer_alone_matches_the_chain_and_outputs_land_in_bank_n_layers_mo
     a = [x]
     for li in range(3):
         a.append(golden.run_layer(img, li, a[-1]))
-    dut = EIE(TINY)
-    got = {}
-
-    async def bench(ctx):
-        drv = AmaranthHost(dut, ctx)
-        await drv.wait_ready()
-        await drv.load_image(img)
-        for li in range(3):  # one layer at a time, each from bank 0
-            got[li] = (await drv.infer(img, a[li], first_layer=li, n_layers=1)).output
-        got["chain"] = (await drv.infer(img, a[0], 0, 3)).output
-
-    run_sim(dut, bench)
+    p = HWParams(TINY)
+    program = host.load_program(p, img)
+    for li in range(3):  # one layer at a time, each from bank 0
+        program += host.inference_program(p, img, a[li], first_layer=li, n_layers=1)
+    program += host.inference_program(p, img, a[0], 0, 3)
+    *alone, chain_out = [y for _, y in run_program(EIE(TINY), program).outputs]
     for li in range(3):
-        assert np.array_equal(got[li], a[li + 1]), li
-    assert np.array_equal(got["chain"], a[3])
+        assert np.array_equal(alone[li], a[li + 1]), li
+    assert np.array_equal(chain_out, a[3])
 
 
 @pytest.mark.parametrize("n_pe,depth", [(1, 1), (2, 3), (3, 2), (5, 4), (4, 1)])
@@ -174,20 +168,15 @@ def test_host_port_reads_back_inputs_and_refuses_writes_while_running():
 
     async def bench(ctx):
         drv = AmaranthHost(dut, ctx)
-        assert not ctx.get(dut.ready)  # clearing the accumulators after reset
-        await drv.wait_ready()
-        await drv.load_image(img)
-        await drv.write_input(img, x)
-        resp = await drv.read(host.output_reads(p, 0, 3))
+        assert not ctx.get(dut.ready)  # clearing the accumulators after power-up
+        (resp,) = (await drv.run([host.WaitReady(TINY.act_depth + 16), host.image_load(p, img),
+                                  host.input_load(p, img, x),
+                                  host.Read(tuple(host.output_reads(p, 0, 3))),
+                                  host.Start(0, 1)])).reads
         seen["input"] = host.assemble_output(p, resp, 12)
-        ctx.set(dut.start, 1)
-        ctx.set(dut.n_layers, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
         seen["ready_while_busy"] = ctx.get(dut.wr.ready), ctx.get(dut.busy)
-        await ctx.tick().until(dut.done)
-        (v,) = await drv.read([(RdMem.BUSY, 0)])
-        seen["busy"] = host.unpack_lanes(v, p.n_pe, p.rd_lane_bits)
+        out = await drv.run([host.WaitDone(10_000), host.ReadCounters()])
+        seen["busy"] = out.counters[0].busy
 
     run_sim(dut, bench)
     assert np.array_equal(seen["input"], x)
@@ -201,29 +190,22 @@ def test_reset_in_the_middle_of_a_layer_leaves_no_stale_state():
     img = pack_network([random_layer(rng, 32, 32, 0.6, "fc")], TINY)
     x = img.input_to_physical(_input(rng, 32, 0.8, TINY, 2.0))
     dut = EIE(TINY)
-    top = Module()  # an explicit sync domain, so the bench can drive its reset
-    top.domains.sync = cd = ClockDomain("sync")
-    top.submodules.dut = dut
+    top, rst = with_reset(dut)
+    p = dut.params
     out = {}
 
     async def bench(ctx):
-        drv = AmaranthHost(dut, ctx)
-        await drv.wait_ready()
-        await drv.load_image(img)
-        await drv.write_input(img, x)
-        ctx.set(dut.n_layers, 1)
-        ctx.set(dut.start, 1)
-        await ctx.tick()
-        ctx.set(dut.start, 0)
-        await ctx.tick().repeat(25)  # in the middle of the compute phase
-        assert ctx.get(dut.busy)
-        ctx.set(cd.rst, 1)  # synchronous reset: memories keep the image
-        await ctx.tick()
-        ctx.set(cd.rst, 0)
-        out["r"] = await drv.infer(img, x)
+        drv = AmaranthHost(dut, ctx, rst)
+        await drv.run(host.load_program(p, img)
+                      + [host.input_load(p, img, x), host.Start(0, 1), host.Idle(25)])
+        assert ctx.get(dut.busy)  # in the middle of the compute phase
+        # a one-cycle synchronous reset: memories keep the image
+        out["r"] = await drv.run([host.Reset(TINY.act_depth + 16, cycles=1)]
+                                 + host.inference_program(p, img, x))
 
     run_sim(top, bench)
-    assert np.array_equal(out["r"].output, golden.run_layer(img, 0, x))
+    ((_, y),) = out["r"].outputs
+    assert np.array_equal(y, golden.run_layer(img, 0, x))
 
 
 def test_layer_table_write_uses_lane_0_and_ignores_the_pe_mask():
@@ -234,3 +216,13 @@ def test_layer_table_write_uses_lane_0_and_ignores_the_pe_mask():
     assert len(layer_writes) == 1 and layer_writes[0].lanes[1:] == (0,) * (TINY.n_pe - 1)
     assert {x.mem for x in w} == {WrMem.SPMAT, WrMem.PTR, WrMem.BIAS, WrMem.CODEBOOK,
                                   WrMem.LAYER}
+
+
+def test_rom_program_writes_only_the_input():
+    rng = np.random.default_rng(2)
+    img = pack_network(chain(rng, [20, 16, 8], 0.5, scale=0.5), TINY)
+    p = HWParams(TINY)
+    prog = host.rom_program(p, img, img.input_to_physical(_input(rng, 20, 0.5, TINY)))
+    writes = [w for s in prog if isinstance(s, host.Write) for w in s.writes]
+    assert {w.mem for w in writes} == {WrMem.ACT_CLEAR, WrMem.ACT}
+    assert isinstance(prog[0], host.Reset) and sum(isinstance(s, host.Start) for s in prog) == 1

@@ -11,14 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers_eie import chain, random_layer
-from hw_testutil import run_sim
 
-from hw import host, verilator_check
-from hw.params import HWParams, RdMem
-from hw.sim_driver import AmaranthHost
+from hw import host
+from hw.params import HWParams
 from hw.timing import rtl_timing
 from hw.top import EIE
 from hw.verilog import generate, strip_zero_memory_init
+from sim import verilator_harness
+from sim.amaranth_host import run_program
 from sw.eie import cycles, fixedpoint, golden
 from sw.eie.config import PRESETS, EIEConfig
 from sw.eie.pack import pack_network
@@ -79,24 +79,19 @@ def test_verilator_lints_the_generated_verilog_without_warnings(tmp_path):
     for n_pe in (1, 6):
         v = tmp_path / f"eie{n_pe}.v"
         v.write_text(generate(TINY.replace(n_pe=n_pe)).text)
-        assert verilator_check.lint(v, "eie", tmp_path / f"lint{n_pe}") == []
+        assert verilator_harness.lint(v, "eie", tmp_path / f"lint{n_pe}") == []
 
 
 def _verilator_layer_run(cfg: EIEConfig, img, x_phys: np.ndarray, workdir: Path):
     p = HWParams(cfg)
     v = workdir / "eie.v"
     v.write_text(generate(cfg).text)
-    built = verilator_check.build(v, "eie", workdir)
-    d = img.layers[0]
-    lines = (verilator_check.transactions(p, host.image_writes(p, img))
-             + verilator_check.transactions(p, host.input_writes(p, img, x_phys))
-             + ["S 0 1"]
-             + verilator_check.read_lines(host.output_reads(p, 1, d.rows_per_pe))
-             + verilator_check.read_lines([(RdMem.BUSY, 0)]))
-    out = verilator_check.run(built.exe, lines, workdir)
-    y = host.assemble_output(p, out.responses[:-1], d.n_out)
-    busy = host.unpack_lanes(out.responses[-1], cfg.n_pe, p.rd_lane_bits)
-    return y, out.runs[0], busy
+    built = verilator_harness.build(v, "eie", workdir)
+    out = verilator_harness.run(built.exe, p, host.load_program(p, img)
+                                + host.inference_program(p, img, x_phys, 0, 1), workdir)
+    ((_, y),), (c,), (span,) = out.outputs, out.counters, out.spans
+    assert span.done_cycle - span.start_cycle == c.cycles
+    return y, c
 
 
 @needs_toolchain
@@ -105,11 +100,11 @@ def test_verilated_design_is_bit_and_cycle_exact_on_a_random_layer(tmp_path):
     cfg = TINY.replace(n_pe=6, queue_depth=2)
     img = pack_network([random_layer(rng, 60, 70, 0.3, "fc", scale=0.5, relu=True)], cfg)
     x = fixedpoint.quantize_input(rng.normal(0, 2, 70) * (rng.random(70) < 0.4), cfg)
-    y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
+    y, c = _verilator_layer_run(cfg, img, x, tmp_path)
     assert np.array_equal(y, golden.run_layer(img, 0, x))
     rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg))
-    assert (cyc, stall) == (rep.cycles, rep.stall_cycles)
-    assert np.array_equal(busy, rep.busy)
+    assert (c.cycles, c.stall_cycles) == (rep.cycles, rep.stall_cycles)
+    assert np.array_equal(c.busy, rep.busy)
 
 
 @pytest.mark.slow
@@ -120,15 +115,15 @@ def test_eie64_verilog_lints_builds_and_runs_alex8_bit_and_cycle_exact(tmp_path)
     cfg = PRESETS["eie64"]
     v = tmp_path / "eie.v"
     v.write_text(generate(cfg).text)
-    assert verilator_check.lint(v, "eie", tmp_path / "lint") == []
+    assert verilator_harness.lint(v, "eie", tmp_path / "lint") == []
     img = pack_network([replace(bench_layer("Alex-8"), relu=True)], cfg)
     x = img.input_to_physical(fixedpoint.quantize_input(bench_input("Alex-8"), cfg))
-    y, (cyc, stall, _, _), busy = _verilator_layer_run(cfg, img, x, tmp_path)
+    y, c = _verilator_layer_run(cfg, img, x, tmp_path)
     assert np.array_equal(y, golden.run_layer(img, 0, x))
     rep = cycles.simulate_layer(img, 0, x, rtl_timing(cfg))
-    assert (cyc, stall) == (rep.cycles, rep.stall_cycles)
-    assert np.array_equal(busy, rep.busy)
-    assert cyc <= 7920  # EIE's measured Alex-8 latency at 64 PEs (Table IV)
+    assert (c.cycles, c.stall_cycles) == (rep.cycles, rep.stall_cycles)
+    assert np.array_equal(c.busy, rep.busy)
+    assert c.cycles <= 7920  # EIE's measured Alex-8 latency at 64 PEs (Table IV)
 
 
 def test_rom_build_computes_without_loading_the_image():
@@ -137,15 +132,9 @@ def test_rom_build_computes_without_loading_the_image():
     p = HWParams(TINY)
     dut = EIE(TINY, pe_inits=host.pe_inits(img), layer_init=host.layer_table(p, img))
     x = fixedpoint.quantize_input(rng.normal(0, 1, 20), TINY)
-    got = {}
-
-    async def bench(ctx):
-        drv = AmaranthHost(dut, ctx)
-        await drv.wait_ready()
-        got["r"] = await drv.infer(img, img.input_to_physical(x))  # no load_image
-
-    run_sim(dut, bench)
-    assert np.array_equal(img.to_logical(1, got["r"].output), golden.run_network(img, x)[1])
+    out = run_program(dut, host.rom_program(p, img, img.input_to_physical(x)))
+    ((_, y),) = out.outputs
+    assert np.array_equal(img.to_logical(1, y), golden.run_network(img, x)[1])
     g = generate(TINY, image=img)
     assert g.pe_module is None and "initial begin" in g.text  # the images are in the file
 

@@ -10,8 +10,8 @@ import pytest
 from helpers_eie import chain
 
 from hw.params import HWParams, lnzd_levels
-from hw.sim_driver import simulate
 from hw.timing import rtl_timing
+from sim.amaranth_host import simulate
 from sw.eie import cycles, fixedpoint, golden
 from sw.eie.config import PRESETS, EIEConfig
 from sw.eie.pack import pack_network
