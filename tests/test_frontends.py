@@ -276,6 +276,29 @@ def onnx_graph(op: str, domain: str = "") -> onnx.ModelProto:
     return helper.make_model(g, opset_imports=opsets)
 
 
+def test_onnx_string_attributes_are_text_and_the_network_stores(tmp_path):
+    from sw.frontends.stored import network_from_meta, network_meta
+
+    w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    nodes = [helper.make_node("Gemm", ["x", "w"], ["h"], name="Gemm_0", transB=1),
+             helper.make_node("Gelu", ["h"], ["y"], name="Gelu_1", approximate="tanh")]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["b", 3])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["b", 4])], [w])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 20)]), tmp_path / "g.onnx")
+    net = load_network(tmp_path / "g.onnx")
+    gelu = next(n for n in net.nodes if n.op == "gelu")
+    assert gelu.attrs["approximate"] == "tanh"
+    x = np.linspace(-2, 2, 6, dtype=np.float32).reshape(2, 3)
+    want = torch.nn.functional.gelu(torch.from_numpy(x) @ torch.ones(3, 4), approximate="tanh")
+    assert np.allclose(net.run_float(x), want.numpy(), atol=1e-6)
+    fc = QuantizedLayer("Gemm_0", "linear", np.array([0, 1] + [0.5] * 14, np.float32),
+                        np.ones((4, 3), np.uint8), None, 4)
+    import json
+
+    back = network_from_meta(json.loads(json.dumps(network_meta(net))), [fc], "g")
+    assert next(n for n in back.nodes if n.op == "gelu").attrs == {"approximate": "tanh"}
+
+
 @pytest.mark.parametrize("op,domain", [("Einsum", ""), ("MyFancyOp", "com.example")])
 def test_unsupported_onnx_operator_is_one_line_naming_node_and_op(tmp_path, op, domain):
     onnx.save(onnx_graph(op, domain), tmp_path / "model.onnx")
