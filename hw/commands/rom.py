@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 
+from sw.commands.options import add_act, add_calib, add_config
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = __doc__
@@ -32,8 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bench", metavar="NAME",
                    help="instead of MODEL: a built-in EIE Table III layer or 'alexnet' (as `eie pack`)")
     p.add_argument("--seed", type=int, default=0, help="seed of the --bench synthesis")
-    p.add_argument("--config", required=True, metavar="PRESET|FILE",
-                   help="accelerator configuration: a preset or a JSON file of EIEConfig fields")
+    add_config(p, None)
     p.add_argument("--balance", action="store_true",
                    help="load-balance-aware row assignment (as `eie pack --balance`)")
     p.add_argument("--init", choices=["readmemh", "amaranth"], default="readmemh",
@@ -41,10 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", default="eie_rom", help="top module name (default: eie_rom)")
     p.add_argument("--absolute-paths", action="store_true",
                    help="$readmemh with absolute paths (for simulators run from elsewhere)")
-    p.add_argument("--calib", metavar="FILE",
-                   help="calibration inputs for per-layer activation formats (as `eie pack`)")
-    p.add_argument("--act", default="relu", choices=["relu", "identity", "tanh", "sigmoid", "gelu"],
-                   help="activation between the layers of a bare state_dict")
+    add_calib(p)
+    add_act(p)
     p.add_argument("--out", required=True, metavar="DIR", help="output directory, written atomically")
 
 

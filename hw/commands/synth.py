@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from sw.commands.options import add_config
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from hw.fpga.flow import DEFAULT_DEVICE, DEVICES
@@ -24,9 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "  eie synth --config ecp5_small --out build/synth\n"
                 "  eie synth --config ecp5_max --xilinx --freq 100 --out build/synth-max\n"
                 "  eie synth --verilog my.v --top my_top --no-pnr --out build/synth-my")
-    p.add_argument("--config", default="tiny", metavar="PRESET|FILE",
-                   help="accelerator configuration: a preset or a JSON file of EIEConfig fields "
-                        "(default: tiny)")
+    add_config(p, "tiny")
     p.add_argument("--out", default="build/synth", metavar="DIR",
                    help="output directory (default: build/synth)")
     p.add_argument("--xilinx", action="store_true",

@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from sw.commands.options import add_config
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = __doc__
@@ -18,10 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = ("examples:\n"
                 "  eie verilog --config eie64 --out build/eie.v\n"
                 "  eie verilog --config my_config.json --name eie_small --out build/eie_small.v")
-    p.add_argument("--config", default="eie64", metavar="PRESET|FILE",
-                   help="accelerator configuration: a preset (eie64, small, tiny, ...) or a JSON "
-                        "file of EIEConfig fields, optionally with \"base\": PRESET "
-                        "(default: eie64)")
+    add_config(p)
     p.add_argument("--name", default="eie", help="top module name (default: eie)")
     p.add_argument("--out", required=True, metavar="FILE", help="output Verilog file")
 

@@ -16,6 +16,7 @@ import argparse
 import os
 import time
 
+from sw.commands.options import add_act, add_config, add_formats
 from sw.errors import DataError
 
 
@@ -29,8 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                 "  eie sim --weights alexnet.pth    # real AlexNet FC weights\n"
                 "  eie sim --fuzz 1000 --seed 0     # random layers on N = 1, 2, 3, 4, 8, 64\n"
                 "  SIM=icarus WAVES=1 eie sim --layers Alex-8 --mnist 0 --config eie64")
-    p.add_argument("--config", default="eie64", metavar="PRESET|FILE",
-                   help="accelerator configuration (preset or JSON file)")
+    add_config(p)
     p.add_argument("--layers", default="Alex-6,Alex-7,Alex-8,alexnet", metavar="LIST",
                    help="comma-separated EIE Table III layers (Alex-6 ... NT-LSTM) and/or "
                         "'alexnet' (fc6 -> fc7 -> fc8 back to back); 'none' for no layers")
@@ -56,11 +56,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="inputs for --model: .npz (x_test[, y_test, x_train, y_train]), .npy "
                         "or IDX, or an MNIST directory")
     p.add_argument("--limit", type=int, metavar="N", help="with --inputs: the first N inputs")
-    p.add_argument("--act", default="relu", choices=["relu", "identity", "tanh", "sigmoid", "gelu"],
-                   help="activation between the layers of a bare state_dict")
-    p.add_argument("--formats", default="auto", choices=["auto", "fixed"],
-                   help="activation formats of --model: per layer from calibration data, or "
-                        "act_frac everywhere")
+    add_act(p)
+    add_formats(p)
     p.add_argument("--seed", type=int, default=0,
                    help="seed of the synthetic layers and inputs (and of --fuzz)")
     p.add_argument("--fuzz", type=int, metavar="N",

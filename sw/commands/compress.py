@@ -27,6 +27,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from sw.commands.options import add_act
 from sw.errors import DataError
 
 MODELS = ("lenet300", "lenet5", "alexnet-fc")
@@ -51,9 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--task", choices=("classification", "regression"),
                    help="with a model file: what the targets are (default: classification for "
                         "integer targets, regression for real ones); sets the loss and metrics")
-    g.add_argument("--act", choices=("relu", "identity", "tanh", "sigmoid", "gelu"),
-                   help="with a state_dict model file: the activation between its layers "
-                        "(default relu; other formats record their own)")
+    add_act(g, None)
     g.add_argument("--weights", metavar="FILE",
                    help="torch.save'd state_dict to start from: required for alexnet-fc "
                         "(torchvision keys classifier.1/4/6.weight|bias); for the LeNets a "

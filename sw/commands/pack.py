@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import time
 
+from sw.commands.options import add_act, add_calib, add_config
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = __doc__
@@ -33,16 +35,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bench", metavar="NAME",
                    help="a built-in EIE Table III layer (Alex-6, ..., NT-LSTM) or 'alexnet'")
     p.add_argument("--seed", type=int, default=0, help="seed of the --bench synthesis")
-    p.add_argument("--config", default="eie64", metavar="PRESET|FILE",
-                   help="accelerator configuration: a preset (eie64, small, tiny) or a "
-                        "JSON file of EIEConfig fields (optionally with \"base\": PRESET)")
+    add_config(p)
     p.add_argument("--balance", action="store_true",
                    help="load-balance-aware row assignment (rows permuted to equalise per-PE work)")
-    p.add_argument("--calib", metavar="FILE",
-                   help="calibration inputs (.npz, .npy, IDX, MNIST dir) for per-layer "
-                        "activation formats")
-    p.add_argument("--act", default="relu", choices=["relu", "identity", "tanh", "sigmoid", "gelu"],
-                   help="activation between the layers of a bare state_dict")
+    add_calib(p)
+    add_act(p)
     p.add_argument("--out", metavar="DIR", required=True,
                    help="output directory, written atomically")
 

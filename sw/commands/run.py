@@ -12,16 +12,14 @@ from __future__ import annotations
 import argparse
 import time
 
+from sw.commands.options import add_act, add_config, add_formats
+
 
 def add_common(p: argparse.ArgumentParser) -> None:
     """Options every command that runs a user's network takes (also `eie sim --model`)."""
-    p.add_argument("--config", default="eie64", metavar="PRESET|FILE",
-                   help="accelerator configuration (preset or JSON file)")
-    p.add_argument("--act", default="relu", choices=["relu", "identity", "tanh", "sigmoid", "gelu"],
-                   help="activation between the layers of a bare state_dict")
-    p.add_argument("--formats", default="auto", choices=["auto", "fixed"],
-                   help="activation formats: per layer from calibration data (auto), or the "
-                        "configuration's act_frac everywhere (fixed)")
+    add_config(p)
+    add_act(p)
+    add_formats(p)
     p.add_argument("--balance", action="store_true", help="load-balanced row assignment")
     p.add_argument("--limit", type=int, metavar="N", help="the first N inputs only")
 
