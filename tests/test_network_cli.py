@@ -190,3 +190,37 @@ def test_eie_pack_writes_one_image_per_eie_segment_and_the_split(mlp_files, tmp_
     # one EIE segment is what a ROM holds: the two-segment network is refused in one line
     assert main(["rom", str(d / "mlp.onnx"), "--config", "tiny", "--out", str(tmp_path / "rom")]) == 2
     assert "2 EIE segments" in capsys.readouterr().err and not (tmp_path / "rom").exists()
+
+
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_compress_pack_and_sim_through_the_command_line(mlp_files, tmp_path, capsys, task):
+    """The whole flow on a user's file: compress (one-shot), pack, then the compressed
+    network through the RTL; classification (the Tanh MLP) and regression."""
+    d, _, _ = mlp_files
+    model, data = d / "mlp.onnx", d / "data.npz"
+    if task == "regression":
+        rng = np.random.default_rng(8)
+        x = rng.normal(0, 1, (240, 5)).astype(np.float32)
+        y = (x[:, :2] @ np.array([[1.0, -0.5], [0.3, 2.0]], np.float32) + np.tanh(x[:, 2:4])).astype(np.float32)
+        torch.manual_seed(9)
+        net = _train(nn.Sequential(nn.Linear(5, 24), nn.ReLU(), nn.Linear(24, 16), nn.Sigmoid(),
+                                   nn.Linear(16, 2)), x[:200], y[:200], nn.functional.mse_loss, 150)
+        model, data = tmp_path / "reg.onnx", tmp_path / "reg.npz"
+        _onnx(net, x, model)
+        np.savez(data, x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
+    cfg = tmp_path / "n3d4.json"
+    cfg.write_text(json.dumps(FUZZ_CONFIGS["n3d4"].to_dict()))
+    assert main(["compress", "--model", str(model), "--data", str(data), "--out",
+                 str(tmp_path / "c"), "--retrain-epochs", "0", "--finetune-epochs", "0",
+                 "--prune-iters", "1", "--no-plots", "--no-progress"]) == 0
+    compressed = tmp_path / "c" / "model.eie"
+    assert main(["pack", str(compressed), "--calib", str(data), "--config", str(cfg),
+                 "--out", str(tmp_path / "img")]) == 0
+    assert (tmp_path / "img" / "network.json").exists()
+    capsys.readouterr()
+    assert main(["sim", "--model", str(compressed), "--inputs", str(data), "--config", str(cfg),
+                 "--limit", "6"]) == 0
+    out = capsys.readouterr().out
+    assert "network outputs RTL == golden: yes" in out and "yes (6/6)" in out
+    metric = "accuracy" if task == "classification" else "rmse"
+    assert f"rtl     {metric} " in out
