@@ -269,7 +269,7 @@ class ActivationRW(wiring.Component):
         p = self._p
         c = p.config
         lb, ab, accb = p.local_bits, p.act_bits, p.acc_bits
-        m.submodules.write_back = wb = WriteBack(p)
+        m.submodules.write_back = writeback = WriteBack(p)
         m.submodules.nz_list = nzl = NonZeroList(p)
 
         # accumulators: the arithmetic unit's during compute, the write-back's otherwise (W0
@@ -288,11 +288,12 @@ class ActivationRW(wiring.Component):
             acc_rp.addr.eq(Mux(self.wb.valid, self.wb.row, au.rd_addr)),
             bias_rp.addr.eq(self.ctl.bias_base + self.wb.row),
             au.rd_data.eq(acc_rp.data),
-            wb.i.eq(self.wb), wb.w_frac.eq(self.ctl.w_frac), wb.relu.eq(self.ctl.relu),
-            wb.acc.eq(acc_rp.data), wb.bias.eq(bias_rp.data),
-            acc_wp.en.eq(wb.clear_valid | au.wr.en),
-            acc_wp.addr.eq(Mux(wb.clear_valid, wb.clear_row, au.wr.addr)),
-            acc_wp.data.eq(Mux(wb.clear_valid, 0, au.wr.data)),
+            writeback.i.eq(self.wb),
+            writeback.w_frac.eq(self.ctl.w_frac), writeback.relu.eq(self.ctl.relu),
+            writeback.acc.eq(acc_rp.data), writeback.bias.eq(bias_rp.data),
+            acc_wp.en.eq(writeback.clear_valid | au.wr.en),
+            acc_wp.addr.eq(Mux(writeback.clear_valid, writeback.clear_row, au.wr.addr)),
+            acc_wp.data.eq(Mux(writeback.clear_valid, 0, au.wr.data)),
         ]
 
         # The two banks' dense files, one memory (bank 1 at 1 << local_bits). At most one bank
@@ -305,7 +306,7 @@ class ActivationRW(wiring.Component):
                                                    attrs=attrs)
         d_wp, d_rp = dense.write_port(), dense.read_port()
         # the writer: the write-back (W4, into the destination bank) or the host (bank 0)
-        wb_o, host = wb.o, self.in_wr
+        wb_o, host = writeback.o, self.in_wr
         m.d.comb += [
             d_wp.en.eq(wb_o.en | host.en),
             d_wp.addr.eq(Cat(Mux(wb_o.en, wb_o.addr, host.addr), wb_o.en & ~self.ctl.src_bank)),
