@@ -48,7 +48,7 @@ class WriteBack(wiring.Component):
     ``sw.eie.fixedpoint.requantize``.
 
     - W0 (in :class:`ActivationRW`): read accumulator[row] and bias[bias_base + row];
-    - W1: both registered as they leave their memories (``acc``, ``bias``);
+    - W1: both registered as they leave their memories (``acc_data``, ``bias_data``);
       accumulator[row] := 0 (``clear_valid`` / ``clear_row``: ready for the next layer);
     - W1b: bias << w_frac, registered with the accumulator;
     - W2: t = (acc + (bias << w_frac)) mod 2**acc_bits, registered;
@@ -67,8 +67,10 @@ class WriteBack(wiring.Component):
             "i": In(params.wb),
             "w_frac": In(params.w_frac_bits),
             "relu": In(1),
-            "acc": In(signed(params.acc_bits)),
-            "bias": In(signed(params.act_bits)),
+            # named apart from ActivationRW's memories ``acc`` and ``bias``: the wires that
+            # feed these ports take their names there, and the ROM flow finds ``bias`` by name
+            "acc_data": In(signed(params.acc_bits)),
+            "bias_data": In(signed(params.act_bits)),
             "clear_valid": Out(1),
             "clear_row": Out(lb),
             "o": Out(write_signature(lb, signed(params.act_bits))),
@@ -85,8 +87,8 @@ class WriteBack(wiring.Component):
         m.d.comb += [self.clear_valid.eq(v1), self.clear_row.eq(row1)]
         v1b, row1b = Signal(), Signal(lb)
         acc1b, bias1b = Signal(signed(accb)), Signal(signed(ab))
-        m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(self.acc),
-                     bias1b.eq(self.bias)]
+        m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(self.acc_data),
+                     bias1b.eq(self.bias_data)]
         # W1b: bias << w_frac, written as the product bias * 2**w_frac so that synthesis gives
         # it to a multiplier block (an ECP5 MULT18X18D; the arithmetic unit uses another, the
         # LFE5U-85F has 156) instead of a barrel shifter in LUTs (measured on ecp5_small: 194
@@ -290,7 +292,7 @@ class ActivationRW(wiring.Component):
             au.rd_data.eq(acc_rp.data),
             writeback.i.eq(self.wb),
             writeback.w_frac.eq(self.ctl.w_frac), writeback.relu.eq(self.ctl.relu),
-            writeback.acc.eq(acc_rp.data), writeback.bias.eq(bias_rp.data),
+            writeback.acc_data.eq(acc_rp.data), writeback.bias_data.eq(bias_rp.data),
             acc_wp.en.eq(writeback.clear_valid | au.wr.en),
             acc_wp.addr.eq(Mux(writeback.clear_valid, writeback.clear_row, au.wr.addr)),
             acc_wp.data.eq(Mux(writeback.clear_valid, 0, au.wr.data)),
