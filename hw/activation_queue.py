@@ -5,11 +5,11 @@ control unit broadcasts each non-zero input to every PE's queue; a PE takes the 
 it has finished the previous column, so a PE with a long column does not hold up the others
 until its queue fills; broadcasting stalls while any queue is full (depth 8 in the paper).
 
-Timing (docs/format.md): a pair occupies its place until the PE *starts* its column, also while
-it waits in the pointer read unit's two stages after leaving the FIFO; ``room`` is a register --
-"fewer than ``depth`` pairs pushed and not started at the start of this cycle" -- so a start in
-the same cycle never makes room for a push (the broadcast decision is an AND of registers, not
-of the PEs' logic). A pushed pair is at the head from the next cycle.
+Timing (docs/format.md "Timing", the room rule): a pair occupies its place until the PE *starts*
+its column, also while it waits in the pointer read unit's three registers (``HELD_PAIRS``)
+after leaving the FIFO; ``room`` is a register, so a start in the same cycle never makes room
+for a push (the broadcast decision is an AND of registers, not of the PEs' logic). A pushed pair
+is at the head from the next cycle.
 """
 
 from __future__ import annotations
@@ -23,7 +23,8 @@ from .params import HWParams
 
 class ActivationQueue(wiring.Component):
     """FIFO of (j, a_j) pairs: a PE holds up to ``queue_depth + extra`` pairs whose columns have
-    not started, ``extra`` of them in the registers downstream (the pointer read unit's three).
+    not started, ``extra`` of them in the registers downstream (the PE passes ``HELD_PAIRS``,
+    the pointer read unit's three).
     The FIFO itself has room for all of them, so it cannot overflow whatever the downstream
     registers hold (distributed RAM is 16 words deep anyway).
 

@@ -5,38 +5,17 @@ activation register file that swap roles between layers, so a layer's outputs ar
 the next layer's inputs; ReLU on write-back; each PE's leading-non-zero detection over its
 source activations feeds the LNZD tree.
 
-What this unit holds, per PE (docs/hardware.md):
+:class:`ActivationRW` holds, per PE (docs/hardware.md, "Design choices"):
 
 - the accumulator file (``act_depth`` x ``acc_bits``): the destination file during compute,
   read and written by the arithmetic unit;
 - two activation banks, each a dense file (``act_depth`` x ``act_bits``: what the host reads)
-  and a *non-zero list* of ``(local index, value)`` pairs in ascending index with its length.
-  The list is built as the bank is written -- by host input writes (bank 0) and by the
-  write-back -- so the leading-non-zero detection is a read pointer into the source bank's
-  list: zeros never cost a cycle and the next non-zero is ready every cycle. The two dense
-  files are one memory, and so are the two lists, with the bank as the address MSB: only one
-  bank is written at a time, only the source list is read, and only the host reads the dense
-  files, so one write and one read port serve both banks;
-- the bias file (``bias_depth`` x ``act_bits``).
-
-Write-back (one row per cycle, rows 0 .. rows-1, driven by the central control unit in every PE
-at once), docs/format.md "Arithmetic", bit-exact with ``sw.eie.fixedpoint.requantize``:
-
-- W0: read accumulator[row] and bias[bias_base + row];
-- W1: both registered as they leave their memories; accumulator[row] := 0 (ready for the next
-  layer);
-- W1b: bias << w_frac (a product with 2**w_frac: a multiplier block, not a barrel shifter),
-  registered with the accumulator;
-- W2: t = (acc + (bias << w_frac)) mod 2**acc_bits, registered;
-- W2b: of s = t >> w_frac (arithmetic) keep the bits that survive saturation: the low act_bits
-  bits of s and bit w_frac-1 of t (one shift of a window of t), whether s is outside the
-  act_bits range, and its sign;
-- W3: y = s + bit w_frac-1 of t (0 when w_frac is 0): round half up, as format.md's step 2;
-  saturated to act_bits, ReLU if the layer says so;
-- W4: dense[dst][row] := y; if y != 0, append (row, y) to the destination list.
-
-A ``clear`` row only zeroes the accumulator (the central control unit clears all of them after
-reset, so a reset in the middle of a layer leaves no stale sums).
+  and a non-zero list (:class:`NonZeroList`). The two dense files are one memory, and so are
+  the two lists, with the bank as the address MSB: only one bank is written at a time, only the
+  source list is read, and only the host reads the dense files, so one write and one read port
+  serve both banks;
+- the bias file (``bias_depth`` x ``act_bits``);
+- the write-back (:class:`WriteBack`): bias, rounding, saturation and ReLU, once per row.
 """
 
 from __future__ import annotations
@@ -48,6 +27,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import HOST_LOADED_MEMORY, HWParams
+from .signatures import accumulator_signature, write_signature
 
 WB_STAGES = 6  # W0 (read) .. W4 (write): a row's result is written 6 cycles after its read
 
@@ -55,97 +35,60 @@ WB_STAGES = 6  # W0 (read) .. W4 (write): a row's result is written 6 cycles aft
 # words are distributed RAM (ram_style); larger ones are left to Yosys, which puts them into
 # block RAM. ECP5 distributed RAM is 16 words deep, and up to 8 of them (128 words) a bit's
 # read multiplexer is one slice pair (4 LUT4, 2 PFUMX, an L6MUX21). Yosys's own cost model
-# would put a 128-word memory into a DP16KD (18 Kbit, 15% used). Measured on ecp5_small
-# (act_depth 64): block RAM would save 322 LUT4 per PE for the lists and 225 for the dense
-# files, one DP16KD each; but with 8 or 9 DP16KD per PE instead of 7 the LFE5U-85F's 208 hold
-# 26 or 23 PEs, fewer than the 28 that fit its LUTs (75%) with distributed RAM.
+# would put a 128-word memory into a DP16KD (18 Kbit, 15% used); on ecp5_small (act_depth 64)
+# block RAM would save 322 LUT4 per PE for the lists and 225 for the dense files, one DP16KD
+# each. What the choice costs on the LFE5U-85F: docs/fpga.md, "`ecp5_max` (18 PEs)" (distributed
+# RAM runs out first; the non-zero lists in block RAM would allow 26 PEs instead of 18).
 LUTRAM_MAX_DEPTH = 128
 
 
-class ActivationRW(wiring.Component):
-    """Ports:
-        acc_rd_addr / acc_rd_data / acc_wr_*: the arithmetic unit's accumulator access.
-        nz: the head of the source bank's non-zero list (a leaf of the LNZD tree): valid while
-            ``compute``; ``sentinel`` once the list is exhausted; ``ready`` pops it.
-        layer_start: pulse before a layer: rewinds the source list (its first element is at
-            the head when ``compute`` rises) and empties the destination list.
-        compute: the layer is running (the leaf is valid).
-        src_bank: which bank is the source (the destination is the other).
-        wb: a write-back or clear row; bias_base, w_frac, relu: the layer's parameters.
-        in_wr_en / in_clear / in_wr_addr / in_wr_data: host input writes into bank 0 (appended
-            to its list when non-zero; write in ascending address after ``in_clear``; never
-            while a write-back row is in flight, as the host writes only while idle).
-        bias_wr_en / bias_wr_addr / bias_wr_data: host bias writes.
-        rd_addr / rd_data: host read of ``dense[rd_addr >> local_bits][rd_addr & mask]``, one
-            cycle later.
+class WriteBack(wiring.Component):
+    """The write-back pipeline: one row per cycle, rows 0 .. rows-1, driven by the central
+    control unit in every PE at once; docs/format.md "Arithmetic", bit-exact with
+    ``sw.eie.fixedpoint.requantize``.
+
+    - W0 (in :class:`ActivationRW`): read accumulator[row] and bias[bias_base + row];
+    - W1: both registered as they leave their memories (``acc_data``, ``bias_data``);
+      accumulator[row] := 0 (``clear_valid`` / ``clear_row``: ready for the next layer);
+    - W1b: bias << w_frac, registered with the accumulator;
+    - W2: t = (acc + (bias << w_frac)) mod 2**acc_bits, registered;
+    - W2b: of s = t >> w_frac (arithmetic) keep the bits that survive saturation (:func:`_window`);
+    - W3: y = s + bit w_frac-1 of t (round half up), saturated to act_bits, ReLU if ``relu``;
+    - W4: ``o`` writes y at the row (of the destination bank: :class:`ActivationRW`).
+
+    ``i`` is the central control unit's row (``valid``, ``row``, ``clear``); a ``clear`` row only zeroes the accumulator (the central control unit
+    clears all of them after reset, so a reset in the middle of a layer leaves no stale sums).
     """
 
-    def __init__(self, params: HWParams, init_bias: Sequence[int] = ()):
+    def __init__(self, params: HWParams):
         self._p = params
-        self._init_bias = list(init_bias)
         lb = params.local_bits
         super().__init__({
-            "acc_rd_addr": In(lb),
-            "acc_rd_data": Out(signed(params.acc_bits)),
-            "acc_wr_en": In(1),
-            "acc_wr_addr": In(lb),
-            "acc_wr_data": In(signed(params.acc_bits)),
-            "nz": Out(stream.Signature(params.leaf(0))),
-            "layer_start": In(1),
-            "compute": In(1),
-            "src_bank": In(1),
-            "wb": In(params.wb),
-            "bias_base": In(params.bias_addr_bits),
+            "i": In(params.wb),
             "w_frac": In(params.w_frac_bits),
             "relu": In(1),
-            "in_wr_en": In(1),
-            "in_clear": In(1),
-            "in_wr_addr": In(lb),
-            "in_wr_data": In(signed(params.act_bits)),
-            "bias_wr_en": In(1),
-            "bias_wr_addr": In(params.bias_addr_bits),
-            "bias_wr_data": In(signed(params.act_bits)),
-            "rd_addr": In(params.rd_addr_bits),
-            "rd_data": Out(signed(params.act_bits)),
+            # named apart from ActivationRW's memories ``acc`` and ``bias``: the wires that
+            # feed these ports take their names there, and the ROM flow finds ``bias`` by name
+            "acc_data": In(signed(params.acc_bits)),
+            "bias_data": In(signed(params.act_bits)),
+            "clear_valid": Out(1),
+            "clear_row": Out(lb),
+            "o": Out(write_signature(lb, signed(params.act_bits))),
         })
 
     def elaborate(self, platform) -> Module:
         m = Module()
         p = self._p
-        c = p.config
         lb, ab, accb = p.local_bits, p.act_bits, p.acc_bits
-
-        # -- accumulators: arithmetic unit during compute, write-back otherwise --------------
-        m.submodules.acc = acc = memory.Memory(shape=signed(accb), depth=c.act_depth, init=[])
-        acc_rp = acc.read_port()
-        acc_wp = acc.write_port()
-        m.submodules.bias = bias = memory.Memory(shape=signed(ab), depth=c.bias_depth,
-                                                 init=self._init_bias, attrs=HOST_LOADED_MEMORY)
-        bias_rp = bias.read_port()
-        bias_wp = bias.write_port()
-        m.d.comb += [
-            bias_wp.en.eq(self.bias_wr_en), bias_wp.addr.eq(self.bias_wr_addr),
-            bias_wp.data.eq(self.bias_wr_data),
-            acc_rp.addr.eq(Mux(self.wb.valid, self.wb.row, self.acc_rd_addr)),
-            bias_rp.addr.eq(self.bias_base + self.wb.row),
-            self.acc_rd_data.eq(acc_rp.data),
-        ]
-
-        # -- write-back pipeline ---------------------------------------------------------------
-        v1, clr1, row1 = Signal(), Signal(), Signal(lb)
-        m.d.sync += [v1.eq(self.wb.valid), clr1.eq(self.wb.clear), row1.eq(self.wb.row)]
         # W1: the accumulator and the bias registered as they come out of their memories (the
-        # bias is in block RAM: no logic fits after its clock-to-output delay); accumulator
-        # cleared
-        m.d.comb += [
-            acc_wp.en.eq(v1 | self.acc_wr_en),
-            acc_wp.addr.eq(Mux(v1, row1, self.acc_wr_addr)),
-            acc_wp.data.eq(Mux(v1, 0, self.acc_wr_data)),
-        ]
+        # bias is in block RAM: no logic fits after its clock-to-output delay)
+        v1, clr1, row1 = Signal(), Signal(), Signal(lb)
+        m.d.sync += [v1.eq(self.i.valid), clr1.eq(self.i.clear), row1.eq(self.i.row)]
+        m.d.comb += [self.clear_valid.eq(v1), self.clear_row.eq(row1)]
         v1b, row1b = Signal(), Signal(lb)
         acc1b, bias1b = Signal(signed(accb)), Signal(signed(ab))
-        m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(acc_rp.data),
-                     bias1b.eq(bias_rp.data)]
+        m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(self.acc_data),
+                     bias1b.eq(self.bias_data)]
         # W1b: bias << w_frac, written as the product bias * 2**w_frac so that synthesis gives
         # it to a multiplier block (an ECP5 MULT18X18D; the arithmetic unit uses another, the
         # LFE5U-85F has 156) instead of a barrel shifter in LUTs (measured on ecp5_small: 194
@@ -169,57 +112,73 @@ class ActivationRW(wiring.Component):
         r3, s3, over3, neg3 = Signal(), Signal(signed(ab)), Signal(), Signal()
         m.d.sync += [v3.eq(v2b), row3.eq(row2b), r3.eq(win[0]), s3.eq(win[1:]),
                      over3.eq(over), neg3.eq(t[-1])]
-        # W3: round half up, saturate, ReLU
+        # W3: round half up, saturate, ReLU; W4: the row's result
         y_sat = Signal(signed(ab))
         m.d.comb += y_sat.eq(_round_saturate(s3, r3, over3, neg3, self.relu))
-        v4, row4, y4 = Signal(), Signal(lb), Signal(signed(ab))
-        m.d.sync += [v4.eq(v3), row4.eq(row3), y4.eq(y_sat)]
-        # W4: write to the destination bank (below)
+        m.d.sync += [self.o.en.eq(v3), self.o.addr.eq(row3), self.o.data.eq(y_sat)]
+        return m
 
-        # -- two banks: dense file + non-zero list ---------------------------------------------
-        # Both banks of each kind share one memory, the bank being the address MSB: one write
-        # port and one read port serve both. At most one bank is written in any cycle: the
-        # write-back writes the destination bank, the host writes bank 0 only while the control
-        # unit is idle, when no write-back row is in flight (TAIL waits for W4). Only the source
-        # list is read: its reads are issued in LSTART and compute, when ``src_bank`` is already
-        # the layer's (the data is used one cycle later, in compute; outside compute the leaf is
-        # not valid). The dense files are read only by the host's port, whose address MSB is
-        # the bank. Same storage; one read multiplexer (and one write multiplexer) per memory
-        # instead of two plus a bank select.
-        dst = ~self.src_bank
-        bank1 = 1 << lb  # bank 1's base address (bank 0 at 0)
-        depth = bank1 + c.act_depth
+
+class NonZeroList(wiring.Component):
+    """The leading non-zero detection of one PE: each bank's non-zero activations as a list of
+    ``(local index, value)`` in ascending index, with its length, and the source list's head as
+    this PE's leaf of the LNZD tree (docs/format.md "Timing": zeros cost no cycles).
+
+    A list is built as its bank is written (``wr``: every write of a dense file, ``addr`` =
+    bank << local_bits | local index; a non-zero value is appended), so the detection is a read
+    pointer into the source bank's list. Writes come in ascending index after the list was
+    emptied: host input writes into bank 0 (``in_clear`` empties it) and the write-back.
+
+    Ports:
+        wr: a write of a dense file (above).
+        in_clear: empty bank 0's list (host ACT_CLEAR).
+        layer_start: pulse before a layer: rewinds the source list (its first element is at
+            the head when ``compute`` rises) and empties the destination list.
+        compute: the layer is running (the leaf is valid).
+        src_bank: which bank is the source (the destination is the other).
+        nz: the head of the source list: valid while ``compute``; ``sentinel`` once the list
+            is exhausted; ``ready`` pops it.
+    """
+
+    def __init__(self, params: HWParams):
+        self._p = params
+        super().__init__({
+            "wr": In(write_signature(params.local_bits + 1, signed(params.act_bits))),
+            "in_clear": In(1),
+            "layer_start": In(1),
+            "compute": In(1),
+            "src_bank": In(1),
+            "nz": Out(stream.Signature(params.leaf(0))),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        p = self._p
+        c = p.config
+        lb = p.local_bits
+        depth = (1 << lb) + c.act_depth  # bank 1 at 1 << local_bits
         attrs = {"ram_style": "distributed"} if depth <= LUTRAM_MAX_DEPTH else None
-        dense = memory.Memory(shape=signed(ab), depth=depth, init=[], attrs=attrs)
-        lst = memory.Memory(shape=p.nz_item, depth=depth, init=[], attrs=attrs)
-        m.submodules.dense = dense
-        m.submodules.list = lst
-        d_wp, d_rp = dense.write_port(), dense.read_port()
+        m.submodules.list = lst = memory.Memory(shape=p.nz_item, depth=depth, init=[],
+                                                 attrs=attrs)
         l_wp = lst.write_port()
         l_rp = lst.read_port()  # non-transparent: the source list is not written in compute
-        # writer: the write-back (destination bank) or the host (bank 0, inputs)
-        we, bank = Signal(), Signal()
-        addr, val = Signal(lb), Signal(signed(ab))
-        m.d.comb += [
-            we.eq(v4 | self.in_wr_en),
-            bank.eq(v4 & dst),
-            addr.eq(Mux(v4, row4, self.in_wr_addr)),
-            val.eq(Mux(v4, y4, self.in_wr_data)),
-        ]
-        append = we & (val != 0)
+
+        # append: the destination list is written only by the write-back, bank 0's also by the
+        # host while the control unit is idle (never both in one cycle)
+        dst = ~self.src_bank
+        idx, bank = self.wr.addr[:lb], self.wr.addr[lb]
+        append = self.wr.en & (self.wr.data != 0)
         counts = [Signal(p.count_bits, name=f"count{b}") for b in range(2)]
         count_wr = Mux(bank, counts[1], counts[0])
-        # the source list is read ahead of the leaf (see "leading non-zero" below): ``rd_addr``
-        # is the next element to read, ``ren`` reads it into the read port's data register
+        # the source list is read ahead of the leaf (below): ``rd_addr`` is the next element to
+        # read, ``ren`` reads it into the read port's data register
         rd_ptr = Signal(p.count_bits)
         rd_addr = Signal(p.count_bits)
         ren = Signal()
         m.d.comb += [
-            d_wp.en.eq(we), d_wp.addr.eq(Cat(addr, bank)), d_wp.data.eq(val),
             l_wp.en.eq(append), l_wp.addr.eq(Cat(count_wr[:lb], bank)),
-            l_wp.data.idx.eq(addr), l_wp.data.value.eq(val),
+            l_wp.data.idx.eq(idx), l_wp.data.value.eq(self.wr.data),
             l_rp.addr.eq(Cat(rd_addr[:lb], self.src_bank)), l_rp.en.eq(ren),
-            d_rp.addr.eq(self.rd_addr),  # bank << local_bits | local index
         ]
         for b, count in enumerate(counts):
             empty = self.layer_start & (dst if b else ~dst)
@@ -230,7 +189,6 @@ class ActivationRW(wiring.Component):
             with m.Elif(append & (bank == b)):
                 m.d.sync += count.eq(count + 1)
 
-        # -- leading non-zero of this PE: the head of the source list ----------------------------
         # The leaf is registered on both sides: its head is a register (the read port's data, or
         # the skid register when the LNZD node did not take it), and what is read next depends
         # only on registers (read whenever the skid register is empty), never on the node's
@@ -271,9 +229,98 @@ class ActivationRW(wiring.Component):
             m.d.sync += skid_valid.eq(~pop)
         with m.Elif(self.compute & ~pop):  # the head was not taken: keep it, read on
             m.d.sync += [skid_valid.eq(1), skid.eq(rd_item), skid_sent.eq(rd_sent)]
+        return m
 
-        # -- host read of a dense file ------------------------------------------------------------
-        m.d.comb += self.rd_data.eq(d_rp.data)
+
+class ActivationRW(wiring.Component):
+    """Ports:
+        acc: the arithmetic unit's accumulator access (:func:`hw.signatures.accumulator_signature`).
+        nz: the head of the source bank's non-zero list (:class:`NonZeroList`), a leaf of the
+            LNZD tree.
+        layer_start, compute: as :class:`NonZeroList`'s.
+        ctl: the running layer's parameters (``src_bank``, ``bias_base``, ``w_frac``, ``relu``).
+        wb: a write-back or clear row (:class:`WriteBack`).
+        in_wr / in_clear: host input writes into bank 0 (appended to its list when non-zero;
+            write in ascending address after ``in_clear``; never while a write-back row is in
+            flight, as the host writes only while idle).
+        bias_wr: host bias writes.
+        rd_addr / rd_data: host read of ``dense[rd_addr >> local_bits][rd_addr & mask]``, one
+            cycle later.
+    """
+
+    def __init__(self, params: HWParams, init_bias: Sequence[int] = ()):
+        self._p = params
+        self._init_bias = list(init_bias)
+        ab = signed(params.act_bits)
+        super().__init__({
+            "acc": In(accumulator_signature(params)),
+            "nz": Out(stream.Signature(params.leaf(0))),
+            "layer_start": In(1),
+            "compute": In(1),
+            "ctl": In(params.ctl),
+            "wb": In(params.wb),
+            "in_wr": In(write_signature(params.local_bits, ab)),
+            "in_clear": In(1),
+            "bias_wr": In(write_signature(params.bias_addr_bits, ab)),
+            "rd_addr": In(params.rd_addr_bits),
+            "rd_data": Out(ab),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        p = self._p
+        c = p.config
+        lb, ab, accb = p.local_bits, p.act_bits, p.acc_bits
+        m.submodules.write_back = writeback = WriteBack(p)
+        m.submodules.nz_list = nzl = NonZeroList(p)
+
+        # accumulators: the arithmetic unit's during compute, the write-back's otherwise (W0
+        # reads a row, W1 clears it)
+        m.submodules.acc = acc = memory.Memory(shape=signed(accb), depth=c.act_depth, init=[])
+        acc_rp = acc.read_port()
+        acc_wp = acc.write_port()
+        m.submodules.bias = bias = memory.Memory(shape=signed(ab), depth=c.bias_depth,
+                                                 init=self._init_bias, attrs=HOST_LOADED_MEMORY)
+        bias_rp = bias.read_port()
+        bias_wp = bias.write_port()
+        au = self.acc
+        m.d.comb += [
+            bias_wp.en.eq(self.bias_wr.en), bias_wp.addr.eq(self.bias_wr.addr),
+            bias_wp.data.eq(self.bias_wr.data),
+            acc_rp.addr.eq(Mux(self.wb.valid, self.wb.row, au.rd_addr)),
+            bias_rp.addr.eq(self.ctl.bias_base + self.wb.row),
+            au.rd_data.eq(acc_rp.data),
+            writeback.i.eq(self.wb),
+            writeback.w_frac.eq(self.ctl.w_frac), writeback.relu.eq(self.ctl.relu),
+            writeback.acc_data.eq(acc_rp.data), writeback.bias_data.eq(bias_rp.data),
+            acc_wp.en.eq(writeback.clear_valid | au.wr.en),
+            acc_wp.addr.eq(Mux(writeback.clear_valid, writeback.clear_row, au.wr.addr)),
+            acc_wp.data.eq(Mux(writeback.clear_valid, 0, au.wr.data)),
+        ]
+
+        # The two banks' dense files, one memory (bank 1 at 1 << local_bits). At most one bank
+        # is written in any cycle: the write-back writes the destination bank, the host writes
+        # bank 0 only while the control unit is idle, when no write-back row is in flight (TAIL
+        # waits for W4). Only the host reads them, its address's MSB being the bank.
+        depth = (1 << lb) + c.act_depth
+        attrs = {"ram_style": "distributed"} if depth <= LUTRAM_MAX_DEPTH else None
+        m.submodules.dense = dense = memory.Memory(shape=signed(ab), depth=depth, init=[],
+                                                   attrs=attrs)
+        d_wp, d_rp = dense.write_port(), dense.read_port()
+        # the writer: the write-back (W4, into the destination bank) or the host (bank 0)
+        wb_o, host = writeback.o, self.in_wr
+        m.d.comb += [
+            d_wp.en.eq(wb_o.en | host.en),
+            d_wp.addr.eq(Cat(Mux(wb_o.en, wb_o.addr, host.addr), wb_o.en & ~self.ctl.src_bank)),
+            d_wp.data.eq(Mux(wb_o.en, wb_o.data, host.data)),
+            d_rp.addr.eq(self.rd_addr),
+            self.rd_data.eq(d_rp.data),
+            # every dense write goes into the bank's non-zero list too
+            nzl.wr.en.eq(d_wp.en), nzl.wr.addr.eq(d_wp.addr), nzl.wr.data.eq(d_wp.data),
+            nzl.in_clear.eq(self.in_clear), nzl.layer_start.eq(self.layer_start),
+            nzl.compute.eq(self.compute), nzl.src_bank.eq(self.ctl.src_bank),
+        ]
+        wiring.connect(m, nzl.nz, wiring.flipped(self.nz))
         return m
 
 

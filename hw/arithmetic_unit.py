@@ -26,16 +26,16 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import HWParams
+from .signatures import accumulator_signature, write_signature
 
 
 class ArithmeticUnit(wiring.Component):
     """Ports:
         i: entries ``(v, z, first, a)`` from the sparse-matrix read unit.
         layer: the running layer (selects its codebook).
-        acc_rd_addr / acc_rd_data: the destination (accumulator) file's read port
-            (data one cycle after the address).
-        acc_wr_en / acc_wr_addr / acc_wr_data: its write port.
-        cb_wr_en / cb_wr_addr / cb_wr_data: host write of codebook entry ``layer * 16 + v``.
+        acc: the destination (accumulator) file's read port (data one cycle after the
+            address) and write port (:func:`hw.signatures.accumulator_signature`).
+        cb_wr: host write of codebook entry ``layer * 16 + v``.
         busy: an entry is in the pipeline.
         bypass: S3 takes the previous sum instead of the accumulator read (registered: decided
             in S2 from the rows of the entries in S2 and S3).
@@ -47,14 +47,8 @@ class ArithmeticUnit(wiring.Component):
         super().__init__({
             "i": In(stream.Signature(params.entry, always_ready=True)),
             "layer": In(params.layer_bits),
-            "acc_rd_addr": Out(params.local_bits),
-            "acc_rd_data": In(signed(params.acc_bits)),
-            "acc_wr_en": Out(1),
-            "acc_wr_addr": Out(params.local_bits),
-            "acc_wr_data": Out(signed(params.acc_bits)),
-            "cb_wr_en": In(1),
-            "cb_wr_addr": In(params.cb_addr_bits),
-            "cb_wr_data": In(signed(params.act_bits)),
+            "acc": Out(accumulator_signature(params)),
+            "cb_wr": In(write_signature(params.cb_addr_bits, signed(params.act_bits))),
             "busy": Out(1),
             "bypass": Out(1),
         })
@@ -66,8 +60,8 @@ class ArithmeticUnit(wiring.Component):
                                                    init=self._init)
         cb_wp = cb.write_port()
         cb_rp = cb.read_port()
-        m.d.comb += [cb_wp.en.eq(self.cb_wr_en), cb_wp.addr.eq(self.cb_wr_addr),
-                     cb_wp.data.eq(self.cb_wr_data)]
+        m.d.comb += [cb_wp.en.eq(self.cb_wr.en), cb_wp.addr.eq(self.cb_wr.addr),
+                     cb_wp.data.eq(self.cb_wr.data)]
 
         # S1: codebook lookup || address accumulation
         ent = self.i.payload
@@ -87,7 +81,7 @@ class ArithmeticUnit(wiring.Component):
         row3 = Signal(p.local_bits)
         valid3 = Signal()
         bypass = self.bypass
-        m.d.comb += self.acc_rd_addr.eq(row2)
+        m.d.comb += self.acc.rd_addr.eq(row2)
         m.d.sync += [prod3.eq(cb_rp.data * a2), row3.eq(row2), valid3.eq(valid2),
                      # decided here, registered: S3 has only the adder before the write
                      bypass.eq(valid2 & valid3 & (row2 == row3))]
@@ -97,11 +91,11 @@ class ArithmeticUnit(wiring.Component):
         old = Signal(signed(p.acc_bits))
         total = Signal(signed(p.acc_bits))
         m.d.comb += [
-            old.eq(Mux(bypass, last_sum, self.acc_rd_data)),
+            old.eq(Mux(bypass, last_sum, self.acc.rd_data)),
             total.eq(old + prod3),  # truncated to acc_bits: wrap-around (docs/format.md)
-            self.acc_wr_en.eq(valid3),
-            self.acc_wr_addr.eq(row3),
-            self.acc_wr_data.eq(total),
+            self.acc.wr.en.eq(valid3),
+            self.acc.wr.addr.eq(row3),
+            self.acc.wr.data.eq(total),
         ]
         m.d.sync += last_sum.eq(total)
         m.d.comb += self.busy.eq(self.i.valid | valid2 | valid3)

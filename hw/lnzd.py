@@ -6,7 +6,7 @@ nodes) whose root hands the next non-zero activation to the central control unit
 
 Here every leaf (a PE's non-zero list, :mod:`hw.activation_rw`) is a stream of its non-zero
 activations in ascending local index, ended by a *sentinel* that compares as +infinity. Every
-node input is a two-entry buffer (:class:`SkidBuffer`) whose ``ready`` to the child is a decode
+node input is a two-entry buffer (:class:`hw.skid.SkidBuffer`) whose ``ready`` to the child is a decode
 of its own fill level; a node's output is the smallest of its four buffer heads -- ordered by
 (sentinel, local index, child position), which is ascending physical ``j = local * N + k`` --
 valid when every buffer holds an item, and taking it pops that buffer. So every wire between a
@@ -28,45 +28,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import HWParams
-
-
-class SkidBuffer(wiring.Component):
-    """A two-entry buffer: ``i.ready`` = not full (a decode of the registered fill level, never
-    of ``o.ready``), ``o`` = the oldest item; one item in and one out per cycle in steady state.
-    ``flush`` empties it.
-
-    Two slots written in turn and read in turn: a slot register loads the input directly (its
-    enable is the only logic), and the output is one 2:1 multiplexer per bit -- a third of the
-    LUTs of a head register refilled from a spare one."""
-
-    def __init__(self, shape):
-        super().__init__({
-            "i": In(stream.Signature(shape)),
-            "o": Out(stream.Signature(shape)),
-            "flush": In(1),
-        })
-
-    def elaborate(self, platform) -> Module:
-        m = Module()
-        slots = [Signal.like(self.o.payload, name=f"slot{n}") for n in range(2)]
-        wr, rd = Signal(), Signal()
-        level = Signal(range(3))
-        load, pop = Signal(), Signal()
-        m.d.comb += [
-            self.i.ready.eq(level != 2),
-            load.eq(self.i.valid & self.i.ready & ~self.flush),
-            pop.eq(self.o.valid & self.o.ready),
-            self.o.valid.eq(level != 0),
-            self.o.payload.eq(Mux(rd, slots[1].as_value(), slots[0].as_value())),
-        ]
-        with m.If(self.flush):
-            m.d.sync += [level.eq(0), wr.eq(0), rd.eq(0)]
-        with m.Else():
-            m.d.sync += [level.eq(level + load - pop), wr.eq(wr ^ load), rd.eq(rd ^ pop)]
-            for n, slot in enumerate(slots):
-                with m.If(load & (wr == n)):
-                    m.d.sync += slot.eq(self.i.payload)
-        return m
+from .skid import SkidBuffer
 
 
 class LNZDNode(wiring.Component):

@@ -29,6 +29,7 @@ from .activation_rw import ActivationRW
 from .arithmetic_unit import ArithmeticUnit
 from .params import COUNTER_BITS, HWParams, RdMem, WrMem
 from .pointer_read import HELD_PAIRS, PointerRead
+from .signatures import control_signature, status_signature
 from .spmat_read import SparseMatrixRead
 
 
@@ -46,21 +47,12 @@ class PEInit:
 def pe_signature(params: HWParams) -> wiring.Signature:
     """The PE's interface (from the PE's side)."""
     return wiring.Signature({
-        # broadcast network and LNZD tree
-        "bcast_valid": In(1),
-        "bcast": In(params.queue_entry),
-        "room": Out(1),
-        "room2": Out(1),
-        "done": Out(1),
-        "nz": Out(stream.Signature(params.leaf(0))),
-        # central control
-        "ctl": In(params.ctl),
-        "layer_start": In(1),
-        "compute": In(1),
-        "count_en": In(1),
-        "count_clear": In(1),
-        "wb": In(params.wb),
-        # host port (this PE's lane)
+        "control": In(control_signature(params)),  # from the central control unit
+        "status": Out(status_signature()),  # to the central control unit
+        "nz": Out(stream.Signature(params.leaf(0))),  # this PE's leaf of the LNZD tree
+        # host port (this PE's lane). Packed structs, not signatures: Yosys breaks a module
+        # header of more than 21 ports over two lines, which hw.verilog's Verilator hint and
+        # the ROM flow do not expect.
         "wr": In(params.pe_wr),
         "rd": In(params.pe_rd),
         "rd_data": Out(params.rd_lane_bits),
@@ -68,9 +60,9 @@ def pe_signature(params: HWParams) -> wiring.Signature:
 
 
 class PE(wiring.Component):
-    """One processing element. ``done`` (registered) is high when, in the previous cycle, it had
-    no pair waiting or arriving and no entry left to issue; ``busy_count`` counts
-    the cycles spent on columns (``max(1, e)`` per column) while ``count_en``."""
+    """One processing element. ``status.done`` (registered) is high when, in the previous
+    cycle, it had no pair waiting or arriving and no entry left to issue; ``busy_count`` counts
+    the cycles spent on columns (``max(1, e)`` per column) while ``control.count_en``."""
 
     # The memories the host loads, by PEInit field (= image file stem, sw/eie/images.py):
     # (submodule, memory) as elaborated below, the names ROM builds initialise in the Verilog.
@@ -107,52 +99,40 @@ class PE(wiring.Component):
         m.submodules.act_rw = local(arw)
 
         # datapath
+        control = self.control
         m.d.comb += [
-            q.push.eq(self.bcast_valid), q.push_data.eq(self.bcast), self.room.eq(q.room),
-            self.room2.eq(q.room2),
-            pr.ptr_base.eq(self.ctl.ptr_base),
-            au.layer.eq(self.ctl.layer),
-            arw.acc_rd_addr.eq(au.acc_rd_addr), au.acc_rd_data.eq(arw.acc_rd_data),
-            arw.acc_wr_en.eq(au.acc_wr_en), arw.acc_wr_addr.eq(au.acc_wr_addr),
-            arw.acc_wr_data.eq(au.acc_wr_data),
-            arw.layer_start.eq(self.layer_start), arw.compute.eq(self.compute),
-            arw.src_bank.eq(self.ctl.src_bank), arw.wb.eq(self.wb),
-            arw.bias_base.eq(self.ctl.bias_base), arw.w_frac.eq(self.ctl.w_frac),
-            arw.relu.eq(self.ctl.relu),
+            q.push.eq(control.bcast_valid), q.push_data.eq(control.bcast),
+            self.status.room.eq(q.room), self.status.room2.eq(q.room2),
+            pr.ptr_base.eq(control.ctl.ptr_base),
+            au.layer.eq(control.ctl.layer),
+            arw.layer_start.eq(control.layer_start), arw.compute.eq(control.compute),
+            arw.ctl.eq(control.ctl), arw.wb.eq(control.wb),
         ]
         wiring.connect(m, q.o, pr.i)
         wiring.connect(m, pr.o, sr.i)
         wiring.connect(m, sr.o, au.i)
+        wiring.connect(m, au.acc, arw.acc)
         wiring.connect(m, arw.nz, wiring.flipped(self.nz))
 
-        # status and the busy counter (docs/format.md: a column occupies max(1, e) cycles from
-        # its start)
+        # status and the busy counter (docs/format.md "Timing": a column occupies max(1, e)
+        # cycles from its start)
         start = sr.i.valid & sr.free
         busy = ~sr.free | start
         m.d.comb += q.start.eq(start)
-        m.d.pe += self.done.eq((q.pending == 0) & ~self.bcast_valid & sr.free)
+        m.d.pe += self.status.done.eq((q.pending == 0) & ~control.bcast_valid & sr.free)
         busy_count = Signal(COUNTER_BITS)
-        with m.If(self.count_clear):
+        with m.If(control.count_clear):
             m.d.pe += busy_count.eq(0)
-        with m.Elif(self.count_en & busy):
+        with m.Elif(control.count_en & busy):
             m.d.pe += busy_count.eq(busy_count + 1)
 
-        # host writes: this PE's lane
+        # host writes: this PE's lane into the memory ``wr.mem`` picks
         wr = self.wr
-        pb = p.ptr_bits
-        m.d.comb += [
-            sr.wr_en.eq(wr.en & (wr.mem == WrMem.SPMAT)),
-            sr.wr_addr.eq(wr.addr), sr.wr_data.eq(wr.data),
-            pr.wr_en.eq(wr.en & (wr.mem == WrMem.PTR)),
-            pr.wr_addr.eq(wr.addr), pr.wr_data.eq(wr.data[:2 * pb]),
-            arw.bias_wr_en.eq(wr.en & (wr.mem == WrMem.BIAS)),
-            arw.bias_wr_addr.eq(wr.addr), arw.bias_wr_data.eq(wr.data[:p.act_bits]),
-            au.cb_wr_en.eq(wr.en & (wr.mem == WrMem.CODEBOOK)),
-            au.cb_wr_addr.eq(wr.addr), au.cb_wr_data.eq(wr.data[:p.act_bits]),
-            arw.in_wr_en.eq(wr.en & (wr.mem == WrMem.ACT)),
-            arw.in_clear.eq(wr.en & (wr.mem == WrMem.ACT_CLEAR)),
-            arw.in_wr_addr.eq(wr.addr), arw.in_wr_data.eq(wr.data[:p.act_bits]),
-        ]
+        for mem, port in ((WrMem.SPMAT, sr.wr), (WrMem.PTR, pr.wr), (WrMem.BIAS, arw.bias_wr),
+                          (WrMem.CODEBOOK, au.cb_wr), (WrMem.ACT, arw.in_wr)):
+            m.d.comb += [port.en.eq(wr.en & (wr.mem == mem)), port.addr.eq(wr.addr),
+                         port.data.eq(wr.data)]  # each takes the lane's low bits
+        m.d.comb += arw.in_clear.eq(wr.en & (wr.mem == WrMem.ACT_CLEAR))
 
         # host reads: two cycles from request to rd_data
         rd_mem = Signal(RdMem)

@@ -37,6 +37,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import HOST_LOADED_MEMORY, HWParams
+from .signatures import write_signature
 
 # queue write (1) -> pointer read (1) -> bounds (1) -> column register (1): the earliest start of a
 # pair's column after the cycle it is pushed into the queue
@@ -52,8 +53,8 @@ class PointerRead(wiring.Component):
         ptr_base: the running layer's first pointer address.
         o: the column register ``(start, e, a)``; ``o.ready`` (the sparse-matrix read unit
             starts the column) empties it.
-        wr_en, wr_addr, wr_data: host write of bank address ``wr_addr`` in both banks:
-            ``wr_data`` = even pointer | odd pointer << ptr_bits.
+        wr: host write of bank address ``wr.addr`` in both banks: ``wr.data`` = even
+            pointer | odd pointer << ptr_bits.
     """
 
     def __init__(self, params: HWParams, init_even: Sequence[int] = (),
@@ -64,9 +65,7 @@ class PointerRead(wiring.Component):
             "i": In(stream.Signature(params.queue_entry)),
             "ptr_base": In(params.ptr_addr_bits),
             "o": Out(stream.Signature(params.column)),
-            "wr_en": In(1),
-            "wr_addr": In(params.bank_addr_bits),
-            "wr_data": In(2 * params.ptr_bits),
+            "wr": In(write_signature(params.bank_addr_bits, 2 * params.ptr_bits)),
         })
 
     def elaborate(self, platform) -> Module:
@@ -79,8 +78,8 @@ class PointerRead(wiring.Component):
                                 attrs=HOST_LOADED_MEMORY)
             m.submodules[name] = mem
             wp = mem.write_port()
-            m.d.comb += [wp.en.eq(self.wr_en), wp.addr.eq(self.wr_addr),
-                         wp.data.eq(self.wr_data[b * pb:(b + 1) * pb])]
+            m.d.comb += [wp.en.eq(self.wr.en), wp.addr.eq(self.wr.addr),
+                         wp.data.eq(self.wr.data[b * pb:(b + 1) * pb])]
             banks.append(mem.read_port())
         even, odd = banks
 

@@ -22,6 +22,7 @@ from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import HOST_LOADED_MEMORY, HWParams
+from .signatures import write_signature
 
 
 class SparseMatrixRead(wiring.Component):
@@ -31,7 +32,7 @@ class SparseMatrixRead(wiring.Component):
         o: one entry ``(v, z, first, a)`` per cycle, three cycles after its address is issued
             (the SRAM read, the word registered, the entry selected from it); ``first`` marks
             a column's first entry.
-        wr_en, wr_addr, wr_data: host write of one 64-bit word.
+        wr: host write of one 64-bit word.
     """
 
     def __init__(self, params: HWParams, init: Sequence[int] = ()):
@@ -42,9 +43,7 @@ class SparseMatrixRead(wiring.Component):
             "i": In(stream.Signature(params.column)),
             "free": Out(1),
             "o": Out(stream.Signature(params.entry, always_ready=True)),
-            "wr_en": In(1),
-            "wr_addr": In(params.spmat_addr_bits),
-            "wr_data": In(c.spmat_word_bits),
+            "wr": In(write_signature(params.spmat_addr_bits, c.spmat_word_bits)),
         })
 
     def elaborate(self, platform) -> Module:
@@ -56,7 +55,7 @@ class SparseMatrixRead(wiring.Component):
                                                init=self._init, attrs=HOST_LOADED_MEMORY)
         wp = mem.write_port()
         rp = mem.read_port()
-        m.d.comb += [wp.en.eq(self.wr_en), wp.addr.eq(self.wr_addr), wp.data.eq(self.wr_data)]
+        m.d.comb += [wp.en.eq(self.wr.en), wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data)]
 
         cur = Signal(pb)  # address of the next entry of the current column
         rem = Signal(pb)  # entries of the current column not yet issued

@@ -28,46 +28,21 @@ from sw.eie.config import EIEConfig
 
 from .central_control import CentralControl
 from .lnzd import LNZDTree
-from .params import COUNTER_BITS, HWParams, RdMem, WrMem
+from .params import HWParams, WrMem
 from .pe import PE, PEInit, pe_instance
-
-
-def host_write_signature(params: HWParams) -> wiring.Signature:
-    """The host's write port, from the host's side."""
-    return wiring.Signature({
-        "valid": Out(1),
-        "ready": In(1),
-        "mem": Out(WrMem),
-        "addr": Out(params.wr_addr_bits),
-        "pe_mask": Out(params.n_pe),
-        "data": Out(params.n_pe * params.lane_bits),
-    })
-
-
-def host_read_signature(params: HWParams) -> wiring.Signature:
-    """The host's read-request port, from the host's side."""
-    return wiring.Signature({
-        "valid": Out(1),
-        "mem": Out(RdMem),
-        "addr": Out(params.rd_addr_bits),
-    })
+from .signatures import host_read_signature, host_write_signature, run_members
 
 
 def eie_signature(params: HWParams) -> wiring.Signature:
+    run = run_members(params)
+    counters = {name: run.pop(name) for name in ("cycles", "stall_cycles")}  # the ports' order
     return wiring.Signature({
-        "start": In(1),
-        "first_layer": In(params.layer_bits),
-        "n_layers": In(params.n_layers_bits),
-        "ready": Out(1),
-        "busy": Out(1),
-        "done": Out(1),
-        "layer": Out(params.layer_bits),
+        **run,
         "wr": In(host_write_signature(params)),
         "rd": In(host_read_signature(params)),
         "rd_resp": Out(wiring.Signature({
             "valid": Out(1), "data": Out(params.n_pe * params.rd_lane_bits)})),
-        "cycles": Out(COUNTER_BITS),
-        "stall_cycles": Out(COUNTER_BITS),
+        **counters,
     })
 
 
@@ -124,22 +99,19 @@ class EIE(wiring.Component):
         m.submodules.ccu = ResetInserter(rst_ctl)(ccu)
 
         wiring.connect(m, lnzd.root, ccu.root)
-        m.d.comb += [
-            lnzd.flush.eq(~ccu.compute),
-            ccu.rooms.eq(Cat(pe.room for pe in pes)),
-            ccu.rooms2.eq(Cat(pe.room2 for pe in pes)),
-            ccu.dones.eq(Cat(pe.done for pe in pes)),
-            # a write lands one cycle after it is taken: start waits for a cycle without one
-            ccu.start.eq(self.start & ~self.wr.valid),
-            ccu.first_layer.eq(self.first_layer),
-            ccu.n_layers.eq(self.n_layers),
-            self.ready.eq(ccu.ready),
-            self.busy.eq(ccu.busy),
-            self.done.eq(ccu.done),
-            self.layer.eq(ccu.layer),
-            self.cycles.eq(ccu.cycles),
-            self.stall_cycles.eq(ccu.stall_cycles),
-        ]
+        wiring.connect(m, ccu.pes, *(pe.control for pe in pes))
+        for k, pe in enumerate(pes):
+            wiring.connect(m, pe.status, ccu.status[k])
+            wiring.connect(m, pe.nz, lnzd.leaves[k])
+        m.d.comb += lnzd.flush.eq(~ccu.pes.compute)
+        # the host's run ports are the control unit's, except that a write lands one cycle
+        # after it is taken: start waits for a cycle without one
+        for name, member in run_members(p).items():
+            if member.flow == In:
+                m.d.comb += getattr(ccu, name).eq(getattr(self, name))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(ccu, name))
+        m.d.comb += ccu.start.eq(self.start & ~self.wr.valid)
 
         # host writes: registered here (the write port fans out to every PE's memories), then
         # every PE takes its lane in the same cycle
@@ -151,28 +123,19 @@ class EIE(wiring.Component):
                      wq.pe_mask.eq(wr.pe_mask), wq.data.eq(wr.data)]
         lb = p.lane_bits
         for k, pe in enumerate(pes):
-            wiring.connect(m, pe.nz, lnzd.leaves[k])
             m.d.comb += [
-                pe.bcast_valid.eq(ccu.bcast_valid),
-                pe.bcast.eq(ccu.bcast),
-                pe.ctl.eq(ccu.ctl),
-                pe.layer_start.eq(ccu.layer_start),
-                pe.compute.eq(ccu.compute),
-                pe.count_en.eq(ccu.count_en),
-                pe.count_clear.eq(ccu.count_clear),
-                pe.wb.eq(ccu.wb),
                 pe.wr.en.eq(wq.valid & wq.pe_mask[k] & (wq.mem != WrMem.LAYER)),
                 pe.wr.mem.eq(wq.mem),
                 pe.wr.addr.eq(wq.addr),
                 pe.wr.data.eq(wq.data[k * lb:(k + 1) * lb]),
-                pe.rd.mem.eq(self.rd.mem),
-                pe.rd.addr.eq(self.rd.addr),
             ]
         m.d.comb += [
-            ccu.layer_wr_en.eq(wq.valid & (wq.mem == WrMem.LAYER)),
-            ccu.layer_wr_addr.eq(wq.addr),
-            ccu.layer_wr_data.eq(wq.data[:p.layer_entry.size]),
+            ccu.layer_wr.en.eq(wq.valid & (wq.mem == WrMem.LAYER)),
+            ccu.layer_wr.addr.eq(wq.addr),
+            ccu.layer_wr.data.eq(wq.data[:p.layer_entry.size]),
         ]
+        for pe in pes:
+            m.d.comb += [pe.rd.mem.eq(self.rd.mem), pe.rd.addr.eq(self.rd.addr)]
 
         # host reads: PEs answer two cycles after the request
         v1 = Signal()

@@ -10,18 +10,36 @@ from sw.eie.pack import NetworkImage, pack_network
 
 
 async def stream_put(ctx, stream, payload: dict | int) -> None:
-    """Offer one item on ``stream`` (valid/ready) and wait until it is taken."""
+    """Offer one item on ``stream`` (valid/ready) and wait until it is taken (Glasgow's
+    ``gateware/stream.py`` style). ``valid`` falls after the transfer, so back-to-back puts keep
+    it high: one item per cycle."""
     if isinstance(payload, dict):
         for k, v in payload.items():
             ctx.set(getattr(stream.payload, k), v)
     else:
         ctx.set(stream.payload, payload)
     ctx.set(stream.valid, 1)
-    while True:
-        _, _, ready = await ctx.tick().sample(stream.ready)
-        if ready:
-            break
+    await ctx.tick().until(stream.ready)
     ctx.set(stream.valid, 0)
+
+
+async def stream_get(ctx, stream):
+    """Take one item from ``stream``; returns its payload (a struct's fields as attributes)."""
+    ctx.set(stream.ready, 1)
+    (payload,) = await ctx.tick().sample(stream.payload).until(stream.valid)
+    ctx.set(stream.ready, 0)
+    return payload
+
+
+async def mem_write(ctx, port, items) -> None:
+    """Write ``(addr, data)`` pairs through a block's :func:`hw.signatures.write_signature`
+    port, one per cycle."""
+    ctx.set(port.en, 1)
+    for addr, data in items:
+        ctx.set(port.addr, addr)
+        ctx.set(port.data, data)
+        await ctx.tick()
+    ctx.set(port.en, 0)
 
 
 def dense_column_image(config: EIEConfig, n_out: int, n_in: int, seed: int = 0) -> NetworkImage:

@@ -9,7 +9,7 @@ import pytest
 from amaranth.hdl import Module, signed
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
-from hw_testutil import run_sim
+from hw_testutil import mem_write, run_sim, stream_get
 
 from hw.activation_queue import ActivationQueue
 from hw.activation_rw import ActivationRW
@@ -66,12 +66,8 @@ def test_queue_full_drops_room_and_a_start_does_not_make_room_in_the_same_cycle(
         ctx.set(q.push, 0)
         ctx.set(q.start, 0)
         assert ctx.get(q.room) and (ctx.get(q.level), ctx.get(q.pending)) == (depth - 1, depth - 1)
-        got = []
-        ctx.set(q.o.ready, 1)
-        while ctx.get(q.o.valid):
-            got.append(ctx.get(q.o.payload.j))
-            await ctx.tick()
-        assert got == list(range(1, depth))  # 99 never entered
+        got = [(await stream_get(ctx, q.o)).j for _ in range(depth - 1)]
+        assert got == list(range(1, depth)) and not ctx.get(q.o.valid)  # 99 never entered
 
     run_sim(q, bench)
 
@@ -124,12 +120,8 @@ def test_pointer_read_gives_each_columns_bounds_in_order_under_backpressure(ptr_
     n_cols = len(ptrs) - ptr_base - 1  # a = ptr_base + j: both parities
 
     async def bench(ctx):
-        for b in range(len(ptrs) // 2):
-            ctx.set(pr.wr_en, 1)
-            ctx.set(pr.wr_addr, b)
-            ctx.set(pr.wr_data, int(ptrs[2 * b]) | (int(ptrs[2 * b + 1]) << P.ptr_bits))
-            await ctx.tick()
-        ctx.set(pr.wr_en, 0)
+        await mem_write(ctx, pr.wr, [(b, int(ptrs[2 * b]) | (int(ptrs[2 * b + 1]) << P.ptr_bits))
+                                     for b in range(len(ptrs) // 2)])
         ctx.set(pr.ptr_base, ptr_base)
         taken, got, out_cycles = [], [], []
         j = 0
@@ -181,12 +173,7 @@ def test_spmat_read_walks_across_word_boundaries_one_entry_per_cycle_without_bub
     outs: list[tuple[int, int, int, int, int]] = []
 
     async def bench(ctx):
-        for w, word in enumerate(_entries_to_words(entries)):
-            ctx.set(sr.wr_en, 1)
-            ctx.set(sr.wr_addr, w)
-            ctx.set(sr.wr_data, word)
-            await ctx.tick()
-        ctx.set(sr.wr_en, 0)
+        await mem_write(ctx, sr.wr, enumerate(_entries_to_words(entries)))
         todo = list(enumerate(cols))
         starts = []
         for cycle in range(200):
@@ -240,9 +227,9 @@ class _AUBench(wiring.Component):
         m.submodules.au = au = self.au
         m.submodules.acc = self.acc
         rp, wp = self.acc.read_port(), self.acc.write_port()
-        m.d.comb += [rp.addr.eq(au.acc_rd_addr), au.acc_rd_data.eq(rp.data),
-                     wp.en.eq(au.acc_wr_en), wp.addr.eq(au.acc_wr_addr),
-                     wp.data.eq(au.acc_wr_data), self.bypass.eq(au.bypass)]
+        m.d.comb += [rp.addr.eq(au.acc.rd_addr), au.acc.rd_data.eq(rp.data),
+                     wp.en.eq(au.acc.wr.en), wp.addr.eq(au.acc.wr.addr),
+                     wp.data.eq(au.acc.wr.data), self.bypass.eq(au.bypass)]
         return m
 
 
@@ -271,12 +258,7 @@ def test_arithmetic_unit_bypass_on_back_to_back_hits_of_the_same_accumulator():
     seen = {"bypass": 0}
 
     async def bench(ctx):
-        for v, val in enumerate(book):
-            ctx.set(au.cb_wr_en, 1)
-            ctx.set(au.cb_wr_addr, 16 + v)  # layer 1's codebook
-            ctx.set(au.cb_wr_data, val)
-            await ctx.tick()
-        ctx.set(au.cb_wr_en, 0)
+        await mem_write(ctx, au.cb_wr, [(16 + v, val) for v, val in enumerate(book)])  # layer 1
         ctx.set(au.layer, 1)
         for ent in stream + [None] * 5:
             ctx.set(au.i.valid, ent is not None)
@@ -384,6 +366,18 @@ def test_lnzd_node_counts_match_the_paper_for_64_pes():
 
 # -- activation read/write: write-back and the non-zero list ----------------------------------
 
+async def _read_list(ctx, arw) -> list[tuple[int, int]]:
+    """Start a layer on ``arw``'s source bank and take its non-zero list up to the sentinel."""
+    ctx.set(arw.layer_start, 1)
+    await ctx.tick()
+    ctx.set(arw.layer_start, 0)
+    ctx.set(arw.compute, 1)
+    items = []
+    while not (item := await stream_get(ctx, arw.nz)).sentinel:
+        items.append((item.idx, item.value))
+    return items
+
+
 @pytest.mark.parametrize("w_frac,relu", [(0, False), (1, True), (7, False), (15, True)])
 def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(w_frac, relu):
     cfg = TINY
@@ -401,20 +395,12 @@ def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(w_frac
     seen = {}
 
     async def bench(ctx):
-        for r in range(rows):
-            ctx.set(arw.acc_wr_en, 1)
-            ctx.set(arw.acc_wr_addr, r)
-            ctx.set(arw.acc_wr_data, int(acc[r]))
-            ctx.set(arw.bias_wr_en, 1)
-            ctx.set(arw.bias_wr_addr, bias_base + r)
-            ctx.set(arw.bias_wr_data, int(bias[r]))
-            await ctx.tick()
-        ctx.set(arw.acc_wr_en, 0)
-        ctx.set(arw.bias_wr_en, 0)
-        ctx.set(arw.src_bank, 0)  # destination: bank 1
-        ctx.set(arw.bias_base, bias_base)
-        ctx.set(arw.w_frac, w_frac)
-        ctx.set(arw.relu, relu)
+        await mem_write(ctx, arw.acc.wr, [(r, int(acc[r])) for r in range(rows)])
+        await mem_write(ctx, arw.bias_wr, [(bias_base + r, int(bias[r])) for r in range(rows)])
+        ctx.set(arw.ctl.src_bank, 0)  # destination: bank 1
+        ctx.set(arw.ctl.bias_base, bias_base)
+        ctx.set(arw.ctl.w_frac, w_frac)
+        ctx.set(arw.ctl.relu, relu)
         ctx.set(arw.layer_start, 1)
         await ctx.tick()
         ctx.set(arw.layer_start, 0)
@@ -431,20 +417,12 @@ def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(w_frac
             dense.append(ctx.get(arw.rd_data))
         cleared = []
         for r in range(rows):
-            ctx.set(arw.acc_rd_addr, r)
+            ctx.set(arw.acc.rd_addr, r)
             await ctx.tick()
-            cleared.append(ctx.get(arw.acc_rd_data))
+            cleared.append(ctx.get(arw.acc.rd_data))
         # read bank 1's list as the next layer's source
-        ctx.set(arw.src_bank, 1)
-        ctx.set(arw.layer_start, 1)
-        await ctx.tick()
-        ctx.set(arw.layer_start, 0)
-        ctx.set(arw.compute, 1)
-        ctx.set(arw.nz.ready, 1)
-        items = []
-        while not ctx.get(arw.nz.payload.sentinel):
-            items.append((ctx.get(arw.nz.payload.idx), ctx.get(arw.nz.payload.value)))
-            await ctx.tick()
+        ctx.set(arw.ctl.src_bank, 1)
+        items = await _read_list(ctx, arw)
         seen.update(dense=dense, cleared=cleared, items=items)
 
     run_sim(arw, bench)
@@ -464,24 +442,10 @@ def test_input_writes_build_the_list_and_act_clear_empties_it():
             ctx.set(arw.in_clear, 1)
             await ctx.tick()
             ctx.set(arw.in_clear, 0)
-            for r, v in enumerate(vec):
-                ctx.set(arw.in_wr_en, 1)
-                ctx.set(arw.in_wr_addr, r)
-                ctx.set(arw.in_wr_data, v)
-                await ctx.tick()
-            ctx.set(arw.in_wr_en, 0)
-            ctx.set(arw.src_bank, 0)
-            ctx.set(arw.layer_start, 1)
-            await ctx.tick()
-            ctx.set(arw.layer_start, 0)
-            ctx.set(arw.compute, 1)
-            ctx.set(arw.nz.ready, 1)
-            items = []
-            while not ctx.get(arw.nz.payload.sentinel):
-                items.append((ctx.get(arw.nz.payload.idx), ctx.get(arw.nz.payload.value)))
-                await ctx.tick()
+            await mem_write(ctx, arw.in_wr, enumerate(vec))
+            ctx.set(arw.ctl.src_bank, 0)
+            seen[len(vec)] = await _read_list(ctx, arw)
             ctx.set(arw.compute, 0)
-            seen[len(vec)] = items
 
     run_sim(arw, bench)
     assert seen[5] == [(1, 5), (3, -2), (4, 7)]
