@@ -75,13 +75,16 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
                lpf: str | Path | None = None, pnr: bool = True, xilinx: bool = False,
                blocks: Mapping[str, str] | None = None, seed: int = 1, nice: int = 0,
                router: str = "router1", config: dict | None = None,
-               extra_wall: Mapping[str, float] | None = None) -> SynthReport:
+               extra_wall: Mapping[str, float] | None = None,
+               inline: Sequence[str] = ()) -> SynthReport:
     """Synthesise ``top`` from Verilog ``sources`` into ``out_dir`` and measure it.
 
     ``freq_mhz`` overrides the frequency of the constraint file (``lpf``, default
     ``constraints/ecp5_clk.lpf``; a copy with the new value is written to ``out_dir``).
     ``blocks`` maps a block label to a regular expression over module names (outermost match
-    wins) for the per-block table. Place and route is skipped when ``pnr`` is false or when
+    wins) for the per-block table. ``inline``: Yosys selections of modules whose submodules
+    are flattened into them before technology mapping (components a block is built from, which
+    would otherwise cost LUTs at a boundary Yosys does not optimise across). Place and route is skipped when ``pnr`` is false or when
     Yosys' counts already overflow the device. Writes ``report.json`` and ``report.txt``; does
     *not* raise on overflow (call :func:`hw.fpga.report.check_fit`). Raises :class:`EIEError`
     when a tool fails on the design.
@@ -102,7 +105,10 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
 
     # 1. Yosys, hierarchy kept for the per-module table, then flattened.
     step = f"yosys_{family.NAME}"
-    script = (f"{yosys_read(srcs, cwd)}; hierarchy -check -top {top}; "
+    inline_cmds = "".join(f"flatten {sel}; " for sel in inline)
+    if inline_cmds:
+        inline_cmds = f"proc; {inline_cmds}hierarchy -top {top}; "
+    script = (f"{yosys_read(srcs, cwd)}; hierarchy -check -top {top}; {inline_cmds}"
               f"{family.synth_script(top)}; "
               f"tee -q -o stat_hier.json stat -json; "
               f"flatten -noscopeinfo; opt_clean -purge; "
@@ -162,6 +168,15 @@ def eie_blocks(top: str, pe_module: str | None = None) -> dict[str, str]:
             "CCU": rf"^{t}\.ccu(\.|$)"}
 
 
+def eie_inline(top: str, pe_module: str | None = None) -> list[str]:
+    """The PE's blocks (the paper's boxes: ``act_rw``, ``arith``, ...) as Yosys selections:
+    the components each is built from (``ActivationRW``'s ``WriteBack`` and ``NonZeroList``)
+    are flattened into it, so the per-block table stays at the paper's boxes and no LUTs are
+    lost at boundaries inside a box."""
+    pes = [f"{pe_module}.*"] if pe_module else []
+    return pes + [f"{top}.pe*.*", f"{top}_pe*.*"]
+
+
 def synthesize_config(config, out_dir: str | Path, *, name: str = "eie", image=None,
                       **kwargs) -> SynthReport:
     """Generate the EIE Verilog for ``config`` (:func:`hw.verilog.generate`; with ``image``,
@@ -172,4 +187,4 @@ def synthesize_config(config, out_dir: str | Path, *, name: str = "eie", image=N
     g = generate(config, name, image)
     return _synthesize_text(g.text, g.top, Path(out_dir), t0,
                             blocks=eie_blocks(g.top, g.pe_module), config=config.to_dict(),
-                            **kwargs)
+                            inline=eie_inline(g.top, g.pe_module), **kwargs)
