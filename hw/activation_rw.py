@@ -50,10 +50,10 @@ class WriteBack(wiring.Component):
     - W0 (in :class:`ActivationRW`): read accumulator[row] and bias[bias_base + row];
     - W1: both registered as they leave their memories (``acc_data``, ``bias_data``);
       accumulator[row] := 0 (``clear_valid`` / ``clear_row``: ready for the next layer);
-    - W1b: bias << w_frac, registered with the accumulator;
-    - W2: t = (acc + (bias << w_frac)) mod 2**acc_bits, registered;
-    - W2b: of s = t >> w_frac (arithmetic) keep the bits that survive saturation (:func:`_window`);
-    - W3: y = s + bit w_frac-1 of t (round half up), saturated to act_bits, ReLU if ``relu``;
+    - W1b: bias << shift, registered with the accumulator;
+    - W2: t = (acc + (bias << shift)) mod 2**acc_bits, registered;
+    - W2b: of s = t >> shift (arithmetic) keep the bits that survive saturation (:func:`_window`);
+    - W3: y = s + bit shift-1 of t (round half up), saturated to act_bits, ReLU if ``relu``;
     - W4: ``o`` writes y at the row (of the destination bank: :class:`ActivationRW`).
 
     ``i`` is the central control unit's row (``valid``, ``row``, ``clear``); a ``clear`` row only zeroes the accumulator (the central control unit
@@ -65,7 +65,7 @@ class WriteBack(wiring.Component):
         lb = params.local_bits
         super().__init__({
             "i": In(params.wb),
-            "w_frac": In(params.w_frac_bits),
+            "shift": In(params.shift_bits),
             "relu": In(1),
             # named apart from ActivationRW's memories ``acc`` and ``bias``: the wires that
             # feed these ports take their names there, and the ROM flow finds ``bias`` by name
@@ -89,25 +89,25 @@ class WriteBack(wiring.Component):
         acc1b, bias1b = Signal(signed(accb)), Signal(signed(ab))
         m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(self.acc_data),
                      bias1b.eq(self.bias_data)]
-        # W1b: bias << w_frac, written as the product bias * 2**w_frac so that synthesis gives
+        # W1b: bias << shift, written as the product bias * 2**shift so that synthesis gives
         # it to a multiplier block (an ECP5 MULT18X18D; the arithmetic unit uses another, the
         # LFE5U-85F has 156) instead of a barrel shifter in LUTs (measured on ecp5_small: 194
         # LUT4 per PE fewer); registered, with the accumulator.
-        # The factor 2**w_frac is registered here (w_frac is constant during a layer and comes
+        # The factor 2**shift is registered here (shift is constant during a layer and comes
         # from the central control unit), so that both multiplier inputs are local registers.
-        scale = Signal(1 << p.w_frac_bits)
-        m.d.sync += scale.eq(1 << self.w_frac)
+        scale = Signal(1 << p.shift_bits)
+        m.d.sync += scale.eq(1 << self.shift)
         v2, row2 = Signal(), Signal(lb)
         acc2, bias2 = Signal(signed(accb)), Signal(signed(accb))
         m.d.sync += [v2.eq(v1b), row2.eq(row1b), acc2.eq(acc1b),
                      bias2.eq(bias1b * scale)]  # mod 2**acc_bits
-        # W2: t = (acc + (bias << w_frac)) mod 2**acc_bits, registered
+        # W2: t = (acc + (bias << shift)) mod 2**acc_bits, registered
         v2b, row2b, t = Signal(), Signal(lb), Signal(signed(accb))
         m.d.sync += [v2b.eq(v2), row2b.eq(row2), t.eq(acc2 + bias2)]
-        # W2b: of s = t >> w_frac only what survives saturation to act_bits is kept: its low
-        # act_bits bits and the rounding bit w_frac-1 (one shift of a window of t), whether s
+        # W2b: of s = t >> shift only what survives saturation to act_bits is kept: its low
+        # act_bits bits and the rounding bit shift-1 (one shift of a window of t), whether s
         # is out of range and its sign -- not the whole acc_bits-wide s (see _window).
-        win, over = _window(t, self.w_frac, ab, (1 << p.w_frac_bits) - 1)
+        win, over = _window(t, self.shift, ab, (1 << p.shift_bits) - 1)
         v3, row3 = Signal(), Signal(lb)
         r3, s3, over3, neg3 = Signal(), Signal(signed(ab)), Signal(), Signal()
         m.d.sync += [v3.eq(v2b), row3.eq(row2b), r3.eq(win[0]), s3.eq(win[1:]),
@@ -238,7 +238,7 @@ class ActivationRW(wiring.Component):
         nz: the head of the source bank's non-zero list (:class:`NonZeroList`), a leaf of the
             LNZD tree.
         layer_start, compute: as :class:`NonZeroList`'s.
-        ctl: the running layer's parameters (``src_bank``, ``bias_base``, ``w_frac``, ``relu``).
+        ctl: the running layer's parameters (``src_bank``, ``bias_base``, ``shift``, ``relu``).
         wb: a write-back or clear row (:class:`WriteBack`).
         in_wr / in_clear: host input writes into bank 0 (appended to its list when non-zero;
             write in ascending address after ``in_clear``; never while a write-back row is in
@@ -291,7 +291,7 @@ class ActivationRW(wiring.Component):
             bias_rp.addr.eq(self.ctl.bias_base + self.wb.row),
             au.rd_data.eq(acc_rp.data),
             writeback.i.eq(self.wb),
-            writeback.w_frac.eq(self.ctl.w_frac), writeback.relu.eq(self.ctl.relu),
+            writeback.shift.eq(self.ctl.shift), writeback.relu.eq(self.ctl.relu),
             writeback.acc_data.eq(acc_rp.data), writeback.bias_data.eq(bias_rp.data),
             acc_wp.en.eq(writeback.clear_valid | au.wr.en),
             acc_wp.addr.eq(Mux(writeback.clear_valid, writeback.clear_row, au.wr.addr)),
@@ -324,30 +324,30 @@ class ActivationRW(wiring.Component):
         return m
 
 
-def _window(t, w_frac, ab: int, w_frac_max: int):
-    """W2 of the write-back: ``(win, over)`` for ``s = t >> w_frac`` (arithmetic).
+def _window(t, shift, ab: int, shift_max: int):
+    """W2 of the write-back: ``(win, over)`` for ``s = t >> shift`` (arithmetic).
 
-    ``win`` (``ab + 1`` bits) is bits ``w_frac - 1 .. w_frac + ab - 1`` of ``t`` (bit -1 is 0):
+    ``win`` (``ab + 1`` bits) is bits ``shift - 1 .. shift + ab - 1`` of ``t`` (bit -1 is 0):
     the rounding bit, then the low ``ab`` bits of ``s``. ``over`` is high when ``s`` does not
-    fit ``ab`` signed bits, i.e. when a bit of ``t`` from ``w_frac + ab - 1`` up differs from
-    the sign bit. ``w_frac`` may be anything up to ``w_frac_max`` (the field's largest value).
+    fit ``ab`` signed bits, i.e. when a bit of ``t`` from ``shift + ab - 1`` up differs from
+    the sign bit. ``shift`` may be anything up to ``shift_max`` (the field's largest value).
     """
     width = len(t)
     sign = t[-1]
     # t with its bit -1 below and sign bits above, so that the window never runs off the top
-    pad = max(0, w_frac_max + ab - width)
-    x = Cat(Const(0, 1), t, sign.replicate(pad))[:w_frac_max + ab + 1]
+    pad = max(0, shift_max + ab - width)
+    x = Cat(Const(0, 1), t, sign.replicate(pad))[:shift_max + ab + 1]
     # a shifter that narrows: the largest step first, each stage keeping only the bits that
     # the remaining steps can still bring into the window (a generic shifter, smallest step
     # first, carries the full width through every stage)
-    for i in reversed(range(len(w_frac))):
+    for i in reversed(range(len(shift))):
         step = 1 << i
         keep = ab + step  # ab + 1 window bits + up to step - 1 more positions
-        x = Mux(w_frac[i], x[step:step + keep], x[:keep])
-    # bit i of t counts when w_frac + ab - 1 <= i: a compare with a constant per bit (none
+        x = Mux(shift[i], x[step:step + keep], x[:keep])
+    # bit i of t counts when shift + ab - 1 <= i: a compare with a constant per bit (none
     # where it always holds), rather than a second shifter over the upper bits
     differs = [t[i] ^ sign for i in range(width - 1)]
-    over = Cat(differs[i] if i - (ab - 1) >= w_frac_max else differs[i] & (w_frac <= i - (ab - 1))
+    over = Cat(differs[i] if i - (ab - 1) >= shift_max else differs[i] & (shift <= i - (ab - 1))
                for i in range(ab - 1, width - 1)).any()
     return x, over
 

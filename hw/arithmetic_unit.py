@@ -11,7 +11,7 @@ activation read || multiply, (3) shift and add, (4) output activation write. Her
 - S3: sum = accumulator (or the bypassed previous sum) + product, modulo 2**acc_bits, written
   back in the same cycle.
 
-The shift (w_frac) moves to the write-back (:mod:`hw.activation_rw`), which rounds once, as the
+The output shift (the layer table's ``shift``) is applied in the write-back (:mod:`hw.activation_rw`), which rounds once, as the
 golden model does. A read issued in S2 sees every write up to the previous cycle, so only the
 write of the immediately preceding entry can be missed: that is the bypass (consecutive entries
 of one column never share a row; the last entry of a column and the first of the next can).

@@ -107,7 +107,7 @@ class CentralControl(wiring.Component):
             ctl.ptr_base.eq(cur.ptr_base),
             ctl.layer.eq(self.layer),
             ctl.bias_base.eq(cur.bias_base),
-            ctl.w_frac.eq(cur.w_frac),
+            ctl.shift.eq(cur.shift),
             ctl.relu.eq(cur.relu),
             ctl.src_bank.eq(src_bank),
         ]

@@ -145,7 +145,7 @@ class HWParams:
         return addr_bits(self.cb_depth)
 
     @property
-    def w_frac_bits(self) -> int:
+    def shift_bits(self) -> int:
         return self.config.shift_bits  # the layer table's shift field (docs/format.md)
 
     @property
@@ -185,7 +185,7 @@ class HWParams:
             "rows": self.rows_bits,
             "ptr_base": self.ptr_addr_bits,
             "bias_base": self.bias_addr_bits,
-            "w_frac": self.w_frac_bits,
+            "shift": self.shift_bits,
             "relu": 1,
         })
 
@@ -230,7 +230,7 @@ class HWParams:
             "ptr_base": self.ptr_addr_bits,
             "layer": self.layer_bits,
             "bias_base": self.bias_addr_bits,
-            "w_frac": self.w_frac_bits,
+            "shift": self.shift_bits,
             "relu": 1,
             "src_bank": 1,
         })
@@ -252,11 +252,11 @@ class HWParams:
         return data.StructLayout({"mem": RdMem, "addr": self.rd_addr_bits})
 
     # -- host-side packing -------------------------------------------------------------------
-    def pack_layer_entry(self, rows: int, ptr_base: int, bias_base: int, w_frac: int,
+    def pack_layer_entry(self, rows: int, ptr_base: int, bias_base: int, shift: int,
                          relu: bool) -> int:
         """The integer a LAYER write carries in lane 0."""
         fields = {"rows": rows, "ptr_base": ptr_base, "bias_base": bias_base,
-                  "w_frac": w_frac, "relu": int(bool(relu))}
+                  "shift": shift, "relu": int(bool(relu))}
         value = 0
         for name, f in self.layer_entry:
             v = fields[name]

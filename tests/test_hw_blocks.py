@@ -378,12 +378,12 @@ async def _read_list(ctx, arw) -> list[tuple[int, int]]:
     return items
 
 
-@pytest.mark.parametrize("w_frac,relu", [(0, False), (1, True), (7, False), (15, True)])
-def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(w_frac, relu):
+@pytest.mark.parametrize("shift,relu", [(0, False), (1, True), (7, False), (15, True)])
+def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(shift, relu):
     cfg = TINY
     p = HWParams(cfg)
     arw = ActivationRW(p)
-    rng = np.random.default_rng(w_frac)
+    rng = np.random.default_rng(shift)
     rows = 20
     acc_lim = 1 << (cfg.acc_bits - 1)
     acc = rng.integers(-(1 << 30), 1 << 30, rows) >> rng.integers(0, 30, rows)
@@ -399,7 +399,7 @@ def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(w_frac
         await mem_write(ctx, arw.bias_wr, [(bias_base + r, int(bias[r])) for r in range(rows)])
         ctx.set(arw.ctl.src_bank, 0)  # destination: bank 1
         ctx.set(arw.ctl.bias_base, bias_base)
-        ctx.set(arw.ctl.w_frac, w_frac)
+        ctx.set(arw.ctl.shift, shift)
         ctx.set(arw.ctl.relu, relu)
         ctx.set(arw.layer_start, 1)
         await ctx.tick()
@@ -426,7 +426,7 @@ def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(w_frac
         seen.update(dense=dense, cleared=cleared, items=items)
 
     run_sim(arw, bench)
-    want = fixedpoint.requantize(acc + (bias << w_frac), w_frac, relu, cfg)
+    want = fixedpoint.requantize(acc + (bias << shift), shift, relu, cfg)
     assert seen["dense"] == list(want)
     assert seen["cleared"] == [0] * rows
     assert seen["items"] == [(r, int(want[r])) for r in range(rows) if want[r] != 0]

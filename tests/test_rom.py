@@ -35,7 +35,7 @@ def test_rom_verilog_points_every_pe_memory_at_its_image_file(tmp_path):
             assert (rom.out / path).is_file()
     m = json.loads((rom.out / "rom.json").read_text())
     assert m["init"] == "readmemh" and m["top"] == "eie_rom" and m["config"]["n_pe"] == 4
-    assert m["run"] == {"first_layer": 0, "n_layers": 2, "output_bank": 0, "input_length": 40,
+    assert m["run"] == {"first_layer": 0, "n_layers": 2, "output_bank": 0, "input_length": 40, "input_frac": 8,
                         "output_length": 10}
     assert len(m["readmemh"]) == len(loads)
     assert "module eie_rom_pe(" not in text  # only the per-PE copies remain

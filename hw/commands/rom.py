@@ -49,9 +49,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from hw.fpga.rom import build_rom
+    from sw.commands.sources import compile_for_hardware
     from sw.eie.config import EIEConfig
     from sw.errors import FitError
-    from sw.frontends.hybrid import compile_for_hardware
 
     config = EIEConfig.load(args.config)
     model, meta = compile_for_hardware(config, args.model, args.bench, args.seed, args.act,

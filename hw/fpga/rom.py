@@ -135,9 +135,10 @@ def build_rom(image, out: str | Path, *, name: str = "eie_rom", init: str = "rea
             "images_manifest_sha256": hashlib.sha256(
                 (tmp / "images" / "manifest.json").read_bytes()).hexdigest(),
             "config": c.to_dict(),
-            "layers": [{k: d[k] for k in ("name", "n_in", "n_out", "w_frac", "relu")}
+            "layers": [{k: d[k] for k in ("name", "n_in", "n_out", "w_frac", "in_frac", "out_frac",
+                                          "shift", "relu")}
                        for d in images["layers"]],
-            "run": {"first_layer": 0, "n_layers": len(image.layers),
+            "run": {"first_layer": 0, "n_layers": len(image.layers), "input_frac": image.input_frac,
                     "output_bank": len(image.layers) % 2,
                     "input_length": image.layers[0].n_in, "output_length": image.layers[-1].n_out},
             "generate_s": round(time.monotonic() - t0, 2),

@@ -47,9 +47,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
+    from sw.commands.sources import compile_for_hardware
     from sw.eie.config import EIEConfig
     from sw.eie.images import write_images
-    from sw.frontends.hybrid import compile_for_hardware
     from sw.fsutil import atomic_dir
 
     config = EIEConfig.load(args.config)

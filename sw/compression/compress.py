@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -46,11 +45,10 @@ from sw.compression.prune import Pruner, quality_for_density, quality_schedule
 from sw.compression.quantize import INITS, SharedWeights, check_bits, quantize_weights
 from sw.compression.train import OPTIMIZERS, TASKS, TrainSettings, eval_error, fit, predict
 from sw.errors import DataError, EIEError
+from sw.frontends import Network, load_network
+from sw.frontends.stored import KEY, network_meta
 from sw.fsutil import atomic_dir
 from sw.qlayer import QuantizedLayer
-
-if TYPE_CHECKING:
-    from sw.frontends import Network
 
 MODEL_FILE = "model.eie"
 Log = Callable[[str], None]
@@ -337,8 +335,6 @@ def write_outputs(result: CompressResult, out: str | Path, meta: dict | None = N
     check_writable(out)
     network_bytes = 0
     if network is not None:
-        from sw.frontends.stored import KEY, network_meta
-
         meta = dict(meta or {})
         meta.pop(KEY, None)
         bare = modelfile.meta_bytes(result.layers, meta)
@@ -386,8 +382,6 @@ def format_host_line(report: dict) -> str:
 
 def _network_roundtrip(network: Network, path: Path, test_inputs: torch.Tensor | None) -> bool | None:
     """``load_network(path)`` is ``network``: same graph, same outputs bit for bit."""
-    from sw.frontends import load_network
-
     rebuilt = load_network(path)
     if [(n.name, n.op, n.inputs, n.placement) for n in rebuilt.nodes] != \
             [(n.name, n.op, n.inputs, n.placement) for n in network.nodes]:

@@ -193,7 +193,7 @@ def weight_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
     """The (qualified name, layer) of every Linear and Conv2d, in registration order.
 
     For a :class:`ChainNet` the names are the specs' names (``ip1``, ``fc6``, ...); a module
-    with a ``named_weight_layers()`` method (e.g. :meth:`sw.frontends.Network.to_module`'s,
+    with a ``named_weight_layers()`` method (e.g. :class:`sw.frontends.module.NetworkModule`,
     whose layers are named after the network's nodes) says its own.
     """
     if isinstance(module, ChainNet):

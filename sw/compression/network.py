@@ -3,7 +3,7 @@
 
 The FC layers of the network's EIE segments are pruned, quantized and Huffman-coded by the
 same pipeline as the built-in networks (:func:`~sw.compression.compress.compress_module`, on
-the network's ``nn.Module`` view, :meth:`~sw.frontends.Network.to_module`); the host nodes
+the network's ``nn.Module`` view, :class:`~sw.frontends.module.NetworkModule`); the host nodes
 keep their float parameters, frozen. With training data the pipeline retrains (iterative
 pruning with retraining, centroid fine-tuning); without, it is one-shot: each layer pruned to
 its target density in one step and k-means quantized, nothing retrained. The loss is
@@ -32,6 +32,7 @@ from sw.compression.compress import (
 from sw.compression.data import Dataset
 from sw.errors import DataError
 from sw.frontends import FCLayer, Network
+from sw.frontends.module import NetworkModule
 from sw.frontends.stored import host_parameter_count
 
 # Default kept fractions, after Deep Compression's Tables 2-4 (with retraining): hidden FC
@@ -172,7 +173,7 @@ def compress_network(net: Network, out: str | Path, settings: CompressSettings,
     before = metrics(net)
     meta = {"model": "network", "source": name,
             "input_shape": None if net.input_shape is None else list(net.input_shape)}
-    result = compress_module(net.to_module(), train, test, settings, layers=names, meta=meta,
+    result = compress_module(NetworkModule(net), train, test, settings, layers=names, meta=meta,
                              log=log, task=task)
     q = {ql.name: ql for ql in result.layers}
     compressed = net.with_eie_layers(lambda _si, fc: fc._replace(weight=q[fc.name].dense(),

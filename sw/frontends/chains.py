@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sw.compression.modelfile import load_model
+from sw.compression.models import load_checkpoint
 from sw.errors import DataError
 from sw.frontends.ir import INPUT, Network, Node
 from sw.qlayer import QuantizedLayer
@@ -173,8 +175,6 @@ def from_state_dict(sd: Mapping[str, torch.Tensor], act: str = "relu", source: s
 
 
 def load_state_dict(path: str | Path, act: str = "relu") -> Network:
-    from sw.compression.models import load_checkpoint
-
     return from_state_dict(load_checkpoint(path), act, str(path))
 
 
@@ -187,8 +187,6 @@ def load_eie_model(path: str | Path) -> Network:
     ``meta["network"]`` (graph and host parameters, :mod:`sw.frontends.stored`): that network
     is rebuilt. Otherwise the file is a chain (:func:`network_from_layers`).
     """
-    from sw.compression.modelfile import load_model
-
     layers, meta = load_model(path)
     if isinstance(meta, dict) and "network" in meta:
         from sw.frontends.stored import network_from_meta

@@ -225,17 +225,3 @@ def load_inputs_for(network: Network, path: str, limit: int | None = None,
         return Inputs(x, data, calib, f"{len(calib)} training inputs")
     return Inputs(x, data, x[:calib_limit], "the inputs themselves (no training inputs given)")
 
-
-def compile_for_hardware(config: EIEConfig, model: str | None = None, bench: str | None = None,
-                         seed: int = 0, act: str = "relu", calib: str | None = None,
-                         balance: bool = False) -> tuple[HybridModel, dict]:
-    """What `eie pack` and `eie rom` build: the network of ``model`` (a file) or ``bench``
-    (:func:`sw.frontends.load.load_for_hardware`) compiled for ``config``, with per-layer
-    activation formats from the ``calib`` inputs file when given (else ``act_frac``), and the
-    images' meta (where it came from, the host/EIE split)."""
-    from sw.frontends.load import load_for_hardware
-
-    network, meta = load_for_hardware(model, bench, seed, act)
-    x = None if calib is None else load_inputs_for(network, calib).calib
-    compiled = compile_network(network, config, x, "fixed" if x is None else "auto", balance)
-    return compiled, {**meta, "balance": bool(balance), "network": compiled.manifest()}

@@ -259,14 +259,6 @@ class Network:
                  for n in self.nodes]
         return Network(nodes, self.output, self.input_shape, self.source, self.format)
 
-    def to_module(self) -> torch.nn.Module:
-        """The network as an ``nn.Module`` for training (:mod:`sw.frontends.module`): each FC
-        node a real ``nn.Linear`` (trainable), every host node's parameters frozen buffers;
-        ``forward`` runs the very operations of :meth:`run_float`."""
-        from sw.frontends.module import NetworkModule
-
-        return NetworkModule(self)
-
     # -- execution -----------------------------------------------------------------------------
 
     def check_input(self, x: np.ndarray | torch.Tensor) -> None:

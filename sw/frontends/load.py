@@ -92,39 +92,3 @@ def _load_onnx_or_fail(path: Path) -> Network:
         raise DataError(f"{path}: not a model file this tool reads (expected {FORMATS})")
     return load_onnx(path, model)
 
-
-def load_for_hardware(model: str | Path | None = None, bench: str | None = None, seed: int = 0,
-                      act: str = "relu") -> tuple[Network, dict]:
-    """What `eie pack` and `eie rom` put on the EIE, as a network, and where it came from (the
-    images' ``meta``): a model file :func:`load_network` reads; a torchvision-format AlexNet
-    state_dict (``classifier.1/4/6``: Deep Compression's AlexNet recipe,
-    :func:`sw.compression.compress.compress_alexnet_fc`); or ``bench``, one of EIE's Table III
-    layers or ``alexnet`` (fc6 -> fc7 -> fc8), synthesized from ``seed``."""
-    from sw.frontends.chains import network_from_layers
-
-    if (model is None) == (bench is None):
-        raise DataError("give exactly one input: a MODEL file or --bench NAME")
-    if bench is not None:
-        from sw.eie import benchlayers
-
-        layers = benchlayers.alexnet_chain(seed)[0] if bench.lower() == "alexnet" else \
-            [benchlayers.bench_layer(bench, seed)]
-        return network_from_layers(layers, None, f"bench:{bench}", "bench"), \
-            {"source": f"bench:{bench}", "seed": seed}
-    path = Path(model)
-    if detect_format(path) == "state_dict" and _is_torchvision_alexnet(path):
-        from sw.compression.compress import compress_alexnet_fc
-
-        result, _ = compress_alexnet_fc(path)
-        return network_from_layers(result.layers, None, str(path), "state_dict"), \
-            {"source": str(path), "model": "alexnet-fc",
-             "density": {q.name: q.nnz / q.indices.size for q in result.layers}}
-    network = load_network(path, act)
-    return network, {"source": str(path), "format": network.format}
-
-
-def _is_torchvision_alexnet(path: Path) -> bool:
-    from sw.compression.models import TORCHVISION_ALEXNET_KEYS, load_checkpoint
-
-    sd = load_checkpoint(path)
-    return all(f"{k}.weight" in sd for k in TORCHVISION_ALEXNET_KEYS.values())
