@@ -20,15 +20,13 @@ from __future__ import annotations
 
 import argparse
 
-from sw.commands.options import add_act, add_calib, add_config
+from sw.commands.options import add_act, add_calib, add_config, describe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = __doc__
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = ("examples:\n"
-                "  eie rom build/lenet300/model.eie --config ecp5_max --out build/rom\n"
-                "  eie synth --verilog build/rom/eie_rom.v --top eie_rom --out build/rom-synth")
+    describe(p, __doc__,
+             "eie rom build/lenet300/model.eie --config ecp5_max --out build/rom",
+             "eie synth --verilog build/rom/eie_rom.v --top eie_rom --out build/rom-synth")
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help="a model file (as `eie pack`): ONNX, .pt2, TorchScript, state_dict, model.eie")
     p.add_argument("--bench", metavar="NAME",

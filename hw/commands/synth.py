@@ -14,18 +14,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sw.commands.options import add_config
+from sw.commands.options import add_config, describe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from hw.fpga.flow import DEFAULT_DEVICE, DEVICES
 
-    p.description = __doc__
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = ("examples:\n"
-                "  eie synth --config ecp5_small --out build/synth\n"
-                "  eie synth --config ecp5_max --xilinx --freq 100 --out build/synth-max\n"
-                "  eie synth --verilog my.v --top my_top --no-pnr --out build/synth-my")
+    describe(p, __doc__,
+             "eie synth --config ecp5_small --out build/synth",
+             "eie synth --config ecp5_max --xilinx --freq 100 --out build/synth-max",
+             "eie synth --verilog my.v --top my_top --no-pnr --out build/synth-my")
     add_config(p, "tiny")
     p.add_argument("--out", default="build/synth", metavar="DIR",
                    help="output directory (default: build/synth)")

@@ -11,15 +11,13 @@ from __future__ import annotations
 import argparse
 import time
 
-from sw.commands.options import add_config
+from sw.commands.options import add_config, describe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = __doc__
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = ("examples:\n"
-                "  eie verilog --config eie64 --out build/eie.v\n"
-                "  eie verilog --config my_config.json --name eie_small --out build/eie_small.v")
+    describe(p, __doc__,
+             "eie verilog --config eie64 --out build/eie.v",
+             "eie verilog --config my_config.json --name eie_small --out build/eie_small.v")
     add_config(p)
     p.add_argument("--name", default="eie", help="top module name (default: eie)")
     p.add_argument("--out", required=True, metavar="FILE", help="output Verilog file")

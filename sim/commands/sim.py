@@ -1,4 +1,4 @@
-"""Verify the generated RTL in simulation: AlexNet FC layers and MNIST, bit-exact vs golden.
+"""Verify the generated RTL in simulation: AlexNet FC layers, MNIST or your own network, bit-exact vs golden.
 
 Generates the Verilog of --config (default eie64: 64 PEs, queue depth 8), builds it once with
 Verilator (or Icarus: SIM=icarus) and runs, through cocotb, EIE's AlexNet layers fc6 / fc7 /
@@ -7,7 +7,9 @@ images. Every output is compared bit for bit with the golden model and every cyc
 the cycle model; a table lists RTL cycles, cycle model, EIE's published cycles, the lower bound
 and the load-balance efficiency. Exit status 1 on any mismatch (the first one is localised:
 layer, PE, row, column, cycle). --fuzz N runs N random layer configurations instead.
-WAVES=1 dumps waveforms (the path is printed).
+--model FILE --inputs FILE runs your network instead (any model file `eie` reads): its host
+segments in PyTorch, each EIE segment on the RTL, with accuracy (or RMSE) of float, golden and
+RTL and cycles per layer. WAVES=1 dumps waveforms (the path is printed).
 """
 
 from __future__ import annotations
@@ -16,20 +18,19 @@ import argparse
 import os
 import time
 
-from sw.commands.options import add_act, add_config, add_formats
+from sw.commands.options import add_act, add_config, add_formats, describe
 from sw.errors import DataError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = __doc__
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = ("examples:\n"
-                "  eie sim                          # make sim: AlexNet + 1,000 MNIST images\n"
-                "  eie sim --layers none --mnist 10000   # the full MNIST test set\n"
-                "  eie sim --layers Alex-7 --mnist 0 --balance\n"
-                "  eie sim --weights alexnet.pth    # real AlexNet FC weights\n"
-                "  eie sim --fuzz 1000 --seed 0     # random layers on N = 1, 2, 3, 4, 8, 64\n"
-                "  SIM=icarus WAVES=1 eie sim --layers Alex-8 --mnist 0 --config eie64")
+    describe(p, __doc__,
+             "eie sim                          # make sim: AlexNet + 1,000 MNIST images",
+             "eie sim --layers none --mnist 10000   # the full MNIST test set",
+             "eie sim --layers Alex-7 --mnist 0 --balance",
+             "eie sim --weights alexnet.pth    # real AlexNet FC weights",
+             "eie sim --model my_model.onnx --inputs data.npz --limit 200   # your network",
+             "eie sim --fuzz 1000 --seed 0     # random layers on N = 1, 2, 3, 4, 8, 64",
+             "SIM=icarus WAVES=1 eie sim --layers Alex-8 --mnist 0 --config eie64")
     add_config(p)
     p.add_argument("--layers", default="Alex-6,Alex-7,Alex-8,alexnet", metavar="LIST",
                    help="comma-separated EIE Table III layers (Alex-6 ... NT-LSTM) and/or "

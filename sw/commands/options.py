@@ -8,6 +8,13 @@ from __future__ import annotations
 import argparse
 
 
+def describe(p: argparse.ArgumentParser, doc: str | None, *examples: str) -> None:
+    """The verb's help: its module docstring as written, then its examples."""
+    p.description = doc
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = "examples:\n" + "\n".join(f"  {e}" for e in examples)
+
+
 def add_config(p: argparse.ArgumentParser, default: str | None = "eie64") -> None:
     p.add_argument("--config", default=default, required=default is None, metavar="PRESET|FILE",
                    help="accelerator configuration: a preset (eie64, small, tiny, ecp5_small, "

@@ -18,17 +18,15 @@ from __future__ import annotations
 import argparse
 import time
 
-from sw.commands.options import add_act, add_calib, add_config
+from sw.commands.options import add_act, add_calib, add_config, describe
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = __doc__
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = ("examples:\n"
-                "  eie pack build/lenet300/model.eie --config small --out build/lenet300-images\n"
-                "  eie pack --bench Alex-7 --balance --out build/alex7-images\n"
-                "  eie pack alexnet.pth --config eie64 --out build/alexnet-images\n"
-                "  eie pack my_model.onnx --calib data.npz --config small --out build/my-images")
+    describe(p, __doc__,
+             "eie pack build/lenet300/model.eie --config small --out build/lenet300-images",
+             "eie pack --bench Alex-7 --balance --out build/alex7-images",
+             "eie pack alexnet.pth --config eie64 --out build/alexnet-images",
+             "eie pack my_model.onnx --calib data.npz --config small --out build/my-images")
     p.add_argument("model", nargs="?", metavar="MODEL",
                    help="a model file (ONNX, .pt2, TorchScript, state_dict, model.eie) or a "
                         "torchvision-format AlexNet state_dict")

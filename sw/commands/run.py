@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from sw.commands.options import add_act, add_config, add_formats
+from sw.commands.options import add_act, add_config, add_formats, describe
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
@@ -25,11 +25,9 @@ def add_common(p: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = __doc__
-    p.formatter_class = argparse.RawDescriptionHelpFormatter
-    p.epilog = ("examples:\n"
-                "  eie run --model my_model.onnx --inputs data.npz --out build/pred.npy\n"
-                "  eie run --model build/lenet300/model.eie --inputs x.npy --out y.npy")
+    describe(p, __doc__,
+             "eie run --model my_model.onnx --inputs data.npz --out build/pred.npy",
+             "eie run --model build/lenet300/model.eie --inputs x.npy --out y.npy")
     p.add_argument("--model", required=True, metavar="FILE", help="the network")
     p.add_argument("--inputs", required=True, metavar="FILE",
                    help=".npz (x_test[, y_test, x_train, y_train]), .npy or IDX inputs, or an "
