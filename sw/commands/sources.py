@@ -53,7 +53,7 @@ def compile_for_hardware(config: EIEConfig, model: str | None = None, bench: str
                          seed: int = 0, act: str = "relu", calib: str | None = None,
                          balance: bool = False) -> tuple[HybridModel, dict]:
     """What `eie pack` and `eie rom` build: the network of ``model`` (a file) or ``bench``
-    (:func:`sw.frontends.load.load_for_hardware`) compiled for ``config``, with per-layer
+    (:func:`load_for_hardware`) compiled for ``config``, with per-layer
     activation formats from the ``calib`` inputs file when given (else ``act_frac``), and the
     images' meta (where it came from, the host/EIE split)."""
     network, meta = load_for_hardware(model, bench, seed, act)
