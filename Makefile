@@ -20,7 +20,7 @@ setup: $(STAMP)
 
 ## make test: the fast test suite (what CI runs)
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --dist loadgroup
 
 ## make sim: the main job -- verify the RTL (AlexNet FC layers at 64 PEs, MNIST slice) vs golden
 sim: $(STAMP)

@@ -125,7 +125,10 @@ class EIEDriver:
     async def _reset(self, cycles: int) -> None:
         d = self.dut
         if self._clock is None:
-            self._clock = Clock(d.clk, CLOCK_NS, unit="ns")
+            # impl="gpi": toggled in C by cocotb's GPI; the default ("auto") picks the Python
+            # coroutine unless COCOTB_TRUST_INERTIAL_WRITES is set, which wakes Python twice
+            # per cycle even while the design runs freely.
+            self._clock = Clock(d.clk, CLOCK_NS, unit="ns", impl="gpi")
             self._clock.start(start_high=False)
         for s in (d.wr__valid, d.rd__valid, d.start):
             s.value = 0

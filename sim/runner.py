@@ -9,7 +9,7 @@ file lock keeps concurrent builds of the same design from colliding). Waveforms 
 Verilator: cocotb's runner makes *every* signal of the design public (``--public-flat-rw``),
 which keeps Verilator from optimising across them; the testbenches touch only the top level's
 ports, so :class:`_PortsOnlyVerilator` drops that flag and makes just the top module's
-ports public (a Verilator control file). With ``WAVES=1`` every signal is kept public so that
+ports public (a Verilator control file, :func:`ports_vlt`). With ``WAVES=1`` every signal is kept public so that
 the trace shows the whole hierarchy.
 """
 
@@ -20,6 +20,7 @@ import fcntl
 import hashlib
 import itertools
 import os
+import re
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -99,6 +100,35 @@ def _runner(sim: str, ports_only: bool):
             return cmds
 
     return _PortsOnlyVerilator()
+
+
+_PORT = re.compile(r"^\s*(input|output)\s+(?:\[[^\]]*\]\s+)?\\?([\w$]+)\s*;", re.M)
+
+
+def ports_vlt(sources: list[Path], toplevel: str) -> str:
+    """A Verilator control file that makes the ports of ``toplevel``, and nothing else, public:
+    inputs read-write (cocotb drives them), outputs read-only.
+
+    ``-var "*"`` would also make every internal signal of the top module public; Verilator
+    must then assume VPI may write any of them and re-evaluates the logic they feed in its
+    input-combinational region on every ``eval`` (both clock edges): on eie64 (the LNZD tree
+    and the CCU live in the top module) that region was as costly as all the clocked logic.
+    Falls back to ``-var "*"`` when the ports cannot be found."""
+    head = re.compile(rf"^module {re.escape(toplevel)}\s*\(", re.M)
+    lines = ["`verilator_config"]
+    for src in sources:
+        text = Path(src).read_text(errors="replace")
+        m = head.search(text)
+        if m is None:
+            continue
+        body = text[m.end():text.find("endmodule", m.end())]
+        for direction, name in _PORT.findall(body):
+            kind = "public_flat_rw" if direction == "input" else "public_flat_rd"
+            lines.append(f'{kind} -module "{toplevel}" -var "{name}"')
+        break
+    if len(lines) == 1:
+        lines.append(f'public_flat_rw -module "{toplevel}" -var "*"')
+    return "\n".join(lines) + "\n"
 
 
 @contextlib.contextmanager
@@ -198,29 +228,36 @@ def build(sources: list[Path], toplevel: str, sim: str | None = None,
     if sim == "icarus" and waves:
         args += ["-s", ICARUS_DUMP]
     ports_only = sim == "verilator" and not waves
+    vlt_text = ports_vlt(sources, toplevel) if ports_only else ""
     h = hashlib.sha256()
     for src in sources:
         h.update(Path(src).read_bytes())
-    h.update(repr((toplevel, args, waves, ports_only)).encode())
+    h.update(repr((toplevel, args, waves, ports_only, vlt_text)).encode())
     build_dir = BUILD / f"{sim}-{toplevel}-{h.hexdigest()[:16]}"
     runner = _runner(sim, ports_only)
     srcs = [str(s) for s in sources]
+    dump = build_dir / f"{ICARUS_DUMP}.v"
     if sim == "icarus" and waves:  # cocotb's own dump module needs SystemVerilog (see above)
-        build_dir.mkdir(parents=True, exist_ok=True)
-        dump = build_dir / f"{ICARUS_DUMP}.v"
-        dump.write_text(f'module {ICARUS_DUMP};\ninitial begin\n  $dumpfile("dump.fst");\n'
-                        f"  $dumpvars(0, {toplevel});\nend\nendmodule\n")
         srcs.append(str(dump))
+    vlt = build_dir / "ports.vlt"
     if ports_only:
-        vlt = build_dir / "ports.vlt"
-        build_dir.mkdir(parents=True, exist_ok=True)
-        vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{toplevel}" -var "*"\n')
         srcs.append(str(vlt))
     stamp = build_dir / ".built"
     fresh = False
     # Verilator's runner re-runs verilator and make on every build() call; the stamp skips that.
     # Icarus's runner checks timestamps itself and must see build() to know its output file.
+    # Everything written into the build directory is written under the lock: parallel test
+    # workers (pytest -n) may ask for the same design at once.
     with _locked(build_dir.with_suffix(".lock")), _env(WAVES=waves and sim == "verilator"):
+        if ports_only and not stamp.exists():
+            build_dir.mkdir(parents=True, exist_ok=True)
+            vlt.write_text(vlt_text)
+        if sim == "icarus" and waves:
+            build_dir.mkdir(parents=True, exist_ok=True)
+            text = (f'module {ICARUS_DUMP};\ninitial begin\n  $dumpfile("dump.fst");\n'
+                    f"  $dumpvars(0, {toplevel});\nend\nendmodule\n")
+            if not dump.exists() or dump.read_text() != text:  # keep Icarus's timestamps
+                dump.write_text(text)
         if sim == "icarus" or not stamp.exists():
             fresh = not stamp.exists()
             runner.build(sources=srcs, hdl_toplevel=toplevel, build_dir=build_dir,

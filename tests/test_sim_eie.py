@@ -25,8 +25,11 @@ from sw.eie.config import PRESETS
 from sw.eie.fixedpoint import quantize_input
 from sw.eie.pack import pack_network
 
-pytestmark = pytest.mark.skipif(not have_simulator(simulator()),
-                                reason=f"simulator {simulator()} not installed")
+pytestmark = [pytest.mark.skipif(not have_simulator(simulator()),
+                                 reason=f"simulator {simulator()} not installed"),
+              # one pytest-xdist worker (make test: --dist loadgroup) runs this module, so its
+              # module-scoped builds are set up once, not once per worker
+              pytest.mark.xdist_group("sim_eie")]
 
 
 @pytest.fixture(scope="module")
