@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ class Result:
         return self.status == "PASS"
 
 
-def sby_text(mode: str, depth: int) -> str:
+def sby_text(mode: str, depth: int, engine: str = "smtbmc z3") -> str:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     return "\n".join([
@@ -53,7 +54,7 @@ def sby_text(mode: str, depth: int) -> str:
         "multiclock off",
         "",
         "[engines]",
-        "smtbmc z3",
+        engine,
         "",
         "[script]",
         "read_rtlil top.il",
@@ -66,23 +67,27 @@ def sby_text(mode: str, depth: int) -> str:
 
 
 def run(name: str, design: Elaboratable, mode: str, depth: int, out: Path,
-        timeout: float = 1200) -> Result:
+        timeout: float = 1200, engine: str = "smtbmc z3") -> Result:
     """Convert ``design`` (its free inputs are ``AnySeq``/``AnyConst``; the top's only ports
     are the clock and the reset, itself free) and run ``mode`` to ``depth`` under ``out/name_mode``.
     """
     base = out / f"{name}_{mode}"
     base.mkdir(parents=True, exist_ok=True)
     (base / "top.il").write_text(rtlil.convert(design, name="top", ports=[]))
-    (base / "check.sby").write_text(sby_text(mode, depth))
+    (base / "check.sby").write_text(sby_text(mode, depth, engine))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.monotonic()
+    # its own process group, so that a timeout stops the solver too
+    proc = subprocess.Popen([*SBY, "-f", "check.sby"], cwd=base, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
-        proc = subprocess.run([*SBY, "-f", "check.sby"], cwd=base, env=env, text=True,
-                              capture_output=True, timeout=timeout)
+        log, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
         return Result(name, mode, depth, "TIMEOUT", time.monotonic() - t0, base)
     seconds = time.monotonic() - t0
-    log = proc.stdout + proc.stderr
     (base / "sby.log").write_text(log)
     done = re.findall(r"DONE \((\w+)", log)
     status = done[-1] if done else "ERROR"
