@@ -4,7 +4,7 @@ around the real ``CentralControl``.
 The environment: ``start``, ``first_layer``, ``n_layers``, the LNZD root (``valid``, payload),
 every PE's ``room``/``room2``/``done`` and the reset are free in every cycle; layer-table writes
 are free but only while ``ready`` (the top registers the host's writes, which it takes only
-while ready). The wrapper keeps a shadow of the table's ``rows`` fields and a ghost of the run
+while ready) and only with ``rows <= act_depth`` (a valid entry). The wrapper keeps a shadow of the table's ``rows`` fields and a ghost of the run
 (first layer, layer count, layers started). The phase is read off the unit's registered outputs
 (CLEAR = ``wb.clear``, IDLE = ``ready``, LSTART = ``layer_start``, COMPUTE = ``compute``, WB =
 ``wb.valid & ~wb.clear``, FLUSH/TAIL = ``count_en`` and none of those, before/after WB).
@@ -72,8 +72,11 @@ class ControlProperties(Elaboratable):
               ccu.layer_wr.en, ccu.layer_wr.addr, ccu.layer_wr.data)
         for st in ccu.status:
             _free(m, st.room, st.room2, st.done)
-        m.d.comb += Assume(~ccu.layer_wr.en | ccu.ready)
-        rows = Array(Signal.like(ccu.layer_wr.data.rows, name=f"rows{i}")
+        # the host writes while ready, and only valid entries: rows = ceil(n_out / N) <= act_depth
+        # (with more, the write-back row would wrap: the first BMC run found that)
+        m.d.comb += Assume(~ccu.layer_wr.en | (ccu.ready & (ccu.layer_wr.data.rows <= c.act_depth)))
+        # (the table is a memory: a reset keeps it, so the shadow is not reset either)
+        rows = Array(Signal.like(ccu.layer_wr.data.rows, name=f"rows{i}", reset_less=True)
                      for i in range(c.max_layers))
         with m.If(ccu.layer_wr.en):
             m.d.sync += rows[ccu.layer_wr.addr].eq(ccu.layer_wr.data.rows)
