@@ -44,7 +44,7 @@ class Result:
         return self.status == "PASS"
 
 
-def sby_text(mode: str, depth: int, engine: str = "smtbmc z3") -> str:
+def sby_text(mode: str, depth: int, engine: str = "smtbmc z3", timeout: int = 1200) -> str:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     return "\n".join([
@@ -52,6 +52,7 @@ def sby_text(mode: str, depth: int, engine: str = "smtbmc z3") -> str:
         f"mode {mode}",
         f"depth {depth}",
         "multiclock off",
+        f"timeout {timeout}",  # sby stops its engines (they run in their own process groups)
         "",
         "[engines]",
         engine,
@@ -74,7 +75,7 @@ def run(name: str, design: Elaboratable, mode: str, depth: int, out: Path,
     base = out / f"{name}_{mode}"
     base.mkdir(parents=True, exist_ok=True)
     (base / "top.il").write_text(rtlil.convert(design, name="top", ports=[]))
-    (base / "check.sby").write_text(sby_text(mode, depth, engine))
+    (base / "check.sby").write_text(sby_text(mode, depth, engine, int(timeout)))
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.monotonic()
     # its own process group, so that a timeout stops the solver too
@@ -82,7 +83,7 @@ def run(name: str, design: Elaboratable, mode: str, depth: int, out: Path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
     try:
-        log, _ = proc.communicate(timeout=timeout)
+        log, _ = proc.communicate(timeout=timeout + 60)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
