@@ -46,6 +46,11 @@ verilog: $(STAMP)
 synth: $(STAMP)
 	$(EIE) synth --config $(or $(CONFIG),tiny) --xilinx --out build/synth
 
+## make formal: SymbiYosys proofs of the broadcast network (queue, LNZD tree, central control)
+.PHONY: formal
+formal: $(STAMP)
+	$(EIE) formal
+
 ## make bench: benchmarks that print figures (slow, not in CI)
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

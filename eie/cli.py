@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rom": ("hw.commands.rom", "FPGA ROM build: Verilog whose memories initialise from a model's images"),
     "verilog": ("hw.commands.verilog", "Generate the EIE accelerator's Verilog for a configuration"),
     "sim": ("sim.commands.sim", "Verify the RTL in simulation (cocotb): AlexNet, MNIST or your network vs golden"),
+    "formal": ("sim.commands.formal", "Formal proofs (SymbiYosys) of the activation queue, LNZD tree and central control"),
 }
 
 
