@@ -99,9 +99,15 @@ class PointerRead(wiring.Component):
             b_load.eq(r_valid & (~b_valid | c_load)),
             self.i.ready.eq(~r_valid | b_load),
         ]
+        # ptr_base comes from the central control unit across the chip and is constant during a
+        # layer (latched at LSTART, at least start + column_latency cycles before the first
+        # column's pointers are read): a copy registered here keeps that wire out of the
+        # address adder's path to the pointer memories (docs/fpga.md).
+        ptr_base = Signal.like(self.ptr_base)
+        m.d.sync += ptr_base.eq(self.ptr_base)
         addr = Signal(p.ptr_addr_bits + 1)
         m.d.comb += [
-            addr.eq(self.ptr_base + self.i.payload.j),
+            addr.eq(ptr_base + self.i.payload.j),
             even.addr.eq((addr + 1) >> 1), even.en.eq(self.i.ready),
             odd.addr.eq(addr >> 1), odd.en.eq(self.i.ready),
         ]

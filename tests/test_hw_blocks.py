@@ -123,6 +123,7 @@ def test_pointer_read_gives_each_columns_bounds_in_order_under_backpressure(ptr_
         await mem_write(ctx, pr.wr, [(b, int(ptrs[2 * b]) | (int(ptrs[2 * b + 1]) << P.ptr_bits))
                                      for b in range(len(ptrs) // 2)])
         ctx.set(pr.ptr_base, ptr_base)
+        await ctx.tick()  # the unit registers ptr_base (constant during a layer) before use
         taken, got, out_cycles = [], [], []
         j = 0
         for cycle in range(400):
