@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from amaranth.hdl import Elaboratable
+from amaranth.lib import wiring
 
 from . import sby
 
@@ -27,7 +27,7 @@ OUT = Path("build/formal")
 class Check:
     name: str
     what: str
-    build: Callable[[], Elaboratable]
+    build: Callable[[], wiring.Component]
     mode: str
     depth: int
     engine: str = "smtbmc z3"

@@ -35,8 +35,9 @@ shows such runs are reached).
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Module, Mux, Signal
 from amaranth.hdl._ast import AnySeq
+from amaranth.lib import wiring
 
 from hw.central_control import FLUSH_STATES, TAIL_STATES, CentralControl
 from hw.params import HWParams
@@ -55,8 +56,9 @@ def _free(m: Module, *targets) -> None:
 
 
 
-class ControlProperties(Elaboratable):
+class ControlProperties(wiring.Component):
     def __init__(self, config: EIEConfig | None = None, control_cls=CentralControl):
+        super().__init__({})  # no ports: every input is free (AnySeq/AnyConst)
         self.config = config or small_config()
         self.control_cls = control_cls
 

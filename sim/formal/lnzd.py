@@ -24,8 +24,9 @@ bounded proofs (BMC) to the depth reported.
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cat, Cover, Elaboratable, Module, Signal
+from amaranth.hdl import Assert, Assume, Cat, Cover, Module, Signal
 from amaranth.hdl._ast import AnySeq
+from amaranth.lib import wiring
 
 from hw.lnzd import LNZDTree
 from hw.params import HWParams
@@ -39,8 +40,9 @@ def small_config(n_pe: int) -> EIEConfig:
                      max_layers=2)
 
 
-class LNZDProperties(Elaboratable):
+class LNZDProperties(wiring.Component):
     def __init__(self, n_pe: int = 4, tree_cls=LNZDTree):
+        super().__init__({})  # no ports: every input is free (AnySeq/AnyConst)
         self.config = small_config(n_pe)
         self.tree_cls = tree_cls
 

