@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers_nets import blobs, train
 from torch import nn
 
 from eie.cli import main
@@ -25,23 +26,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::U
 RETRAIN = ["--prune-iters", "2", "--retrain-epochs", "3", "--retrain-lr", "3e-3",
            "--finetune-epochs", "2", "--finetune-lr", "1e-3", "--batch-size", "32",
            "--no-progress", "--no-plots"]
-
-
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 80,
-          loss=nn.functional.cross_entropy) -> nn.Module:
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss(model(x), y).backward()
-        opt.step()
-    return model.eval()
-
-
-def blobs(n: int = 500, d: int = 12, k: int = 4, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(k, d, generator=g) * 2
-    y = torch.randint(0, k, (n,), generator=g)
-    return centers[y] + torch.randn(n, d, generator=g), y
 
 
 def save_npz(path, x, y, n_train: int | None):

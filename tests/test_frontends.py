@@ -5,6 +5,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from helpers_nets import blobs, train
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
@@ -17,23 +18,6 @@ from sw.qlayer import QuantizedLayer
 # torch.onnx's TorchScript-based exporter (dynamo=False) and torch.jit.script warn that they
 # are deprecated: both are what users' files come from, so the tests use them.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
-
-
-def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: int = 60) -> nn.Module:
-    """A few Adam steps of cross-entropy, so the weights are trained, not just initialised."""
-    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(steps):
-        opt.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        opt.step()
-    return model.eval()
-
-
-def blobs(n: int = 256, d: int = 12, k: int = 4, seed: int = 0):
-    g = torch.Generator().manual_seed(seed)
-    centers = torch.randn(k, d, generator=g) * 3
-    y = torch.randint(0, k, (n,), generator=g)
-    return centers[y] + torch.randn(n, d, generator=g), y
 
 
 def mlp(hidden_act: nn.Module) -> nn.Sequential:
@@ -58,17 +42,17 @@ def ref(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def data():
-    return blobs()
+    return blobs(256, spread=3.0)
 
 
 @pytest.fixture(scope="module")
 def tanh_mlp(data):
-    return train(mlp(nn.Tanh()), *data)
+    return train(mlp(nn.Tanh()), *data, steps=60)
 
 
 @pytest.fixture(scope="module")
 def relu_mlp(data):
-    return train(mlp(nn.ReLU()), *data)
+    return train(mlp(nn.ReLU()), *data, steps=60)
 
 
 def shapes(net):

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers_nets import train
 from torch import nn
 
 from eie.cli import main
@@ -15,17 +16,6 @@ from sim.fuzz import FUZZ_CONFIGS
 from sw.eie.config import PRESETS
 from sw.frontends import load_network
 from sw.frontends.hybrid import compile_network
-
-
-def _train(net: nn.Module, x: np.ndarray, y: np.ndarray, loss, steps: int = 80) -> nn.Module:
-    torch.manual_seed(0)
-    opt = torch.optim.Adam(net.parameters(), 1e-2)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(steps):
-        opt.zero_grad()
-        loss(net(xt), yt).backward()
-        opt.step()
-    return net.eval()
 
 
 def _classes(rng, n: int, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -48,7 +38,7 @@ def mlp_files(tmp_path_factory):
     torch.manual_seed(1)
     net = nn.Sequential(nn.Linear(20, 24), nn.ReLU(), nn.Linear(24, 16), nn.Tanh(),
                         nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 2))
-    _train(net, x[:300], y[:300], nn.functional.cross_entropy)
+    train(net, x[:300], y[:300])
     _onnx(net, x, d / "mlp.onnx")
     np.savez(d / "data.npz", x_train=x[:300], y_train=y[:300], x_test=x[300:], y_test=y[300:])
     with torch.no_grad():
@@ -83,8 +73,8 @@ def test_regression_targets_give_rmse_and_max_error(tmp_path, capsys):
     x = rng.normal(0, 1, (300, 6)).astype(np.float32)
     y = np.stack([np.sin(x[:, 0]) + x[:, 1] * x[:, 2], x[:, 3] - 0.5 * x[:, 4]], 1).astype(np.float32)
     torch.manual_seed(3)
-    net = _train(nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2)), x[:250], y[:250],
-                 nn.functional.mse_loss, 200)
+    net = train(nn.Sequential(nn.Linear(6, 32), nn.ReLU(), nn.Linear(32, 2)), x[:250], y[:250],
+                 steps=200, loss=nn.functional.mse_loss)
     torch.save(net.state_dict(), tmp_path / "reg.pt")
     np.savez(tmp_path / "reg.npz", x_test=x[250:], y_test=y[250:])
     assert main(["run", "--model", str(tmp_path / "reg.pt"), "--inputs", str(tmp_path / "reg.npz"),
@@ -125,7 +115,7 @@ def test_eie_sim_runs_a_conv_and_fc_network_through_the_rtl(tmp_path, capsys):
     torch.manual_seed(7)
     net = nn.Sequential(nn.Conv2d(1, 3, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
                         nn.Linear(27, 16), nn.ReLU(), nn.Linear(16, 2))
-    _train(net, x[:120], y[:120], nn.functional.cross_entropy)
+    train(net, x[:120], y[:120])
     torch.export.save(torch.export.export(net, (torch.from_numpy(x[:1]),)), tmp_path / "conv.pt2")
     np.savez(tmp_path / "d.npz", x_train=x[:120], y_train=y[:120], x_test=x[120:], y_test=y[120:])
     cfg = tmp_path / "n3d4.json"  # the build the other RTL tests use (cached by content)
@@ -203,8 +193,8 @@ def test_compress_pack_and_sim_through_the_command_line(mlp_files, tmp_path, cap
         x = rng.normal(0, 1, (240, 5)).astype(np.float32)
         y = (x[:, :2] @ np.array([[1.0, -0.5], [0.3, 2.0]], np.float32) + np.tanh(x[:, 2:4])).astype(np.float32)
         torch.manual_seed(9)
-        net = _train(nn.Sequential(nn.Linear(5, 24), nn.ReLU(), nn.Linear(24, 16), nn.Sigmoid(),
-                                   nn.Linear(16, 2)), x[:200], y[:200], nn.functional.mse_loss, 150)
+        net = train(nn.Sequential(nn.Linear(5, 24), nn.ReLU(), nn.Linear(24, 16), nn.Sigmoid(),
+                                   nn.Linear(16, 2)), x[:200], y[:200], steps=150, loss=nn.functional.mse_loss)
         model, data = tmp_path / "reg.onnx", tmp_path / "reg.npz"
         _onnx(net, x, model)
         np.savez(data, x_train=x[:200], y_train=y[:200], x_test=x[200:], y_test=y[200:])
