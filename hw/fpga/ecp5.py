@@ -174,6 +174,13 @@ def _read_nextpnr(report: SynthReport, path: Path) -> None:
     report.overflow = overflow_of(report.resources, report.device)
 
 
+def read_nextpnr_report(report: SynthReport, path: Path) -> None:
+    """Fill ``report`` in from nextpnr-ecp5's ``--report`` JSON at ``path`` (resources, Fmax
+    per clock, critical paths, utilisation, overflow): for flows that run nextpnr themselves
+    (the board builds of :mod:`hw.board.build`)."""
+    _read_nextpnr(report, path)
+
+
 def _nextpnr_log_utilisation(log: Path) -> dict[str, int]:
     """Used counts from nextpnr's 'Device utilisation' log block (when it failed to place)."""
     used: dict[str, int] = {}

@@ -105,6 +105,14 @@ def _readmemh(text: str, module: str, mem: str, path: str) -> str:
     return text[:start] + body + text[end:]
 
 
+def run_parameters(image) -> dict:
+    """How the host runs a ROM build of ``image``: the start pulse's layers, the input's format
+    and length, the output's bank and length (docs/hardware.md, "Host protocol")."""
+    return {"first_layer": 0, "n_layers": len(image.layers), "input_frac": image.input_frac,
+            "output_bank": len(image.layers) % 2,
+            "input_length": image.layers[0].n_in, "output_length": image.layers[-1].n_out}
+
+
 def build_rom(image, out: str | Path, *, name: str = "eie_rom", init: str = "readmemh",
               absolute_paths: bool = False, meta: dict | None = None) -> RomBuild:
     """Write ``images/``, ``<name>.v`` and ``rom.json`` for ``image`` to ``out`` (atomically)."""
@@ -138,9 +146,7 @@ def build_rom(image, out: str | Path, *, name: str = "eie_rom", init: str = "rea
             "layers": [{k: d[k] for k in ("name", "n_in", "n_out", "w_frac", "in_frac", "out_frac",
                                           "shift", "relu")}
                        for d in images["layers"]],
-            "run": {"first_layer": 0, "n_layers": len(image.layers), "input_frac": image.input_frac,
-                    "output_bank": len(image.layers) % 2,
-                    "input_length": image.layers[0].n_in, "output_length": image.layers[-1].n_out},
+            "run": run_parameters(image),
             "generate_s": round(time.monotonic() - t0, 2),
             "meta": meta or {},
         }

