@@ -34,16 +34,19 @@ from pathlib import Path
 from sw.eie.config import EIEConfig
 from sw.errors import ConfigError, DataError
 
-from ..host import RESET_CYCLES
 from ..params import HWParams, RdMem, WrMem
 
-__all__ = ["DATA_WIDTH", "ID_MAGIC", "REGMAP_VERSION", "ErrorCode", "Field", "Register",
+__all__ = ["DATA_WIDTH", "ID_MAGIC", "REGMAP_VERSION", "SOFT_RESET_CYCLES", "ErrorCode", "Field", "Register",
            "Window", "RegisterMap", "config_hash", "regmap"]
 
 DATA_WIDTH = 32  # bits of a bus word
 ID_MAGIC = 0x45494547  # "EIEG" in ASCII: the ID register of every EIE front end
 REGMAP_VERSION = (1, 0)  # (major, minor): a major change moves or redefines an address
 FORMAT = "eie-regmap"  # the JSON file's "format"
+# Cycles CTRL.RESET holds the core in reset (STATUS.READY reads 0 meanwhile): more than the
+# core's own reset pipelining (docs/hardware.md "Reset behaviour"), so that READY, once the
+# count is over, is the core's and low until its accumulator clear is done.
+SOFT_RESET_CYCLES = 8
 
 
 class ErrorCode(enum.IntEnum):
@@ -55,7 +58,7 @@ class ErrorCode(enum.IntEnum):
     WRITE_ONLY = 3  # a read of a window the core cannot read back
     BUSY = 4  # a write into a memory (or ACT_CLEAR, or START) while the core is not ready
     NOT_LOADED = 5  # START before any layer-table entry was written since reset
-    BAD_LAYERS = 6  # START with layers outside the table or not written since reset
+    BAD_LAYERS = 6  # START with FIRST_LAYER or layers outside the table, or not written since reset
     RANGE = 7  # a value that does not fit the register (FIRST_LAYER, N_LAYERS)
 
 
@@ -67,7 +70,8 @@ ERROR_TEXT = {
     ErrorCode.BUSY: "memory write, ACT_CLEAR or START while the core is not ready (running or "
                     "in reset)",
     ErrorCode.NOT_LOADED: "START before any layer-table entry was written since reset",
-    ErrorCode.BAD_LAYERS: "START with layers outside the layer table or not written since reset",
+    ErrorCode.BAD_LAYERS: "START with FIRST_LAYER or a layer of the run outside the layer table, "
+                          "or not written since reset",
     ErrorCode.RANGE: "value too large for the register",
 }
 
@@ -257,7 +261,7 @@ class RegisterMap:
     version: tuple[int, int] = REGMAP_VERSION
     id_magic: int = ID_MAGIC
     config_hash: int = 0
-    reset_cycles: int = RESET_CYCLES
+    reset_cycles: int = SOFT_RESET_CYCLES
     data_width: int = DATA_WIDTH
     _by_name: dict = field(default=None, init=False, repr=False, compare=False)
 
@@ -533,7 +537,7 @@ def _registers(config: EIEConfig, params: HWParams, chash: int) -> list[Register
         Register("CTRL", 0, "w", "control; bits act in the order RESET, CLEAR_ERROR, START", (
             Field("START", 0, 1, "start a run of N_LAYERS layers from FIRST_LAYER on the input "
                                  "in bank 0 (refused: BUSY, NOT_LOADED, BAD_LAYERS)"),
-            Field("RESET", 1, 1, f"reset the core ({RESET_CYCLES} cycles; then it clears its "
+            Field("RESET", 1, 1, f"reset the core ({SOFT_RESET_CYCLES} cycles; then it clears its "
                                  "accumulators, READY low); forgets the loaded layer table; "
                                  "memories keep their contents; START ignored"),
             Field("CLEAR_ERROR", 2, 1, "clear ERROR, ERROR_ADDR and STATUS.ERROR"))),
