@@ -50,7 +50,7 @@ from ..params import HWParams, RdMem, WrMem
 from ..pe import PE, PEInit
 from ..top import EIE
 from . import wishbone
-from .regmap import DATA_WIDTH, SOFT_RESET_CYCLES, ErrorCode, Register, RegisterMap, Window, regmap
+from .regmap import DATA_WIDTH, SOFT_RESET_CYCLES, ErrorCode, RegisterMap, regmap
 
 __all__ = ["EIEBus", "bus_signature", "generate"]
 
@@ -141,143 +141,161 @@ class EIEBus(wiring.Component):
 
         # start checks: every layer of the run in the table and written since reset
         end = Signal(nlb + 1)
-        missing = Signal()
+        bad_layers = Signal()
         m.d.comb += [
             end.eq(first_layer + n_layers),
-            missing.eq(Cat((first_layer <= i) & (i < end) & ~valid[i]
-                           for i in range(c.max_layers)).any()),
+            bad_layers.eq((first_layer >= c.max_layers) | (end > c.max_layers)
+                          | Cat((first_layer <= i) & (i < end) & ~valid[i]
+                                for i in range(c.max_layers)).any()),
         ]
 
-        def refuse(code: ErrorCode) -> None:
-            m.d.sync += [answer_err.eq(1), err_flag.eq(1), err_code.eq(code),
-                         err_addr.eq(bus.adr)]
+        # -- decode (combinational): what the request addresses, and whether it is refused --
+        a, d, we = bus.adr, bus.dat_w, bus.we
+        reg_bits = (rm.reg_block - 1).bit_length()
+        is_reg = Signal()
+        m.d.comb += is_reg.eq(a[reg_bits:] == 0)
+        reg_idx = a[:reg_bits]
+        reg_sel = {r.name: is_reg & (reg_idx == r.addr) for r in rm.registers}
+        reg_ro = Cat(reg_sel[r.name] for r in rm.registers if r.access == "r").any()
+        win_sel = {w.name: Signal(name=f"sel_{w.name.lower()}") for w in rm.windows}
+        for w in rm.windows:
+            m.d.comb += win_sel[w.name].eq(a[w.size_bits:] == w.base >> w.size_bits)
 
-        def read_value(r: Register):
-            if r.value is not None:
-                return Const(r.value, DATA_WIDTH)
-            return {
-                "SCRATCH": scratch, "FIRST_LAYER": first_layer, "N_LAYERS": n_layers,
-                "CTRL": Const(0), "ACT_CLEAR": Const(0),
-                "STATUS": Cat(ready, core.busy, core.done, loaded, err_flag),
-                "LAYER": core.layer, "CYCLES": core.cycles, "STALL_CYCLES": core.stall_cycles,
-                "ERROR": err_code, "ERROR_ADDR": err_addr,
-            }[r.name]
+        def onehot(fields, width: int):
+            """The field of the selected window (a one-hot OR of ANDs)."""
+            v = Const(0, width)
+            for w, value in fields:
+                v = v | Mux(win_sel[w.name], value, 0)
+            return v
 
-        def write_register(r: Register) -> None:
-            d = bus.dat_w
-            if r.access == "r":
-                refuse(ErrorCode.READ_ONLY)
-            elif r.name == "SCRATCH":
-                m.d.sync += scratch.eq(d)
-            elif r.name in ("FIRST_LAYER", "N_LAYERS"):
-                reg = first_layer if r.name == "FIRST_LAYER" else n_layers
-                with m.If(d[nlb:].any()):
-                    refuse(ErrorCode.RANGE)
-                with m.Else():
-                    m.d.sync += reg.eq(d)
-            elif r.name == "ACT_CLEAR":
-                with m.If(~ready):
-                    refuse(ErrorCode.BUSY)
-                with m.Else():
-                    m.d.sync += [wr_mem.eq(WrMem.ACT_CLEAR), wr_addr.eq(0), wr_all.eq(1)]
-                    m.next = "WRITE"
-            elif r.name == "CTRL":
-                bits = {f.name: d[f.offset] for f in r.fields}
-                with m.If(bits["CLEAR_ERROR"]):
-                    m.d.sync += [err_flag.eq(0), err_code.eq(0), err_addr.eq(0)]
-                with m.If(bits["RESET"]):
-                    m.d.sync += [rst_count.eq(SOFT_RESET_CYCLES), valid.eq(valid.init)]
-                with m.Elif(bits["START"]):
-                    with m.If(~ready):
-                        refuse(ErrorCode.BUSY)
-                    with m.Elif(~loaded):
-                        refuse(ErrorCode.NOT_LOADED)
-                    with m.Elif((first_layer >= c.max_layers) | (end > c.max_layers) | missing):
-                        refuse(ErrorCode.BAD_LAYERS)
-                    with m.Else():
-                        m.d.sync += start.eq(1)
-            else:
-                raise AssertionError(f"register {r.name}: no write behaviour")
+        def field(shift: int, bits: int):
+            return a[shift:shift + bits]
 
-        def window_fields(w: Window):
-            a = bus.adr
-            word = a[:w.word_bits]
-            index = a[w.index_shift:w.index_shift + w.index_bits]
-            bank = a[w.bank_shift:w.bank_shift + w.bank_bits]
-            pe = a[w.pe_shift:w.pe_shift + w.pe_bits]
+        writes = [w for w in rm.windows if w.access == "w"]
+        reads = [w for w in rm.windows if w.access == "r"]
+        ok_terms = []
+        for w in rm.windows:
             ok = Const(1)
             if w.words & (w.words - 1):
-                ok &= word < w.words
+                ok &= field(0, w.word_bits) < w.words
             if w.depth & (w.depth - 1):
-                ok &= index < w.depth
+                ok &= field(w.index_shift, w.index_bits) < w.depth
             if w.per_pe:
-                pe_ok = pe < w.n_pe
-                if w.broadcast:
-                    pe_ok |= pe == w.pe_broadcast
-                ok &= pe_ok
-            return word, index, bank, pe, ok
+                pe = field(w.pe_shift, w.pe_bits)
+                ok &= (pe < w.n_pe) | ((pe == w.pe_broadcast) if w.broadcast else Const(0))
+            ok_terms.append(win_sel[w.name] & ok)
+        win_ok = Cat(ok_terms).any()
+        is_write_win = Cat(win_sel[w.name] for w in writes).any()
+        word_bits = max(w.word_bits for w in rm.windows)
+        word = Signal(max(1, word_bits))
+        last = Signal()  # the last word of an entry
+        index = Signal(max(1, max(w.index_bits for w in rm.windows)))
+        pe_f = Signal(max(w.pe_bits for w in rm.windows if w.per_pe))
+        bank = Signal()
+        m.d.comb += [
+            word.eq(onehot([(w, field(0, w.word_bits)) for w in rm.windows if w.words > 1],
+                           len(word))),
+            last.eq(Cat(win_sel[w.name] & (field(0, w.word_bits) == w.words - 1)
+                        for w in rm.windows).any()),
+            index.eq(onehot([(w, field(w.index_shift, w.index_bits)) for w in rm.windows],
+                            len(index))),
+            pe_f.eq(onehot([(w, field(w.pe_shift, w.pe_bits)) for w in rm.windows
+                            if w.per_pe], len(pe_f))),
+            bank.eq(onehot([(w, field(w.bank_shift, w.bank_bits)) for w in rm.windows
+                            if w.banks > 1], 1)),
+        ]
+        mem_w = onehot([(w, WrMem[w.mem].value) for w in writes], len(wr_mem.as_value()))
+        mem_r = onehot([(w, RdMem[w.mem].value) for w in reads], len(rd_mem.as_value()))
+        broadcast = pe_f == (1 << len(pe_f)) - 1
+        layer_win = rm.write_window(WrMem.LAYER)
+        act_win = rm.read_window(RdMem.ACT)
+        ctrl = {f.name: d[f.offset] for f in rm.reg("CTRL").fields}
 
-        def write_window(w: Window, word, index, pe) -> None:
-            with m.If(~ready):
-                refuse(ErrorCode.BUSY)
-            with m.Else():
-                if w.words > 1:
-                    m.d.sync += stage.word_select(word, DATA_WIDTH).eq(bus.dat_w)
-                else:
-                    m.d.sync += stage[:DATA_WIDTH].eq(bus.dat_w)
-                with m.If(word == w.words - 1):  # the last word: the entry goes to the core
-                    m.d.sync += [wr_mem.eq(WrMem[w.mem]), wr_addr.eq(index)]
-                    if w.per_pe:
-                        m.d.sync += [wr_pe.eq(pe), wr_all.eq(pe == w.pe_broadcast)]
-                    else:
-                        m.d.sync += wr_all.eq(1)
-                    if w.mem == WrMem.LAYER.name:
-                        m.d.sync += valid.bit_select(index, 1).eq(1)
-                    m.next = "WRITE"
+        code = Signal(len(err_code))
+        with m.If(is_reg):
+            with m.If(reg_idx >= len(rm.registers)):
+                m.d.comb += code.eq(ErrorCode.UNMAPPED)
+            with m.Elif(we):
+                with m.If(reg_ro):
+                    m.d.comb += code.eq(ErrorCode.READ_ONLY)
+                with m.Elif((reg_sel["FIRST_LAYER"] | reg_sel["N_LAYERS"]) & d[nlb:].any()):
+                    m.d.comb += code.eq(ErrorCode.RANGE)
+                with m.Elif(reg_sel["ACT_CLEAR"] & ~ready):
+                    m.d.comb += code.eq(ErrorCode.BUSY)
+                with m.Elif(reg_sel["CTRL"] & ctrl["START"] & ~ctrl["RESET"]):
+                    with m.If(~ready):
+                        m.d.comb += code.eq(ErrorCode.BUSY)
+                    with m.Elif(~loaded):
+                        m.d.comb += code.eq(ErrorCode.NOT_LOADED)
+                    with m.Elif(bad_layers):
+                        m.d.comb += code.eq(ErrorCode.BAD_LAYERS)
+        with m.Elif(~win_ok):
+            m.d.comb += code.eq(ErrorCode.UNMAPPED)
+        with m.Elif(we & ~is_write_win):
+            m.d.comb += code.eq(ErrorCode.READ_ONLY)
+        with m.Elif(we & ~ready):
+            m.d.comb += code.eq(ErrorCode.BUSY)
+        with m.Elif(~we & is_write_win):
+            m.d.comb += code.eq(ErrorCode.WRITE_ONLY)
 
-        def read_window(w: Window, index, bank, pe) -> None:
-            addr = index
-            if w.banks > 1:
-                addr = Cat(index, Const(0, p.local_bits - w.index_bits), bank)
-            m.d.sync += [rd_mem.eq(RdMem[w.mem]), rd_addr.eq(addr), wr_pe.eq(pe)]
-            m.next = "RDREQ"
+        reg_val = Signal(DATA_WIDTH)
+        dynamic = {
+            "SCRATCH": scratch, "FIRST_LAYER": first_layer, "N_LAYERS": n_layers,
+            "STATUS": Cat(ready, core.busy, core.done, loaded, err_flag),
+            "LAYER": core.layer, "CYCLES": core.cycles, "STALL_CYCLES": core.stall_cycles,
+            "ERROR": err_code, "ERROR_ADDR": err_addr,
+        }
+        with m.Switch(reg_idx):
+            for r in rm.registers:
+                with m.Case(r.addr):
+                    if r.value is not None:
+                        m.d.comb += reg_val.eq(r.value)
+                    elif r.access != "w":  # action registers read 0
+                        m.d.comb += reg_val.eq(dynamic[r.name])
 
-        def access_window(w: Window) -> None:
-            word, index, bank, pe, ok = window_fields(w)
-            with m.If(~ok):
-                refuse(ErrorCode.UNMAPPED)
-            with m.Elif(bus.we):
-                if w.access == "w":
-                    write_window(w, word, index, pe)
-                else:
-                    refuse(ErrorCode.READ_ONLY)
-            with m.Else():
-                if w.access == "r":
-                    read_window(w, index, bank, pe)
-                else:
-                    refuse(ErrorCode.WRITE_ONLY)
-
-        reg_bits = (rm.reg_block - 1).bit_length()
+        # -- the access, one at a time ---------------------------------------------------------
         with m.FSM():
             with m.State("IDLE"):
                 m.d.sync += [answer_err.eq(0), aborted.eq(0)]
                 with m.If(bus.cyc & bus.stb):
                     m.next = "RESP"
-                    with m.If(bus.adr[reg_bits:] == 0):
-                        with m.Switch(bus.adr[:reg_bits]):
-                            for r in rm.registers:
-                                with m.Case(r.addr):
-                                    with m.If(bus.we):
-                                        write_register(r)
-                                    with m.Else():
-                                        m.d.sync += dat_r.eq(read_value(r))
-                            with m.Default():
-                                refuse(ErrorCode.UNMAPPED)
-                    for w in rm.windows:
-                        with m.Elif(bus.adr[w.size_bits:] == w.base >> w.size_bits):
-                            access_window(w)
-                    with m.Else():
-                        refuse(ErrorCode.UNMAPPED)
+                    with m.If(code != ErrorCode.NONE):
+                        m.d.sync += [answer_err.eq(1), err_flag.eq(1), err_code.eq(code),
+                                     err_addr.eq(a)]
+                    with m.Elif(is_reg & ~we):
+                        m.d.sync += dat_r.eq(reg_val)
+                    with m.Elif(is_reg):
+                        with m.If(reg_sel["SCRATCH"]):
+                            m.d.sync += scratch.eq(d)
+                        with m.If(reg_sel["FIRST_LAYER"]):
+                            m.d.sync += first_layer.eq(d)
+                        with m.If(reg_sel["N_LAYERS"]):
+                            m.d.sync += n_layers.eq(d)
+                        with m.If(reg_sel["ACT_CLEAR"]):
+                            m.d.sync += [wr_mem.eq(WrMem.ACT_CLEAR), wr_all.eq(1)]
+                            m.next = "WRITE"
+                        with m.If(reg_sel["CTRL"]):
+                            with m.If(ctrl["CLEAR_ERROR"]):
+                                m.d.sync += [err_flag.eq(0), err_code.eq(0), err_addr.eq(0)]
+                            with m.If(ctrl["RESET"]):
+                                m.d.sync += [rst_count.eq(SOFT_RESET_CYCLES),
+                                             valid.eq(valid.init)]
+                            with m.Elif(ctrl["START"]):
+                                m.d.sync += start.eq(1)
+                    with m.Elif(we):  # a window write: stage the word; the last one commits
+                        m.d.sync += stage.word_select(word, DATA_WIDTH).eq(d)
+                        with m.If(last):
+                            m.d.sync += [wr_mem.eq(mem_w), wr_addr.eq(index), wr_pe.eq(pe_f),
+                                         wr_all.eq(broadcast | win_sel[layer_win.name])]
+                            with m.If(win_sel[layer_win.name]):
+                                m.d.sync += valid.bit_select(index[:max(1, layer_win.index_bits)],
+                                                             1).eq(1)
+                            m.next = "WRITE"
+                    with m.Else():  # a window read
+                        m.d.sync += [rd_mem.eq(mem_r), wr_pe.eq(pe_f),
+                                     rd_addr.eq(Mux(win_sel[act_win.name],
+                                                    Cat(index[:p.local_bits], bank), index))]
+                        m.next = "RDREQ"
             with m.State("RESP"):
                 m.d.comb += [bus.ack.eq(bus.cyc & bus.stb & ~aborted & ~answer_err),
                              bus.err.eq(bus.cyc & bus.stb & ~aborted & answer_err)]
