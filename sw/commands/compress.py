@@ -27,13 +27,15 @@ import sys
 import textwrap
 from pathlib import Path
 
-from sw.commands.options import add_act
+from sw.commands.options import add_act, add_config
 from sw.errors import DataError
 
 MODELS = ("lenet300", "lenet5", "alexnet-fc")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from sw.compression.quantize import ECSQ_LAMBDA
+
     p.description = __doc__
     p.formatter_class = argparse.RawDescriptionHelpFormatter
     p.epilog = _epilog()
@@ -99,10 +101,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="per-layer target kept fractions instead of quality parameters, "
                         "'fc6=0.09,fc8=0.25' or a JSON file")
 
-    g = p.add_argument_group("trained quantization (Deep Compression Sec. 3)")
+    g = p.add_argument_group("trained quantization (Deep Compression Sec. 3; Choi et al. 2017)")
     g.add_argument("--bits", metavar="SPEC",
                    help="weight bits: '4' for every layer, 'ip3=5' for one, or '5,ip3=6'; "
                         "2**bits - 1 centroids plus code 0 = zero (default 4, EIE's width)")
+    g.add_argument("--quantizer", metavar="SPEC",
+                   help="weight quantizer: 'ecsq' for every layer, 'ip1=ternary' for one, or "
+                        "'kmeans,ip3=uniform': kmeans (the paper's), hessian (Hessian-weighted "
+                        "k-means), uniform (evenly spaced levels), ecsq (entropy-constrained), "
+                        "ternary (0, +-alpha) or binary (pruned, sign x alpha); ternary and "
+                        "binary use 2 bits (default kmeans)")
+    g.add_argument("--ecsq-lambda", type=float, metavar="L",
+                   help="ECSQ's Lagrange multiplier: assignment cost (w - c)^2 / var(w) + "
+                        f"L x code length in bits (default {ECSQ_LAMBDA}); larger: fewer bits, "
+                        "more error")
+    g.add_argument("--hessian-batches", type=int, metavar="N",
+                   help="minibatches of squared gradients averaged into the hessian quantizer's "
+                        "diagonal Hessian estimate (default 100)")
     g.add_argument("--init", choices=("linear", "density", "random"),
                    help="k-means initialization (default linear, the paper's best)")
     g.add_argument("--finetune-epochs", type=int, metavar="N",
@@ -112,6 +127,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--index-bits", type=int, metavar="B",
                    help="relative-index bits in the model file (default: the smallest file "
                         "per layer)")
+
+    g = p.add_argument_group("on-chip footprint")
+    add_config(g)
 
     g = p.add_argument_group("run")
     g.add_argument("--seed", type=int, default=0, metavar="N",
@@ -127,7 +145,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 # CompressSettings field -> the option that sets it
-_OPTION = {"dense_epochs": "--epochs", "layer_bits": "--bits"}
+_OPTION = {"dense_epochs": "--epochs", "layer_bits": "--bits", "layer_quantizer": "--quantizer",
+           "eie_config": "--config"}
 
 
 def _opt(field: str) -> str:
@@ -137,10 +156,13 @@ def _opt(field: str) -> str:
 def _epilog() -> str:
     from sw.compression.compress import MODEL_DEFAULTS, CompressSettings
 
+    def val(x: object) -> str:
+        return x if isinstance(x, str) else f"{x:g}"
+
     def show(k: str, v: object) -> str:
         if isinstance(v, dict):
-            return f"{_opt(k)} " + ",".join(f"{n}={x:g}" for n, x in v.items())
-        return f"{_opt(k)} {v:g}"
+            return f"{_opt(k)} " + ",".join(f"{n}={val(x)}" for n, x in v.items())
+        return f"{_opt(k)} {val(v)}"
 
     wrap = textwrap.TextWrapper(width=96, subsequent_indent=" " * 14, break_on_hyphens=False)
     lines = ["per-model defaults (an option not given takes these, else the generic default):"]
@@ -205,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from sw.compression.compress import compress_builtin, default_settings
+    from sw.compression.footprint import format_footprint
     from sw.compression.modelfile import format_table
 
     threads = args.threads
@@ -214,6 +237,8 @@ def run(args: argparse.Namespace) -> int:
     _, sensitivity = parse_layer_values(args.sensitivity, "--sensitivity")
     _, density = parse_layer_values(args.density, "--density")
     bits, layer_bits = parse_layer_values(args.bits, "--bits", int, allow_default=True)
+    quantizer, layer_quantizer = parse_layer_values(args.quantizer, "--quantizer", str,
+                                                    allow_default=True)
     epochs = args.epochs
     overrides = dict(
         lr=args.lr, batch_size=args.batch_size,
@@ -221,6 +246,9 @@ def run(args: argparse.Namespace) -> int:
         retrain_epochs=args.retrain_epochs, retrain_lr=args.retrain_lr, quality=args.quality,
         sensitivity=sensitivity or None, density=density or None, bits=bits,
         layer_bits=layer_bits or None, init=args.init, finetune_epochs=args.finetune_epochs,
+        quantizer=quantizer, layer_quantizer=layer_quantizer or None,
+        ecsq_lambda=args.ecsq_lambda, hessian_batches=args.hessian_batches,
+        eie_config=args.config,
         finetune_lr=args.finetune_lr, distill=args.distill, temperature=args.temperature,
         shift=args.shift,
         index_bits=args.index_bits, seed=args.seed,
@@ -242,6 +270,7 @@ def run(args: argparse.Namespace) -> int:
                               limit_train=args.limit_train, limit_test=args.limit_test, log=log,
                               plots=not args.no_plots)
     print(format_table(report["layers"]))
+    print(format_footprint(report["onchip"], report["compressed_bytes"]))
 
     def pct(e: float | None) -> str:
         return "n/a (no test data)" if e is None else f"{100 * e:.2f}%"
@@ -257,6 +286,7 @@ def _run_network(args: argparse.Namespace, overrides: dict, log) -> int:
     """``--model FILE``: compress a user's network (sw.compression.network)."""
     from sw.compression.compress import format_host_line
     from sw.compression.data import load_dataset
+    from sw.compression.footprint import format_footprint
     from sw.compression.modelfile import format_table
     from sw.compression.network import compress_network, format_metrics, network_settings
     from sw.frontends import load_network
@@ -275,6 +305,7 @@ def _run_network(args: argparse.Namespace, overrides: dict, log) -> int:
     report = compress_network(net, args.out, settings, data, args.limit_train, args.limit_test, log,
                               plots=not args.no_plots)
     print(format_table(report["layers"]))
+    print(format_footprint(report["onchip"], report["compressed_bytes"]))
     print(format_host_line(report))
     if report["mode"] == "one-shot":
         print("one-shot: pruned to the target densities and quantized, no retraining")

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from sw.compression import modelfile
+from sw.compression.footprint import fc_chains, format_footprint, onchip_footprint
 from sw.compression.models import (
     BUILTIN_SPECS,
     ChainNet,
@@ -42,8 +43,18 @@ from sw.compression.models import (
     weight_layers,
 )
 from sw.compression.prune import Pruner, quality_for_density, quality_schedule
-from sw.compression.quantize import INITS, SharedWeights, check_bits, quantize_weights
+from sw.compression.quantize import (
+    ECSQ_LAMBDA,
+    INITS,
+    SharedWeights,
+    check_bits,
+    check_quantizer,
+    hessian_diag,
+    quantize_weights,
+    quantizer_bits,
+)
 from sw.compression.train import OPTIMIZERS, TASKS, TrainSettings, eval_error, fit, predict
+from sw.eie.config import EIEConfig
 from sw.errors import DataError, EIEError
 from sw.frontends import Network, load_network
 from sw.frontends.stored import KEY, network_meta
@@ -72,6 +83,10 @@ class CompressSettings:
     bits: int = 4  # default weight bits (2**bits - 1 centroids + code 0 = zero)
     layer_bits: dict[str, int] = field(default_factory=dict)
     init: str = "linear"  # k-means initialization: linear, density or random
+    quantizer: str = "kmeans"  # default weight quantizer (sw.compression.quantize.QUANTIZERS)
+    layer_quantizer: dict[str, str] = field(default_factory=dict)
+    ecsq_lambda: float = ECSQ_LAMBDA  # ECSQ's multiplier on the code length (bits)
+    hessian_batches: int = 100  # minibatches of squared gradients for the Hessian estimate
     kmeans_max_iter: int = 10_000
     finetune_epochs: int = 3  # centroid fine-tuning epochs (assignments fixed)
     finetune_lr: float = 3e-4
@@ -79,6 +94,7 @@ class CompressSettings:
     temperature: float = 4.0
     shift: int = 0  # augmentation: image inputs shifted by up to this many pixels (0: off)
     index_bits: int | None = None  # relative-index bits in the model file (None: per layer best)
+    eie_config: str = "eie64"  # accelerator whose on-chip footprint the report gives
     seed: int = 0
     progress: bool = True
 
@@ -86,7 +102,7 @@ class CompressSettings:
         """Validate against the layers being compressed; one clear line per problem."""
         known = set(names)
         for opt, d in (("sensitivity", self.sensitivity), ("density", self.density),
-                       ("bits", self.layer_bits)):
+                       ("bits", self.layer_bits), ("quantizer", self.layer_quantizer)):
             unknown = sorted(set(d) - known)
             if unknown:
                 raise DataError(f"--{opt}: unknown layer(s) {', '.join(unknown)} "
@@ -105,6 +121,13 @@ class CompressSettings:
         check_bits(self.bits)
         for n, b in self.layer_bits.items():
             check_bits(b, n)
+        check_quantizer(self.quantizer)
+        for n, qn in self.layer_quantizer.items():
+            check_quantizer(qn, n)
+        if not (np.isfinite(self.ecsq_lambda) and self.ecsq_lambda >= 0):
+            raise DataError(f"--ecsq-lambda must be >= 0, got {self.ecsq_lambda}")
+        if self.hessian_batches < 1:
+            raise DataError(f"--hessian-batches must be >= 1, got {self.hessian_batches}")
         if self.init not in INITS:
             raise DataError(f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.optimizer not in OPTIMIZERS:
@@ -124,9 +147,14 @@ class CompressSettings:
             raise DataError(f"--temperature must be > 0, got {self.temperature}")
         if self.batch_size < 1:
             raise DataError("--batch-size must be >= 1")
+        EIEConfig.load(self.eie_config)  # an unknown preset or a bad file: one line, now
 
     def bits_of(self, name: str) -> int:
-        return self.layer_bits.get(name, self.bits)
+        """The layer's code width: its --bits, or 2 for ternary and binary."""
+        return quantizer_bits(self.quantizer_of(name), self.layer_bits.get(name, self.bits))
+
+    def quantizer_of(self, name: str) -> str:
+        return self.layer_quantizer.get(name, self.quantizer)
 
     def quality_of(self, name: str) -> float:
         return self.sensitivity.get(name, self.quality)
@@ -180,6 +208,10 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
                 raise DataError(f"layer {n}: {pname} holds NaN or Inf values")
     layer_of = dict(named)
     can_train = train_data is not None and len(train_data[0]) > 0
+    need_hessian = [n for n in names if s.quantizer_of(n) == "hessian"]
+    if need_hessian and not can_train:
+        raise DataError(f"the hessian quantizer (layer(s) {', '.join(need_hessian)}) needs "
+                        "training data for its Hessian estimate")
     timings: dict[str, float] = {}
     snapshots: dict[str, dict[str, np.ndarray]] = {}
 
@@ -239,15 +271,23 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
 
     # 3. trained quantization: per-layer k-means, then centroid fine-tuning (eq. 3)
     t = time.perf_counter()
+    hessian = {}
+    if need_hessian:  # diagonal Hessian from squared gradients of the pruned network
+        hessian = hessian_diag(module, {n: layer_of[n] for n in need_hessian}, *train_data,
+                               task=task, batch_size=s.batch_size,
+                               max_batches=s.hessian_batches, seed=s.seed)
+        timings["hessian_s"] = time.perf_counter() - t
     quant = {}
     for j, n in enumerate(names):
         quant[n] = quantize_weights(layer_of[n].weight.detach().numpy(), s.bits_of(n), s.init,
-                                    seed=s.seed + j, max_iter=s.kmeans_max_iter, name=n)
+                                    seed=s.seed + j, max_iter=s.kmeans_max_iter, name=n,
+                                    quantizer=s.quantizer_of(n), hessian=hessian.get(n),
+                                    ecsq_lambda=s.ecsq_lambda)
     timings["kmeans_s"] = time.perf_counter() - t
     shared = SharedWeights(layer_of, quant)
     error_quantized = err()
-    log(f"quantize: k-means {timings['kmeans_s']:.2f} s, "
-        + ", ".join(f"{n} {s.bits_of(n)} bits" for n in names)
+    log(f"quantize: {timings['kmeans_s']:.2f} s, "
+        + ", ".join(f"{n} {s.quantizer_of(n)} {s.bits_of(n)} bits" for n in names)
         + f"; test error {show(error_quantized)} before fine-tuning")
     t = time.perf_counter()
     if can_train and s.finetune_epochs > 0:
@@ -297,9 +337,10 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
         "layers": table,
         "pruning": {n: {**dataclasses.asdict(r), "density": r.density}
                     for n, r in pruner.records.items()},
-        "quantization": {n: {"bits": s.bits_of(n), "init": s.init, "kmeans_iters": quant[n].n_iter,
+        "quantization": {n: {"quantizer": s.quantizer_of(n), "bits": s.bits_of(n),
+                             "init": s.init, "kmeans_iters": quant[n].n_iter,
                              "kmeans_converged": quant[n].converged,
-                             "kmeans_inertia": quant[n].inertia,
+                             "kmeans_inertia": quant[n].inertia, **quant[n].info,
                              "codebook": [float(c) for c in codebooks[n]]} for n in names},
         "train_examples": 0 if train_data is None else len(train_data[0]),
         "test_examples": 0 if test_data is None else len(test_data[0]),
@@ -313,7 +354,7 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
 def write_outputs(result: CompressResult, out: str | Path, meta: dict | None = None,
                   index_bits: int | None = None, test_inputs: torch.Tensor | None = None,
                   log: Log | None = None, network: Network | None = None,
-                  plots: bool = True) -> dict:
+                  plots: bool = True, eie_config: str = "eie64") -> dict:
     """Write ``out/`` atomically: model file, report.json, table.txt and (``plots``) the
     three weight-distribution plots.
 
@@ -328,6 +369,10 @@ def write_outputs(result: CompressResult, out: str | Path, meta: dict | None = N
     outputs on ``test_inputs``, and the report counts that part apart: ``network_bytes`` (its
     share of the file), ``compressed_bytes`` the rest (the EIE layers, as the table says) and
     ``model_file_bytes`` the file.
+
+    ``report["onchip"]`` is the on-chip footprint of the EIE images on ``eie_config``
+    (:mod:`sw.compression.footprint`): the network's EIE segments, or for a built-in network
+    its runs of FC layers.
     """
     log = log or (lambda _msg: None)
     report = copy.deepcopy(result.report)
@@ -358,6 +403,8 @@ def write_outputs(result: CompressResult, out: str | Path, meta: dict | None = N
         report["ratio"] = table["original_bytes"] / report["compressed_bytes"]
         report["model_file"] = MODEL_FILE
         text = modelfile.format_table(table)
+        report["onchip"] = onchip_footprint(_chains(result.layers, network), eie_config)
+        text += "\n" + format_footprint(report["onchip"], report["compressed_bytes"])
         if network is not None:
             report["network_bytes"] = network_bytes
             report["model_file_bytes"] = size
@@ -369,6 +416,15 @@ def write_outputs(result: CompressResult, out: str | Path, meta: dict | None = N
         (tmp / "report.json").write_text(json.dumps(_jsonable(report), indent=2) + "\n")
     log(f"wrote {out}/ ({MODEL_FILE}: {size:,} bytes)")
     return report
+
+
+def _chains(layers: list[QuantizedLayer], network: Network | None) -> list[list[QuantizedLayer]]:
+    """The chains of layers one EIE run holds: the network's EIE segments, or the runs of FC
+    layers of a built-in network."""
+    if network is None:
+        return fc_chains(layers)
+    by_name = {q.name: q for q in layers}
+    return [[by_name[fc.name] for fc in seg] for seg in network.eie_layers()]
 
 
 def format_host_line(report: dict) -> str:
@@ -464,6 +520,10 @@ def settings_from(defaults: Mapping, **overrides) -> CompressSettings:
     if overrides.get("quality") is not None:
         values["sensitivity"] = dict(overrides.get("sensitivity") or {})
         values["density"] = dict(overrides.get("density") or {})
+    # an explicit global --quantizer / --bits replaces the model's per-layer defaults
+    for glob, per in (("quantizer", "layer_quantizer"), ("bits", "layer_bits")):
+        if overrides.get(glob) is not None:
+            values[per] = dict(overrides.get(per) or {})
     # an explicit per-layer choice of one kind replaces the default of the other kind
     if overrides.get("density"):
         values["sensitivity"] = {k: v for k, v in values.get("sensitivity", {}).items()
@@ -532,7 +592,8 @@ def compress_builtin(model: str, out: str | Path, settings: CompressSettings,
                              "threads": torch.get_num_threads(), "python": platform.python_version()}
     result.report = report
     return write_outputs(result, out, meta, settings.index_bits,
-                         None if test is None else test[0], log, plots=plots)
+                         None if test is None else test[0], log, plots=plots,
+                         eie_config=settings.eie_config)
 
 
 # -- plots --------------------------------------------------------------------------------------

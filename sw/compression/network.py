@@ -194,7 +194,8 @@ def compress_network(net: Network, out: str | Path, settings: CompressSettings,
                               "python": platform.python_version()}}
     result.report = report
     return write_outputs(result, out, meta, settings.index_bits,
-                         None if test is None else test[0], log, network=compressed, plots=plots)
+                         None if test is None else test[0], log, network=compressed, plots=plots,
+                         eie_config=settings.eie_config)
 
 
 def format_metrics(m: dict | None) -> str:
