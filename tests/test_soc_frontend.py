@@ -259,3 +259,20 @@ def test_rom_build_behind_the_bus_needs_only_the_input(net):
     (out, s), _ = _bench(dut, body, pipelined=True)
     assert s & rm.reg("STATUS").bit("LOADED")  # preloaded entries stay loaded over a reset
     assert np.array_equal(out.outputs[0][1], direct[0].output)
+
+
+@pytest.mark.slow
+def test_cocotb_bench_under_verilator(net):
+    """sim/tb_wishbone.py: every register and window through the initiator model (classic and
+    pipelined with idle cycles), cocotbext-wishbone's master, and the network's runs checked
+    against the golden model and the cycle model in the bench."""
+    from sim.job import Case, make_run
+    from sim.runner import have_simulator
+    from sim.tb_wishbone import bus_design, run_bench
+
+    if not have_simulator("verilator"):
+        pytest.fail("Verilator is not installed (make setup)")
+    img, xs, phys, direct = net
+    runs = [make_run(img, a, label=f"x{i}") for i, a in enumerate(phys)]
+    runs.append(make_run(img, runs[0].expect[0], first_layer=1, label="layer 1 alone"))
+    run_bench(bus_design(TINY), Case("wishbone", img, runs))
