@@ -213,6 +213,7 @@ def test_registers_windows_and_every_error(net):
         await h.run([host.input_load(p, img, phys[0])])
         await wb.write(R["FIRST_LAYER"], [0, 2, ctrl.bit("START")])
         assert await status(wb) & st.bit("BUSY")
+        assert (ctx.get(dut.ready), ctx.get(dut.busy), ctx.get(dut.done)) == (0, 1, 0)
         a_sp = spmat.addr(0, 0, word=1)
         await _expect_err(wb, h, rm, wb.write(a_sp, [0]), ErrorCode.BUSY, a_sp)
         await _expect_err(wb, h, rm, wb.write(R["ACT_CLEAR"], [0]), ErrorCode.BUSY, R["ACT_CLEAR"])
@@ -223,6 +224,7 @@ def test_registers_windows_and_every_error(net):
                              host.ReadCounters()])
         assert np.array_equal(first.outputs[0][1], direct[0].output)
         assert first.counters[0].cycles == direct[0].cycles
+        assert (ctx.get(dut.ready), ctx.get(dut.busy), ctx.get(dut.done)) == (1, 0, 1)
         # an aborted read: no answer, and the next access works
         await wb.abort_read(act.addr(0, 1), 2)
         await wb.tick(8)
@@ -276,3 +278,55 @@ def test_cocotb_bench_under_verilator(net):
     runs = [make_run(img, a, label=f"x{i}") for i, a in enumerate(phys)]
     runs.append(make_run(img, runs[0].expect[0], first_layer=1, label="layer 1 alone"))
     run_bench(bus_design(TINY), Case("wishbone", img, runs))
+
+
+class _FakeBus:
+    """A synchronous bus that answers from a dict and refuses the (address, value) writes of
+    ``refuse`` (recording the code and address as the front end does): for the synchronous
+    runner."""
+
+    def __init__(self, rm, refuse: dict[tuple[int, int], ErrorCode]):
+        self.rm = rm
+        self.mem = {r.addr: r.value or 0 for r in rm.registers}
+        self.mem[rm.reg("STATUS").addr] = rm.reg("STATUS").bit("READY") | \
+            rm.reg("STATUS").bit("DONE")
+        self.refuse = refuse
+        self.log = []
+
+    def write(self, addr, words):
+        self.log.append(("w", addr, list(words)))
+        for i, w in enumerate(words):
+            if (addr + i, w) in self.refuse:
+                self.mem[self.rm.reg("ERROR").addr] = int(self.refuse[addr + i, w])
+                self.mem[self.rm.reg("ERROR_ADDR").addr] = addr + i
+                raise BusError("err")
+            self.mem[addr + i] = w
+
+    def read(self, addr, count):
+        self.log.append(("r", addr, count))
+        return [self.mem.get(addr + i, 0) for i in range(count)]
+
+
+def test_synchronous_runner_identifies_splits_bursts_and_explains_refusals(net):
+    from hw.soc.bus_host import BusHost
+    from sw.errors import ConfigError
+
+    img = net[0]
+    rm = regmap(TINY)
+    p = HWParams(TINY)
+    ctrl = rm.reg("CTRL")
+    bus = _FakeBus(rm, {(ctrl.addr, ctrl.bit("START")): ErrorCode.NOT_LOADED})
+    h = BusHost(bus, rm, max_burst=16)
+    h.identify()
+    h.run(host.load_program(p, img))
+    assert all(len(op[2]) <= 16 for op in bus.log if op[0] == "w")
+    with pytest.raises(BusError, match=r"NOT_LOADED .* at word address 0x6 \(CTRL\)") as e:
+        h.run([host.Start(0, 2)])
+    assert (e.value.code, e.value.addr) == (ErrorCode.NOT_LOADED, ctrl.addr)
+    assert bus.log[-1] == ("w", ctrl.addr, [ctrl.bit("CLEAR_ERROR")])  # cleared
+    bus.mem[rm.reg("CONFIG_HASH").addr] ^= 1
+    with pytest.raises(ConfigError, match="another configuration"):
+        h.identify()
+    bus.mem[rm.reg("ID").addr] = 0
+    with pytest.raises(BusError, match="no EIE front end"):
+        h.identify()

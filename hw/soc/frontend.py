@@ -42,7 +42,7 @@ from amaranth.hdl import (
     Signal,
 )
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from sw.eie.config import EIEConfig
 
@@ -63,7 +63,8 @@ def bus_signature(rm: RegisterMap) -> wishbone.Signature:
 
 class EIEBus(wiring.Component):
     """The EIE for ``config`` as a Wishbone B4 target (``bus``: classic, or pipelined with
-    ``stall``; ``err`` for refused accesses) at the addresses of :func:`hw.soc.regmap.regmap`.
+    ``stall``; ``err`` for refused accesses) at the addresses of :func:`hw.soc.regmap.regmap`;
+    ``ready``, ``busy``, ``done``: STATUS's bits as outputs.
 
     ``pe_module``, ``pe_inits``, ``layer_init``: as :class:`hw.top.EIE` (a shared PE Verilog
     module; a ROM build's preloaded memories and layer table, whose entries then count as
@@ -76,7 +77,10 @@ class EIEBus(wiring.Component):
         self.regmap = regmap(config)
         self._core_args = dict(pe_module=pe_module, pe_inits=pe_inits, layer_init=layer_init)
         self._preloaded = len(layer_init or [])
-        super().__init__({"bus": In(bus_signature(self.regmap))})
+        super().__init__({"bus": In(bus_signature(self.regmap)),
+                          # STATUS.READY, BUSY, DONE as outputs (LEDs; DONE is a level
+                          # interrupt: high from the end of a run to the next START or reset)
+                          "ready": Out(1), "busy": Out(1), "done": Out(1)})
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -316,7 +320,8 @@ class EIEBus(wiring.Component):
                     m.next = "RESP"
         with m.If(~bus.cyc):  # (IDLE clears it when a request comes)
             m.d.sync += aborted.eq(1)
-        m.d.comb += [bus.dat_r.eq(dat_r), bus.stall.eq(~(bus.ack | bus.err))]
+        m.d.comb += [bus.dat_r.eq(dat_r), bus.stall.eq(~(bus.ack | bus.err)),
+                     self.ready.eq(ready), self.busy.eq(core.busy), self.done.eq(core.done)]
         return m
 
 
