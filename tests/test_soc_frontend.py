@@ -330,3 +330,23 @@ def test_synchronous_runner_identifies_splits_bursts_and_explains_refusals(net):
     bus.mem[rm.reg("ID").addr] = 0
     with pytest.raises(BusError, match="no EIE front end"):
         h.identify()
+
+
+def test_eie_verilog_bus_wishbone(tmp_path):
+    import re
+    import subprocess
+    import sys
+
+    out = tmp_path / "eie_bus.v"
+    r = subprocess.run([sys.executable, "-m", "eie", "verilog", "--config", "tiny", "--bus",
+                        "wishbone", "--name", "eie_bus", "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    text = out.read_text()
+    rm = regmap(TINY)
+    assert re.search(rf"input \[{rm.addr_width - 1}:0\] bus__adr;", text)
+    for port in ("bus__err", "bus__stall", "bus__ack", "ready", "busy", "done"):
+        assert re.search(rf"output {port};", text), port
+    assert f"register map hash {rm.config_hash:#010x}" in text
+    assert "module eie_bus_pe(" in text and "wr__data" not in text.split("module eie_bus(")[1] \
+        .split(");")[0]  # the wide port is internal

@@ -4,6 +4,9 @@ The PE is emitted once as module <name>_pe and instantiated N times by the top m
 memories start empty and are loaded through the host port at run time (docs/hardware.md: ports
 and host protocol). The output is deterministic (same configuration, same bytes) and written
 atomically. For Verilog whose memories hold a model's images (FPGA ROM builds) see `eie rom`.
+
+--bus wishbone: the accelerator behind a 32-bit Wishbone B4 target instead (hw/soc/frontend.py;
+ports bus__*, ready, busy, done), at the addresses `eie regmap` writes (docs/soc.md).
 """
 
 from __future__ import annotations
@@ -17,9 +20,13 @@ from sw.commands.options import add_config, describe
 def add_arguments(p: argparse.ArgumentParser) -> None:
     describe(p, __doc__,
              "eie verilog --config eie64 --out build/eie.v",
-             "eie verilog --config my_config.json --name eie_small --out build/eie_small.v")
+             "eie verilog --config my_config.json --name eie_small --out build/eie_small.v",
+             "eie verilog --config ecp5_small --bus wishbone --name eie_bus --out build/eie_bus.v")
     add_config(p)
     p.add_argument("--name", default="eie", help="top module name (default: eie)")
+    p.add_argument("--bus", choices=["none", "wishbone"], default="none",
+                   help="host interface: the core's wide port (none) or a Wishbone B4 target "
+                        "with the register map of `eie regmap` (wishbone)")
     p.add_argument("--out", required=True, metavar="FILE", help="output Verilog file")
 
 
@@ -34,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--name {args.name!r} is not a Verilog identifier")
     config = EIEConfig.load(args.config)
     t0 = time.perf_counter()
-    from hw.verilog import generate
+    if args.bus == "wishbone":
+        from hw.soc.frontend import generate
+    else:
+        from hw.verilog import generate
 
     g = generate(config, name=args.name)
     atomic_write_text(args.out, g.text)
