@@ -7,8 +7,12 @@ runs that need padding entries, empty columns, codebook widths and scales up to 
 biases, ReLU flags, balanced or interleaved rows) and 1-4 runs (random sub-chains of layers,
 input densities from 0 to 1, values up to the full activation range, random host-side stalls
 on the write and read ports and before ``start``, occasionally a run aborted by a reset).
-Different N and queue depths need different Verilog, so the cases are grouped per build and
-each build runs its cases in one simulator process (a reset and a fresh image per case).
+Different N and queue depths need different Verilog, so the cases are grouped per build; a
+campaign is farm tasks (:mod:`sim.farm`): one per build (generate and build the model, or find
+it in the cache directory), then chunks of one build's seeds, each chunk in one simulator
+process (a reset and a fresh image per case); the chunks' results merge into one
+:class:`FuzzReport`. ``plant_fault`` corrupts one case's loaded image, a check that the checker
+and the report catch and name it.
 """
 
 from __future__ import annotations
@@ -133,6 +137,97 @@ def fuzz_case(seed: int) -> Case:
     raise FitError(f"fuzz seed {seed}: no case fits {config.name} in 100 attempts")
 
 
+def plant_fault(case: Case, seed: int) -> Case:
+    """``case`` with a corrupted image loaded instead of its own (a check of the checker): one
+    codebook value of one layer changed so that the golden model's outputs of some run differ
+    from the expected ones; raises :class:`DataError` when no such change exists (every run's
+    inputs zero, say)."""
+    import copy
+
+    from sw.eie.golden import run_layer
+
+    image = case.image
+    lo, hi = int_range(image.config.act_bits)
+    for li in range(len(image.layers)):
+        for code in range(1, image.codebook.shape[1]):
+            fault = copy.deepcopy(image)
+            v = int(fault.codebook[li, code])
+            fault.codebook[li, code] = hi if v <= 0 else lo
+            for run in case.runs:
+                if li not in run.layers or run.reset_after is not None:
+                    continue  # an aborted run's outputs are not checked
+                idx = li - run.first_layer
+                a = run.x if idx == 0 else run.expect[idx - 1]
+                if not np.array_equal(run_layer(fault, li, a), run.expect[idx]):
+                    return Case(case.name + ":planted-fault", image, case.runs,
+                                case.stall_seed, case.stall_p, fault=fault)
+    raise DataError(f"fuzz seed {seed}: no codebook change is visible in its outputs (choose "
+                    f"another seed for --plant-fault)")
+
+
+def reproduce_command(seed: int, planted: bool = False) -> str:
+    """The command that runs case ``seed`` alone."""
+    return f"eie sim --fuzz 1 --seed {seed}" + (f" --plant-fault {seed}" if planted else "")
+
+
+@dataclass
+class BuildInfo:
+    """A fuzz build as a worker found or made it."""
+
+    name: str
+    build_dir: str
+    fresh: bool  # built by this task (else from the cache directory)
+    seconds: float
+    host: str
+
+
+def fuzz_build(name: str) -> BuildInfo:
+    """Task: the simulator build of ``name`` (generated and built once per cache directory,
+    :func:`sim.design.eie_design`; concurrent requests wait on its lock)."""
+    import socket
+
+    t = time.perf_counter()
+    design = eie_design(FUZZ_CONFIGS[name], log=lambda m: None)
+    return BuildInfo(name, str(design.build_dir), design.fresh, time.perf_counter() - t,
+                     socket.gethostname())
+
+
+@dataclass
+class ChunkResult:
+    """What one fuzz task returns: per seed, passed or the first mismatch."""
+
+    name: str
+    seeds: list[int]
+    ok: list[bool]
+    messages: list[str]
+    runs: list[int]
+    prep_s: float
+    sim_s: float
+
+
+def fuzz_chunk(name: str, seeds: list[int], build: BuildInfo | None = None,
+               planted: tuple[int, ...] = ()) -> ChunkResult:
+    """Task: the cases of ``seeds`` (all of build ``name``) in one simulator process; a seed in
+    ``planted`` gets a corrupted image (:func:`plant_fault`). ``build``: the build task's
+    result (a dependency, so that builds run before their chunks)."""
+    design = eie_design(FUZZ_CONFIGS[name], log=lambda m: None)
+    t = time.perf_counter()
+    cases = []
+    for x in seeds:
+        case = fuzz_case(x)
+        cases.append(plant_fault(case, x) if x in planted else case)
+    prep = time.perf_counter() - t
+    result = run_job(design, Job(cases, stop_on_fail=False))
+    by_name = {c.name: c for c in result.cases}
+    ok, msgs = [], []
+    for case in cases:
+        r = by_name.get(case.name)
+        ok.append(r is not None and r.ok)
+        msgs.append("not run" if r is None else r.message)
+    return ChunkResult(name, list(seeds), ok, msgs, [len(c.runs) for c in cases], prep,
+                       result.wall_s)
+
+
 @dataclass
 class FuzzReport:
     cases: int = 0
@@ -141,6 +236,9 @@ class FuzzReport:
     failures: list[tuple[int, str]] = field(default_factory=list)  # (seed, message)
     per_config: dict[str, list[int]] = field(default_factory=dict)  # name -> [passed, cases]
     wall_s: float = 0.0
+    planted: tuple[int, ...] = ()
+    builds: list[BuildInfo] = field(default_factory=list)
+    farm: list[str] = field(default_factory=list)  # where the tasks ran, retries
 
     @property
     def ok(self) -> bool:
@@ -150,22 +248,32 @@ class FuzzReport:
         out = [f"fuzz: {name} ({FUZZ_CONFIGS[name].n_pe} PEs, queue depth "
                f"{FUZZ_CONFIGS[name].queue_depth}): {p}/{n} passed"
                for name, (p, n) in self.per_config.items()]
+        fresh = [b for b in self.builds if b.fresh]
+        if self.builds:
+            out.append(f"fuzz builds: {len(self.builds) - len(fresh)} from the cache"
+                       + "".join(f", {b.name} built in {b.seconds:.0f} s on {b.host}"
+                                 for b in fresh))
+        out += self.farm
         for seed, msg in self.failures[:20]:
-            out.append(f"FAIL seed {seed} (reproduce: eie sim --fuzz 1 --seed {seed}): {msg}")
+            out.append(f"FAIL seed {seed} (reproduce: "
+                       f"{reproduce_command(seed, seed in self.planted)}): {msg}")
+        if len(self.failures) > 20:
+            out.append(f"... and {len(self.failures) - 20} more failing seed(s): "
+                       + " ".join(str(s) for s, _ in self.failures[20:]))
         out.append(f"fuzz {'PASS' if self.ok else 'FAIL'}: {self.passed}/{self.cases} random "
                    f"layer configurations passed ({self.runs} runs), {self.wall_s:.0f} s")
         return out
 
 
-def run_fuzz(n: int, seed: int = 0, configs: list[str] | None = None,
-             log: Callable[[str], None] = print, chunk: int = 250) -> FuzzReport:
-    """Cases ``seed, seed + 1, ...`` (only those whose build is in ``configs``, if given)
-    until ``n`` have run; one simulator process per build and ``chunk`` cases."""
-    t0 = time.perf_counter()
+def plan_seeds(n: int, seed: int = 0, configs: list[str] | None = None) -> dict[str, list[int]]:
+    """Seeds ``seed, seed + 1, ...`` of the builds in ``configs`` (all: None) until ``n``,
+    grouped per build."""
     names = list(FUZZ_CONFIGS) if configs is None else configs
     unknown = [c for c in names if c not in FUZZ_CONFIGS]
     if unknown:
         raise DataError(f"unknown fuzz build(s) {unknown} (known: {', '.join(FUZZ_CONFIGS)})")
+    if n < 1:
+        raise DataError(f"--fuzz needs at least one case, got {n}")
     seeds: dict[str, list[int]] = {c: [] for c in names}
     s, total = seed, 0
     while total < n:
@@ -174,30 +282,82 @@ def run_fuzz(n: int, seed: int = 0, configs: list[str] | None = None,
             seeds[c].append(s)
             total += 1
         s += 1
-    rep = FuzzReport()
-    for name, group in seeds.items():
-        if not group:
+    return {c: g for c, g in seeds.items() if g}
+
+
+def auto_chunk(seeds: dict[str, list[int]], workers: int) -> int:
+    """Seeds per task: about two tasks per worker and build, 20..250 (a simulator process
+    takes 1-3 s to start; smaller chunks balance the load and lose less to a dead worker)."""
+    if workers <= 1:
+        return 250
+    most = max(len(g) for g in seeds.values())
+    return max(20, min(250, -(-most // (2 * workers))))
+
+
+def run_fuzz(n: int, seed: int = 0, configs: list[str] | None = None,
+             log: Callable[[str], None] = print, chunk: int | None = None, farm=None,
+             planted: tuple[int, ...] = ()) -> FuzzReport:
+    """Cases ``seed, seed + 1, ...`` (only those whose build is in ``configs``, if given)
+    until ``n`` have run, as farm tasks (:mod:`sim.farm`; default: in this process): one
+    build task per build, then chunks of ``chunk`` seeds of one build each (one simulator
+    process per chunk). ``planted``: seeds whose case gets a corrupted image."""
+    from .farm import Ref, Task, chunks, open_farm, progress_logger
+
+    t0 = time.perf_counter()
+    seeds = plan_seeds(n, seed, configs)
+    own = farm is None
+    farm = open_farm(workers=0) if own else farm
+    try:
+        size = chunk or auto_chunk(seeds, farm.n_workers)
+        if size < 1:
+            raise DataError(f"--chunk must be >= 1, got {size}")
+        wanted = set(planted)
+        tasks = []
+        order = sorted(seeds, key=lambda c: -FUZZ_CONFIGS[c].n_pe)  # slowest builds first
+        for name in order:
+            tasks.append(Task(f"build-{name}", fuzz_build, (name,), f"build {name}",
+                              priority=100))
+        for name in order:
+            for part in chunks(seeds[name], size):
+                tasks.append(Task(f"fuzz-{name}-{part[0]}-{part[-1]}", fuzz_chunk,
+                                  (name, part, Ref(f"build-{name}"),
+                                   tuple(x for x in part if x in wanted)),
+                                  f"fuzz {name} seeds {part[0]}..{part[-1]} ({len(part)})",
+                                  priority=FUZZ_CONFIGS[name].n_pe))
+        outcomes = farm.run(tasks, progress_logger(log))
+    finally:
+        if own:
+            farm.close()
+    rep = FuzzReport(planted=tuple(sorted(wanted & {x for g in seeds.values() for x in g})))
+    from .farm import raise_user_error
+
+    raise_user_error(outcomes)
+    for o in outcomes:
+        if o.task.fn is fuzz_build:
+            if o.ok:
+                rep.builds.append(o.value)
             continue
-        design = eie_design(FUZZ_CONFIGS[name], log=log)
-        rep.per_config[name] = [0, 0]
-        for i in range(0, len(group), chunk):
-            part = group[i:i + chunk]
-            t = time.perf_counter()
-            cases = [fuzz_case(x) for x in part]
-            prep = time.perf_counter() - t
-            result = run_job(design, Job(cases, stop_on_fail=False))
-            by_name = {c.name: c for c in result.cases}
-            for x, case in zip(part, cases, strict=True):
-                r = by_name.get(case.name)
+        name, part = o.task.args[0], o.task.args[1]
+        pc = rep.per_config.setdefault(name, [0, 0])
+        if o.ok:
+            r: ChunkResult = o.value
+            for x, good, msg, runs in zip(r.seeds, r.ok, r.messages, r.runs, strict=True):
                 rep.cases += 1
-                rep.per_config[name][1] += 1
-                rep.runs += len(case.runs)
-                if r is not None and r.ok:
+                pc[1] += 1
+                rep.runs += runs
+                if good:
                     rep.passed += 1
-                    rep.per_config[name][0] += 1
+                    pc[0] += 1
                 else:
-                    rep.failures.append((x, r.message if r else "not run"))
-            log(f"fuzz {name}: {rep.per_config[name][0]}/{rep.per_config[name][1]} passed "
-                f"(cases prepared in {prep:.1f} s, simulated in {result.wall_s:.1f} s)")
+                    rep.failures.append((x, msg))
+        else:
+            for x in part:
+                rep.cases += 1
+                pc[1] += 1
+                rep.failures.append((x, f"not run: its task failed ({o.error})"))
+    rep.per_config = {c: rep.per_config[c] for c in seeds if c in rep.per_config}
+    rep.failures.sort()
+    rep.farm = farm.lines(outcomes) if not own or any(o.retried or not o.ok for o in outcomes) \
+        else []
     rep.wall_s = time.perf_counter() - t0
     return rep

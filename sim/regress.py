@@ -269,6 +269,7 @@ class Regression:
     mnist_row: Row | None
     wall_s: float
     build_s: float
+    farm: list[str] = field(default_factory=list)  # where the tasks ran, retries
 
     @property
     def ok(self) -> bool:
@@ -291,7 +292,7 @@ class Regression:
 
 
 def run_entries(config: EIEConfig, entries: list[Entry], log: Log = print,
-                keep: bool = False) -> tuple[JobResult, float]:
+               keep: bool = False) -> tuple[JobResult, float]:
     t = time.perf_counter()
     design = eie_design(config, log=log)
     build_s = time.perf_counter() - t
@@ -301,15 +302,90 @@ def run_entries(config: EIEConfig, entries: list[Entry], log: Log = print,
     return run_job(design, job, keep=keep), build_s
 
 
-def regression(config: EIEConfig, entries: list[Entry], mnist: MnistInfo | None = None,
-               log: Log = print, keep: bool = False) -> Regression:
+# -- farm tasks -----------------------------------------------------------------------------------
+
+def build_task(config: EIEConfig) -> float:
+    """Task: generate and build the model of ``config`` (or find it in the cache directory);
+    the seconds it took."""
     t = time.perf_counter()
-    result, build_s = run_entries(config, entries, log, keep)
+    eie_design(config, log=lambda m: None)
+    return time.perf_counter() - t
+
+
+def cases_task(config: EIEConfig, cases: list[Case], keep: bool = False,
+               build: float | None = None) -> JobResult:
+    """Task: ``cases`` (their images and expectations travel with them) in one simulator
+    process on the build of ``config``. ``build``: the build task's result (a dependency)."""
+    return run_job(eie_design(config, log=lambda m: None), Job(cases, stop_on_fail=False),
+                   keep=keep)
+
+
+def shards(case: Case, size: int) -> list[Case]:
+    """``case`` split into cases of at most ``size`` runs (each loads the same image)."""
+    if len(case.runs) <= size:
+        return [case]
+    return [Case(f"{case.name}#{i // size}", case.image, case.runs[i:i + size], case.stall_seed,
+                 case.stall_p, case.fault) for i in range(0, len(case.runs), size)]
+
+
+def merge(name: str, parts: list[CaseResult]) -> CaseResult:
+    """One result of a case run in shards: runs in order, the first shard's mismatch."""
+    bad = next((p for p in parts if not p.ok), None)
+    return CaseResult(name, [r for p in parts for r in p.runs],
+                      max(p.load_writes for p in parts), sum(p.load_s for p in parts),
+                      ok=bad is None, message="" if bad is None else bad.message,
+                      wall_s=sum(p.wall_s for p in parts))
+
+
+def regression(config: EIEConfig, entries: list[Entry], mnist: MnistInfo | None = None,
+               log: Log = print, keep: bool = False, farm=None, shard: int = 250) -> Regression:
+    """Every entry as a farm task (:mod:`sim.farm`; default: in this process, all entries in
+    one simulator process), a case of many runs (MNIST) in shards of ``shard`` runs; the
+    results merge into one row per entry."""
+    from .farm import Ref, Task, progress_logger, raise_user_error
+
+    t = time.perf_counter()
+    if farm is None or farm.client is None:
+        result, build_s = run_entries(config, entries, log, keep)
+        outcomes = []
+    else:
+        tasks = [Task("build", build_task, (config,), f"build {config.name}", priority=100)]
+        owner: list[tuple[str, int]] = []  # per task after the build: entry case name, shard
+        for e in entries:
+            parts = shards(e.case, shard)
+            for i, part in enumerate(parts):
+                label = e.label + (f" shard {i + 1}/{len(parts)}" if len(parts) > 1 else "")
+                tasks.append(Task(f"row-{len(owner)}-{e.label.replace(' ', '-')}", cases_task,
+                                  (config, [part], keep, Ref("build")), label,
+                                  priority=len(part.runs) * part.image.config.n_pe))
+                owner.append((e.case.name, i))
+        log(f"simulating {len(entries)} case(s), {sum(len(e.case.runs) for e in entries)} "
+            f"run(s) as {len(tasks) - 1} task(s) on {farm.description} ...")
+        outcomes = farm.run(tasks, progress_logger(log))
+        raise_user_error(outcomes)
+        build_s = outcomes[0].value if outcomes[0].ok else 0.0
+        parts: dict[str, list[CaseResult]] = {}
+        run_dirs = []
+        for (name, _), o in zip(owner, outcomes[1:], strict=True):
+            if o.ok:
+                parts.setdefault(name, []).extend(o.value.cases)
+                if o.value.run_dir:
+                    run_dirs.append(o.value.run_dir)
+            else:
+                parts.setdefault(name, []).append(
+                    CaseResult(name, [], 0, 0.0, ok=False,
+                               message=f"{name}: not run, its task failed ({o.error})"))
+        result = JobResult([merge(e.case.name, parts[e.case.name]) for e in entries
+                            if e.case.name in parts],
+                           wall_s=sum(o.wall_s for o in outcomes[1:]),
+                           run_dir=", ".join(run_dirs) or None)
     by_name = {c.name: c for c in result.cases}
     rows = [Row(e, by_name.get(e.case.name)) for e in entries]
     mrow = next((r for r in rows if r.entry.label.startswith("LeNet")), None)
-    return Regression(rows, result, mnist, mrow if mnist else None, time.perf_counter() - t,
-                      build_s)
+    reg = Regression(rows, result, mnist, mrow if mnist else None, time.perf_counter() - t,
+                     build_s)
+    reg.farm = farm.lines(outcomes) if outcomes else []
+    return reg
 
 
 def _fmt(v: float | None, digits: int = 0) -> str:
@@ -386,6 +462,7 @@ def summary(reg: Regression) -> list[str]:
         lines.append(f"FAIL {c.message}")
     if reg.result.run_dir:
         lines.append(f"simulation files kept in {reg.result.run_dir}")
+    lines += reg.farm
     lines.append(f"{'PASS' if reg.ok else 'FAIL'}: {sum(r.result is not None and r.result.ok for r in reg.rows)}"
                  f"/{len(reg.rows)} rows bit-exact and cycle-exact; simulation wall time "
                  f"{reg.wall_s:.0f} s (of which build {reg.build_s:.0f} s)")

@@ -10,6 +10,12 @@ layer, PE, row, column, cycle). --fuzz N runs N random layer configurations inst
 --model FILE --inputs FILE runs your network instead (any model file `eie` reads): its host
 segments in PyTorch, each EIE segment on the RTL, with accuracy (or RMSE) of float, golden and
 RTL and cycles per layer. WAVES=1 dumps waveforms (the path is printed).
+
+The work runs as tasks on Dask distributed: --workers N worker processes on this machine
+(default: one per core; 0: everything in this process), or --scheduler ADDRESS for an
+existing Dask cluster. Fuzz campaigns are chunks of seeds per build, the regression one task
+per row and the MNIST images in shards; the results merge into one report, which says where
+each task ran and which were retried after a worker was lost.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import os
 import time
 
+from sim.farm import add_farm_arguments, farm_from_args
 from sw.commands.options import add_act, add_config, add_formats, describe
 from sw.errors import DataError
 
@@ -30,6 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
              "eie sim --weights alexnet.pth    # real AlexNet FC weights",
              "eie sim --model my_model.onnx --inputs data.npz --limit 200   # your network",
              "eie sim --fuzz 1000 --seed 0     # random layers on N = 1, 2, 3, 4, 8, 64",
+             "eie sim --fuzz 1000 --workers 2  # two worker processes on this machine",
+             "eie sim --fuzz 1000 --scheduler tcp://10.0.0.5:8786   # an existing Dask cluster",
              "SIM=icarus WAVES=1 eie sim --layers Alex-8 --mnist 0 --config eie64")
     add_config(p)
     p.add_argument("--layers", default="Alex-6,Alex-7,Alex-8,alexnet", metavar="LIST",
@@ -66,8 +75,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "inputs, host stalls, resets) instead of the regression")
     p.add_argument("--fuzz-configs", metavar="LIST",
                    help="restrict --fuzz to these of its builds (e.g. 'n1d1,n3d4'; default all)")
+    p.add_argument("--chunk", type=int, metavar="N",
+                   help="--fuzz seeds per task (default: about two tasks per worker and build, 20..250)")
+    p.add_argument("--shard", type=int, default=250, metavar="N",
+                   help="MNIST images per task")
+    p.add_argument("--plant-fault", type=int, metavar="SEED", action="append", default=[],
+                   help="with --fuzz: load a corrupted image in case SEED (a check that the "
+                        "checker and the report catch it; repeatable)")
     p.add_argument("--keep", action="store_true",
                    help="keep the simulation directories (job, results, log)")
+    add_farm_arguments(p)
 
 
 def _mnist_available(args: argparse.Namespace) -> str | None:
@@ -94,12 +111,20 @@ def run(args: argparse.Namespace) -> int:
     config = EIEConfig.load(args.config)
     if args.inputs is not None:
         return _run_network(args, t0)
+    if args.plant_fault and args.fuzz is None:
+        raise DataError("--plant-fault needs --fuzz")
     if args.fuzz is not None:
-        from sim.fuzz import run_fuzz
+        from sim.fuzz import plan_seeds, run_fuzz
 
         configs = None if not args.fuzz_configs else \
             [s.strip() for s in args.fuzz_configs.split(",") if s.strip()]
-        report = run_fuzz(args.fuzz, seed=args.seed, configs=configs, log=log_stderr)
+        plan_seeds(args.fuzz, args.seed, configs)  # bad input: one line before any worker starts
+        if args.chunk is not None and args.chunk < 1:
+            raise DataError(f"--chunk must be >= 1, got {args.chunk}")
+        with farm_from_args(args, log_stderr) as farm:
+            log_stderr(f"farm: {farm.description}")
+            report = run_fuzz(args.fuzz, seed=args.seed, configs=configs, log=log_stderr,
+                              chunk=args.chunk, farm=farm, planted=tuple(args.plant_fault))
         for line in report.lines():
             print(line)
         return 0 if report.ok else 1
@@ -124,7 +149,12 @@ def run(args: argparse.Namespace) -> int:
     if not entries:
         raise DataError("nothing to simulate: --layers none and "
                         + (notes[0] if notes else "--mnist 0"))
-    reg = regression(config, entries, mnist, log_stderr, keep=args.keep)
+    if args.shard < 1:
+        raise DataError(f"--shard must be >= 1, got {args.shard}")
+    with farm_from_args(args, log_stderr) as farm:
+        log_stderr(f"farm: {farm.description}")
+        reg = regression(config, entries, mnist, log_stderr, keep=args.keep, farm=farm,
+                         shard=args.shard)
     print(f"EIE RTL vs golden and cycle models: config {config.name} (N={config.n_pe}, queue "
           f"depth {config.queue_depth}), simulator {os.environ.get('SIM', 'verilator')}")
     print(format_table(reg.rows))
