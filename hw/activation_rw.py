@@ -31,15 +31,21 @@ from .signatures import accumulator_signature, write_signature
 
 WB_STAGES = 6  # W0 (read) .. W4 (write): a row's result is written 6 cycles after its read
 
-# The banks' memories (dense files and non-zero lists, both banks in one) of at most this many
-# words are distributed RAM (ram_style); larger ones are left to Yosys, which puts them into
-# block RAM. ECP5 distributed RAM is 16 words deep, and up to 8 of them (128 words) a bit's
-# read multiplexer is one slice pair (4 LUT4, 2 PFUMX, an L6MUX21). Yosys's own cost model
-# would put a 128-word memory into a DP16KD (18 Kbit, 15% used); on ecp5_small (act_depth 64)
-# block RAM would save 322 LUT4 per PE for the lists and 225 for the dense files, one DP16KD
-# each. What the choice costs on the LFE5U-85F: docs/fpga.md, "`ecp5_max` (18 PEs)" (distributed
-# RAM runs out first; the non-zero lists in block RAM would allow 26 PEs instead of 18).
+# The banks' dense files (both banks in one memory) of at most this many words are distributed
+# RAM (ram_style); larger ones are left to Yosys, which puts them into block RAM. ECP5
+# distributed RAM is 16 words deep, and up to 8 of them (128 words) a bit's read multiplexer is
+# one slice pair (4 LUT4, 2 PFUMX, an L6MUX21). Yosys's own cost model would put a 128-word
+# memory into a DP16KD (18 Kbit, 15% used); on ecp5_small (act_depth 64) block RAM would save
+# 225 LUT4 per PE for the dense files, one DP16KD. What distributed RAM costs on the
+# LFE5U-85F: docs/fpga.md, "Capacity".
 LUTRAM_MAX_DEPTH = 128
+# The non-zero lists are block RAM whatever their depth: on the LFE5U-85F distributed RAM ran
+# out first (docs/fpga.md), and the leaf reads the list two cycles ahead (LEAF_SLOTS).
+NZ_LIST_MEMORY = {"ram_style": "block"}
+# the leaf's head slots: a read (issued while the slots have room for it and for everything in
+# flight) reaches a slot two cycles later, so three keep one item per cycle coming; four make
+# the slot pointers wrap by themselves
+LEAF_SLOTS = 4
 
 
 class WriteBack(wiring.Component):
@@ -157,9 +163,10 @@ class NonZeroList(wiring.Component):
         c = p.config
         lb = p.local_bits
         depth = (1 << lb) + c.act_depth  # bank 1 at 1 << local_bits
-        attrs = {"ram_style": "distributed"} if depth <= LUTRAM_MAX_DEPTH else None
+        # block RAM (docs/fpga.md: distributed RAM is what ran out first); a read never meets a
+        # write of the same word (the source list is read, the destination list written)
         m.submodules.list = lst = memory.Memory(shape=p.nz_item, depth=depth, init=[],
-                                                 attrs=attrs)
+                                                 attrs={**NZ_LIST_MEMORY, **HOST_LOADED_MEMORY})
         l_wp = lst.write_port()
         l_rp = lst.read_port()  # non-transparent: the source list is not written in compute
 
@@ -170,16 +177,15 @@ class NonZeroList(wiring.Component):
         append = self.wr.en & (self.wr.data != 0)
         counts = [Signal(p.count_bits, name=f"count{b}") for b in range(2)]
         count_wr = Mux(bank, counts[1], counts[0])
-        # the source list is read ahead of the leaf (below): ``rd_addr`` is the next element to
-        # read, ``ren`` reads it into the read port's data register
-        rd_ptr = Signal(p.count_bits)
-        rd_addr = Signal(p.count_bits)
-        ren = Signal()
+        item = Signal(p.nz_item)
         m.d.comb += [
-            l_wp.en.eq(append), l_wp.addr.eq(Cat(count_wr[:lb], bank)),
-            l_wp.data.idx.eq(idx), l_wp.data.value.eq(self.wr.data),
-            l_rp.addr.eq(Cat(rd_addr[:lb], self.src_bank)), l_rp.en.eq(ren),
+            item.idx.eq(idx), item.value.eq(self.wr.data),
+            l_wp.en.eq(append), l_wp.addr.eq(Cat(count_wr[:lb], bank)), l_wp.data.eq(item),
         ]
+        # each bank's first element is also kept in a register: it is the leaf's head in the
+        # layer's first compute cycle, while the memory (two cycles from address to a
+        # registered item) delivers the second
+        firsts = [Signal(p.nz_item, name=f"first{b}") for b in range(2)]
         for b, count in enumerate(counts):
             empty = self.layer_start & (dst if b else ~dst)
             if b == 0:
@@ -188,47 +194,69 @@ class NonZeroList(wiring.Component):
                 m.d.sync += count.eq(0)
             with m.Elif(append & (bank == b)):
                 m.d.sync += count.eq(count + 1)
+                with m.If(count == 0):
+                    m.d.sync += firsts[b].eq(item)
 
-        # The leaf is registered on both sides: its head is a register (the read port's data, or
-        # the skid register when the LNZD node did not take it), and what is read next depends
-        # only on registers (read whenever the skid register is empty), never on the node's
-        # ``ready`` -- so no combinational path runs from the LNZD tree into the list's address.
-        # The layer's first element is read in LSTART and is the head when ``compute`` rises;
-        # from then on a new head is ready every cycle. A read past the end of the list returns
-        # the sentinel (its flag is computed when the read is issued; the pointer stops there).
+        # The leaf is registered on both sides: its head is a register (the first element's,
+        # or one of LEAF_SLOTS slots that take the memory's output as it is: a block RAM's
+        # clock-to-output delay leaves no time for logic after it), and what is read next
+        # depends only on registers (read while the slots have room for everything in flight),
+        # never on the node's ``ready`` -- so no combinational path runs from the LNZD tree into
+        # the list's address. In LSTART the source list's second element is read and the first
+        # is taken from its register: the first is the head when ``compute`` rises, and from
+        # then on a new head is ready every cycle. A read past the end of the list returns the
+        # sentinel (its flag is computed when the read is issued; the pointer stops there).
         count_src = Mux(self.src_bank, counts[1], counts[0])
-        rd_item = Signal(p.nz_item)
-        rd_sent = Signal()  # the read port holds the sentinel
-        skid = Signal(p.nz_item)
-        skid_sent = Signal()
-        skid_valid = Signal()
+        rd_ptr = Signal(p.count_bits)
+        rd_addr = Signal(p.count_bits)
+        issue = Signal()
+        s1, s1_sent = Signal(), Signal()  # a read issued in the previous cycle: on the output
+        use_first = Signal()  # the head is the first element's register
+        first_sent = Signal()  # ... which is the sentinel (an empty list)
+        slots = [Signal(p.nz_item, name=f"slot{n}") for n in range(LEAF_SLOTS)]
+        slot_sent = Signal(LEAF_SLOTS)
+        wp, rp = Signal(range(LEAF_SLOTS)), Signal(range(LEAF_SLOTS))
+        level = Signal(range(LEAF_SLOTS + 1))
+        held = use_first + level + s1  # items held or on their way
         m.d.comb += [
-            rd_item.eq(l_rp.data),
-            ren.eq(self.layer_start | ~skid_valid),
-            rd_addr.eq(Mux(self.layer_start, 0, rd_ptr)),
+            issue.eq(self.layer_start | (self.compute & (held < LEAF_SLOTS))),
+            rd_addr.eq(Mux(self.layer_start, 1, rd_ptr)),
+            l_rp.addr.eq(Cat(rd_addr[:lb], self.src_bank)), l_rp.en.eq(issue),
         ]
         past_end = rd_addr >= count_src
-        with m.If(ren):
-            m.d.sync += [rd_sent.eq(past_end), rd_ptr.eq(rd_addr + ~past_end)]
+        m.d.sync += s1.eq(issue)
+        with m.If(issue):
+            m.d.sync += [s1_sent.eq(past_end), rd_ptr.eq(rd_addr + ~past_end)]
+
         head = Signal(p.nz_item)
         sentinel = Signal()
         pop = Signal()
+        slot_head = Signal(p.nz_item)
         m.d.comb += [
-            head.eq(Mux(skid_valid, skid, rd_item)),
-            sentinel.eq(Mux(skid_valid, skid_sent, rd_sent)),
-            self.nz.valid.eq(self.compute),
+            slot_head.eq(Cat(*(sl.as_value() for sl in slots)).word_select(rp, p.nz_item.size)),
+            head.eq(Mux(use_first, Mux(self.src_bank, firsts[1].as_value(), firsts[0].as_value()),
+                         slot_head.as_value())),
+            sentinel.eq(Mux(use_first, first_sent, slot_sent.bit_select(rp, 1))),
+            self.nz.valid.eq(self.compute & (use_first | (level != 0))),
             self.nz.payload.sentinel.eq(sentinel),
             # past the end the list memory holds nothing written: send zeros (4-state safe)
             self.nz.payload.idx.eq(Mux(sentinel, 0, head.idx)),
             self.nz.payload.value.eq(Mux(sentinel, 0, head.value)),
             pop.eq(self.nz.valid & self.nz.ready & ~sentinel),
         ]
+        arrive = s1 & ~self.layer_start
+        pop_slot = pop & ~use_first
+        for n, slot in enumerate(slots):
+            with m.If(arrive & (wp == n)):
+                m.d.sync += [slot.eq(l_rp.data), slot_sent[n].eq(s1_sent)]
         with m.If(self.layer_start):
-            m.d.sync += skid_valid.eq(0)
-        with m.Elif(skid_valid):
-            m.d.sync += skid_valid.eq(~pop)
-        with m.Elif(self.compute & ~pop):  # the head was not taken: keep it, read on
-            m.d.sync += [skid_valid.eq(1), skid.eq(rd_item), skid_sent.eq(rd_sent)]
+            m.d.sync += [use_first.eq(1), first_sent.eq(count_src == 0),
+                         wp.eq(0), rp.eq(0), level.eq(0)]
+        with m.Else():
+            m.d.sync += [wp.eq(wp + arrive), rp.eq(rp + pop_slot),
+                         level.eq(level + arrive - pop_slot)]
+            with m.If(pop):
+                m.d.sync += use_first.eq(0)
         return m
 
 

@@ -42,6 +42,7 @@ from amaranth.lib.wiring import In, Out
 
 from .activation_rw import WB_STAGES
 from .params import HWParams, lnzd_levels
+from .pointer_read import bank_addresses
 from .signatures import control_signature, run_members, status_signature, write_signature
 
 FLUSH_STATES = 3  # FLUSH cycles between the decision (E + 1) and the first write-back row
@@ -104,7 +105,6 @@ class CentralControl(wiring.Component):
         pes = self.pes
         ctl = pes.ctl
         m.d.comb += [
-            ctl.ptr_base.eq(cur.ptr_base),
             ctl.layer.eq(self.layer),
             ctl.bias_base.eq(cur.bias_base),
             ctl.shift.eq(cur.shift),
@@ -112,8 +112,10 @@ class CentralControl(wiring.Component):
             ctl.src_bank.eq(src_bank),
         ]
 
-        # broadcast: j = local index * N + PE index, registered on its way to the queues
+        # broadcast: j = local index * N + PE index, sent as the pointer banks' addresses of
+        # column j (ptr_base + j split by bank), registered on its way to the queues
         root = self.root.payload
+        even, odd, odd_first = bank_addresses(p, cur.ptr_base + root.idx * p.n_pe + root.pe)
         room = Signal()
         real = Signal()
         fire = Signal()
@@ -125,7 +127,9 @@ class CentralControl(wiring.Component):
         ]
         m.d.sync += [
             pes.bcast_valid.eq(fire),
-            pes.bcast.j.eq(root.idx * p.n_pe + root.pe),
+            pes.bcast.even.eq(even),
+            pes.bcast.odd.eq(odd),
+            pes.bcast.odd_first.eq(odd_first),
             pes.bcast.a.eq(root.value),
         ]
 

@@ -191,8 +191,12 @@ class HWParams:
 
     @cached_property
     def queue_entry(self) -> data.StructLayout:
-        """A broadcast pair (j, a_j): what the activation queues hold."""
-        return data.StructLayout({"j": self.j_bits, "a": signed(self.act_bits)})
+        """A broadcast pair (j, a_j) as the activation queues hold it: column j's pointer
+        address ``ptr_base + j`` already split into the two pointer banks' addresses
+        (:func:`hw.pointer_read.bank_addresses`: ``even``, ``odd``, ``odd_first``), so that the
+        PE's path from its queue to the pointer banks has no adder; and a_j."""
+        return data.StructLayout({"even": self.bank_addr_bits, "odd": self.bank_addr_bits,
+                                  "odd_first": 1, "a": signed(self.act_bits)})
 
     @cached_property
     def column(self) -> data.StructLayout:
@@ -227,7 +231,6 @@ class HWParams:
     def ctl(self) -> data.StructLayout:
         """Per-layer parameters the central control unit drives into every PE."""
         return data.StructLayout({
-            "ptr_base": self.ptr_addr_bits,
             "layer": self.layer_bits,
             "bias_base": self.bias_addr_bits,
             "shift": self.shift_bits,

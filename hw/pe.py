@@ -103,7 +103,6 @@ class PE(wiring.Component):
         m.d.comb += [
             q.push.eq(control.bcast_valid), q.push_data.eq(control.bcast),
             self.status.room.eq(q.room), self.status.room2.eq(q.room2),
-            pr.ptr_base.eq(control.ctl.ptr_base),
             au.layer.eq(control.ctl.layer),
             arw.layer_start.eq(control.layer_start), arw.compute.eq(control.compute),
             arw.ctl.eq(control.ctl), arw.wb.eq(control.wb),
@@ -126,8 +125,11 @@ class PE(wiring.Component):
         with m.Elif(control.count_en & busy):
             m.d.pe += busy_count.eq(busy_count + 1)
 
-        # host writes: this PE's lane into the memory ``wr.mem`` picks
-        wr = self.wr
+        # host writes: registered here (the top takes them from its port, and no net carries a
+        # write to more than one PE's memories), then this PE's lane into the memory ``wr.mem``
+        # picks, in the cycle after the write was taken
+        wr = Signal(p.pe_wr)
+        m.d.pe += wr.eq(self.wr)
         for mem, port in ((WrMem.SPMAT, sr.wr), (WrMem.PTR, pr.wr), (WrMem.BIAS, arw.bias_wr),
                           (WrMem.CODEBOOK, au.cb_wr), (WrMem.ACT, arw.in_wr)):
             m.d.comb += [port.en.eq(wr.en & (wr.mem == mem)), port.addr.eq(wr.addr),

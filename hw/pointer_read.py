@@ -3,7 +3,8 @@
 Han et al., EIE (ISCA 2016), Section IV "Pointer Read Unit": the pointers sit in an even and an
 odd SRAM bank, so the two consecutive pointers that bound column j are always in different banks
 and are read in the same cycle. Pointer address ``a = ptr_base + j`` is in bank ``a & 1`` at bank
-address ``a >> 1`` (docs/format.md), so p_j and p_{j+1} are
+address ``a >> 1`` (docs/format.md), so p_j and p_{j+1} are (:func:`bank_addresses`, computed
+by the central control unit as it broadcasts, so the queues hold bank addresses)
 
 - even ``a``: even[a >> 1], odd[a >> 1];
 - odd ``a``:  odd[a >> 1], even[(a >> 1) + 1].
@@ -47,10 +48,19 @@ COLUMN_LATENCY = 4
 HELD_PAIRS = 3
 
 
+def bank_addresses(params: HWParams, addr) -> tuple:
+    """Where column j's bounds are, for pointer address ``addr = ptr_base + j``: the even bank's
+    address, the odd bank's, and whether p_j is the odd bank's (``addr`` odd). The central
+    control unit computes them as it broadcasts j (:class:`hw.central_control.CentralControl`),
+    the queues hold them (``HWParams.queue_entry``)."""
+    bb = params.bank_addr_bits
+    return ((addr + 1) >> 1)[:bb], (addr >> 1)[:bb], addr[0]
+
+
 class PointerRead(wiring.Component):
     """Ports:
-        i: the activation queue's head; ``i.ready`` takes it into the pointer stage.
-        ptr_base: the running layer's first pointer address.
+        i: the activation queue's head (the banks' addresses of its column's bounds and
+            a_j); ``i.ready`` takes it into the pointer stage.
         o: the column register ``(start, e, a)``; ``o.ready`` (the sparse-matrix read unit
             starts the column) empties it.
         wr: host write of bank address ``wr.addr`` in both banks: ``wr.data`` = even
@@ -63,7 +73,6 @@ class PointerRead(wiring.Component):
         self._init = (list(init_even), list(init_odd))
         super().__init__({
             "i": In(stream.Signature(params.queue_entry)),
-            "ptr_base": In(params.ptr_addr_bits),
             "o": Out(stream.Signature(params.column)),
             "wr": In(write_signature(params.bank_addr_bits, 2 * params.ptr_bits)),
         })
@@ -99,20 +108,15 @@ class PointerRead(wiring.Component):
             b_load.eq(r_valid & (~b_valid | c_load)),
             self.i.ready.eq(~r_valid | b_load),
         ]
-        # ptr_base comes from the central control unit across the chip and is constant during a
-        # layer (latched at LSTART, at least start + column_latency cycles before the first
-        # column's pointers are read): a copy registered here keeps that wire out of the
-        # address adder's path to the pointer memories (docs/fpga.md).
-        ptr_base = Signal.like(self.ptr_base)
-        m.d.sync += ptr_base.eq(self.ptr_base)
-        addr = Signal(p.ptr_addr_bits + 1)
+        # the queue holds the banks' addresses, computed by the central control unit as it
+        # broadcasts (bank_addresses): no adder between the queue and the banks (docs/fpga.md)
+        head = self.i.payload
         m.d.comb += [
-            addr.eq(ptr_base + self.i.payload.j),
-            even.addr.eq((addr + 1) >> 1), even.en.eq(self.i.ready),
-            odd.addr.eq(addr >> 1), odd.en.eq(self.i.ready),
+            even.addr.eq(head.even), even.en.eq(self.i.ready),
+            odd.addr.eq(head.odd), odd.en.eq(self.i.ready),
         ]
         with m.If(self.i.ready):
-            m.d.sync += [r_valid.eq(self.i.valid), odd_r.eq(addr[0]), a_r.eq(self.i.payload.a)]
+            m.d.sync += [r_valid.eq(self.i.valid), odd_r.eq(head.odd_first), a_r.eq(head.a)]
         with m.If(b_load):
             m.d.sync += [even_b.eq(even.data), odd_data_b.eq(odd.data), odd_b.eq(odd_r),
                          a_b.eq(a_r)]

@@ -113,26 +113,25 @@ class EIE(wiring.Component):
                 m.d.comb += getattr(self, name).eq(getattr(ccu, name))
         m.d.comb += ccu.start.eq(self.start & ~self.wr.valid)
 
-        # host writes: registered here (the write port fans out to every PE's memories), then
-        # every PE takes its lane in the same cycle
+        # host writes: every PE registers its lane (hw.pe.PE) and the control unit's layer
+        # table write is registered here, so a write reaches every memory in the cycle after it
+        # is taken and no net carries it to more than one PE's memories
         wr = self.wr
         accept = Signal()
         m.d.comb += [wr.ready.eq(ccu.ready), accept.eq(wr.valid & ccu.ready)]
-        wq = host_write_signature(p).flip().create(path=("wr_q",))
-        m.d.sync += [wq.valid.eq(accept), wq.mem.eq(wr.mem), wq.addr.eq(wr.addr),
-                     wq.pe_mask.eq(wr.pe_mask), wq.data.eq(wr.data)]
         lb = p.lane_bits
         for k, pe in enumerate(pes):
             m.d.comb += [
-                pe.wr.en.eq(wq.valid & wq.pe_mask[k] & (wq.mem != WrMem.LAYER)),
-                pe.wr.mem.eq(wq.mem),
-                pe.wr.addr.eq(wq.addr),
-                pe.wr.data.eq(wq.data[k * lb:(k + 1) * lb]),
+                pe.wr.en.eq(accept & wr.pe_mask[k] & (wr.mem != WrMem.LAYER)),
+                pe.wr.mem.eq(wr.mem),
+                pe.wr.addr.eq(wr.addr),
+                pe.wr.data.eq(wr.data[k * lb:(k + 1) * lb]),
             ]
-        m.d.comb += [
-            ccu.layer_wr.en.eq(wq.valid & (wq.mem == WrMem.LAYER)),
-            ccu.layer_wr.addr.eq(wq.addr),
-            ccu.layer_wr.data.eq(wq.data[:p.layer_entry.size]),
+        layer_wr = ccu.layer_wr
+        m.d.sync += [
+            layer_wr.en.eq(accept & (wr.mem == WrMem.LAYER)),
+            layer_wr.addr.eq(wr.addr),
+            layer_wr.data.eq(wr.data[:p.layer_entry.size]),
         ]
         for pe in pes:
             m.d.comb += [pe.rd.mem.eq(self.rd.mem), pe.rd.addr.eq(self.rd.addr)]

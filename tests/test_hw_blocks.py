@@ -33,13 +33,13 @@ def test_queue_pushed_pair_is_at_the_head_from_the_next_cycle():
     async def bench(ctx):
         assert ctx.get(q.room) and not ctx.get(q.o.valid)
         ctx.set(q.push, 1)
-        ctx.set(q.push_data.j, 7)
+        ctx.set(q.push_data.odd, 7)
         ctx.set(q.push_data.a, -3)
         assert not ctx.get(q.o.valid)  # not in the same cycle
         await ctx.tick()
         ctx.set(q.push, 0)
         assert ctx.get(q.o.valid)
-        assert (ctx.get(q.o.payload.j), ctx.get(q.o.payload.a)) == (7, -3)
+        assert (ctx.get(q.o.payload.odd), ctx.get(q.o.payload.a)) == (7, -3)
 
     run_sim(q, bench)
 
@@ -52,21 +52,21 @@ def test_queue_full_drops_room_and_a_start_does_not_make_room_in_the_same_cycle(
         ctx.set(q.push, 1)
         for n in range(depth):
             assert ctx.get(q.room)
-            ctx.set(q.push_data.j, n)
+            ctx.set(q.push_data.odd, n)
             await ctx.tick()
         assert not ctx.get(q.room) and ctx.get(q.level) == ctx.get(q.pending) == depth
         ctx.set(q.o.ready, 1)  # the head leaves the FIFO: still pending, no room
         await ctx.tick()
         ctx.set(q.o.ready, 0)
         assert not ctx.get(q.room) and (ctx.get(q.level), ctx.get(q.pending)) == (depth - 1, depth)
-        ctx.set(q.push_data.j, 99)  # pushed while full: ignored
+        ctx.set(q.push_data.odd, 99)  # pushed while full: ignored
         ctx.set(q.start, 1)  # and a column starts in the same cycle
         assert not ctx.get(q.room)
         await ctx.tick()
         ctx.set(q.push, 0)
         ctx.set(q.start, 0)
         assert ctx.get(q.room) and (ctx.get(q.level), ctx.get(q.pending)) == (depth - 1, depth - 1)
-        got = [(await stream_get(ctx, q.o)).j for _ in range(depth - 1)]
+        got = [(await stream_get(ctx, q.o)).odd for _ in range(depth - 1)]
         assert got == list(range(1, depth)) and not ctx.get(q.o.valid)  # 99 never entered
 
     run_sim(q, bench)
@@ -87,12 +87,12 @@ def test_queue_matches_a_fifo_model_under_random_push_pop_and_start(depth):
             assert ctx.get(q.o.valid) == bool(model)
             assert (ctx.get(q.level), ctx.get(q.pending)) == (len(model), pending)
             if model:
-                assert (ctx.get(q.o.payload.j), ctx.get(q.o.payload.a)) == model[0]
+                assert (ctx.get(q.o.payload.odd), ctx.get(q.o.payload.a)) == model[0]
             push, pop = rng.random() < 0.6, rng.random() < 0.5
             start = pending > len(model) and rng.random() < 0.5  # only popped pairs start
-            item = (n % 1000, int(rng.integers(-500, 500)))
+            item = (n % (1 << p.bank_addr_bits), int(rng.integers(-500, 500)))
             ctx.set(q.push, push)
-            ctx.set(q.push_data.j, item[0])
+            ctx.set(q.push_data.odd, item[0])
             ctx.set(q.push_data.a, item[1])
             ctx.set(q.o.ready, pop)
             ctx.set(q.start, start)
@@ -122,8 +122,6 @@ def test_pointer_read_gives_each_columns_bounds_in_order_under_backpressure(ptr_
     async def bench(ctx):
         await mem_write(ctx, pr.wr, [(b, int(ptrs[2 * b]) | (int(ptrs[2 * b + 1]) << P.ptr_bits))
                                      for b in range(len(ptrs) // 2)])
-        ctx.set(pr.ptr_base, ptr_base)
-        await ctx.tick()  # the unit registers ptr_base (constant during a layer) before use
         taken, got, out_cycles = [], [], []
         j = 0
         for cycle in range(400):
@@ -131,7 +129,10 @@ def test_pointer_read_gives_each_columns_bounds_in_order_under_backpressure(ptr_
                 break
             offer = j < n_cols and rng.random() < p_in
             ctx.set(pr.i.valid, offer)
-            ctx.set(pr.i.payload.j, j)
+            a = ptr_base + j  # the queue holds its banks' addresses (the control unit's split)
+            ctx.set(pr.i.payload.even, (a + 1) >> 1)
+            ctx.set(pr.i.payload.odd, a >> 1)
+            ctx.set(pr.i.payload.odd_first, a & 1)
             ctx.set(pr.i.payload.a, j - 7)
             take_out = rng.random() < p_out
             ctx.set(pr.o.ready, take_out)

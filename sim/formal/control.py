@@ -26,8 +26,9 @@ Asserted:
 - ``counters``: ``cycles`` counts the run's busy cycles and ``stall_cycles`` its COMPUTE cycles
   in which the root held a non-zero that was not taken, both from 0 at the start;
 - ``broadcast``: the root is taken only in COMPUTE, only a non-zero, only when every PE has room
-  (``room2`` in the cycle after a broadcast); the pair reaches the PEs in the next cycle with
-  ``j = idx * N + pe``.
+  (``room2`` in the cycle after a broadcast); the pair reaches the PEs in the next cycle as
+  the pointer banks' addresses of ``ptr_base + j``, ``j = idx * N + pe``, ``ptr_base`` the
+  running layer's (a shadow of the table's ``ptr_base`` fields).
 
 These are bounded proofs (BMC, the depth covers a reset, CLEAR and two short layers; ``cover``
 shows such runs are reached).
@@ -41,6 +42,7 @@ from amaranth.lib import wiring
 
 from hw.central_control import FLUSH_STATES, TAIL_STATES, CentralControl
 from hw.params import HWParams
+from hw.pointer_read import bank_addresses
 from sw.eie.config import EIEConfig
 
 
@@ -80,8 +82,11 @@ class ControlProperties(wiring.Component):
         # (the table is a memory: a reset keeps it, so the shadow is not reset either)
         rows = Array(Signal.like(ccu.layer_wr.data.rows, name=f"rows{i}", reset_less=True)
                      for i in range(c.max_layers))
+        ptr_bases = Array(Signal.like(ccu.layer_wr.data.ptr_base, name=f"ptr_base{i}",
+                                      reset_less=True) for i in range(c.max_layers))
         with m.If(ccu.layer_wr.en):
-            m.d.sync += rows[ccu.layer_wr.addr].eq(ccu.layer_wr.data.rows)
+            m.d.sync += [rows[ccu.layer_wr.addr].eq(ccu.layer_wr.data.rows),
+                         ptr_bases[ccu.layer_wr.addr].eq(ccu.layer_wr.data.ptr_base)]
 
         # the phase, from the registered outputs
         clear, idle, lstart, compute = pes.wb.clear, ccu.ready, pes.layer_start, pes.compute
@@ -218,12 +223,14 @@ class ControlProperties(wiring.Component):
                                               & Mux(pes.bcast_valid, room2, room)),
                            "broadcast: whenever it can")
         fired = Signal()
-        j = Signal.like(pes.bcast.j)
-        a = Signal.like(pes.bcast.a)
-        m.d.sync += [fired.eq(ccu.root.ready), j.eq(item.idx * p.n_pe + item.pe), a.eq(item.value)]
+        want = Signal.like(pes.bcast)
+        even, odd, odd_first = bank_addresses(p, ptr_bases[ccu.layer] + item.idx * p.n_pe + item.pe)
+        m.d.sync += [fired.eq(ccu.root.ready), want.even.eq(even), want.odd.eq(odd),
+                     want.odd_first.eq(odd_first), want.a.eq(item.value)]
         m.d.comb += Assert(pes.bcast_valid == fired, "broadcast: registered once")
         with m.If(fired):
-            m.d.comb += Assert((pes.bcast.j == j) & (pes.bcast.a == a), "broadcast: j, a_j")
+            m.d.comb += Assert(pes.bcast.as_value() == want.as_value(),
+                               "broadcast: column j's pointer bank addresses, a_j")
 
         # not vacuous: a two-layer run completes; a run with a stall completes
         done_rise = Signal()

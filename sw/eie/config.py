@@ -159,13 +159,13 @@ PRESETS: dict[str, EIEConfig] = {
     "eie64": EIEConfig(name="eie64", n_pe=64, queue_depth=8, spmat_words=16384, ptr_depth=32768,
                        act_depth=512, bias_depth=1024, max_layers=8),
     # FPGA presets measured by `eie synth` on an LFE5U-85F (docs/fpga.md): a small one for quick
-    # runs and the largest N that fits. What runs out is distributed RAM: 143 DPR16X4
-    # per PE, 4 RAM-capable LUTs each, of 10,455: 18 PEs at most (block RAM allows 29, LUT4s
-    # about 30).
+    # runs and the largest N that fits. Per PE of ecp5_max, 6 DP16KD (sparse matrix 2, pointer
+    # banks 2, biases 1, non-zero lists 1) of 208, and 59 distributed RAMs (TRELLIS_DPR16X4) of
+    # 2,613: block RAM binds at 34 PEs; 32 keeps the LNZD's j = idx * N + k a shift.
     "ecp5_small": EIEConfig(name="ecp5_small", n_pe=4, queue_depth=8, spmat_words=1024,
                             ptr_depth=2048, act_depth=64, bias_depth=1024, max_layers=4),
-    "ecp5_max": EIEConfig(name="ecp5_max", n_pe=18, queue_depth=8, spmat_words=1024,
-                          ptr_depth=2048, act_depth=64, bias_depth=1024, max_layers=4),
+    "ecp5_max": EIEConfig(name="ecp5_max", n_pe=32, queue_depth=8, spmat_words=512,
+                          ptr_depth=2048, act_depth=32, bias_depth=1024, max_layers=4),
     # Small instances for unit tests and quick simulations.
     "tiny": EIEConfig(name="tiny", n_pe=4, queue_depth=4, spmat_words=256, ptr_depth=512,
                       act_depth=64, bias_depth=128, max_layers=4),
