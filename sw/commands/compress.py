@@ -128,6 +128,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="relative-index bits in the model file (default: the smallest file "
                         "per layer)")
 
+    g = p.add_argument_group("accuracy budget (per-layer sensitivity analysis)")
+    g.add_argument("--max-loss", type=float, metavar="POINTS",
+                   help="choose each layer's density and bit width (instead of the quality "
+                        "parameters) to maximise the ratio while losing at most POINTS points "
+                        "of error (regression: RMSE) on a validation split: sensitivity "
+                        "analysis per layer, plan, compress, verify, back off")
+    g.add_argument("--val-fraction", type=float, metavar="F",
+                   help="with --max-loss: fraction of the training examples held out for "
+                        "validation, unless the .npz has x_val, y_val (default 0.1)")
+    g.add_argument("--budget-tries", type=int, metavar="N",
+                   help="with --max-loss: compress-and-verify attempts (default 4)")
+    g.add_argument("--budget-steps", type=int, metavar="N",
+                   help="with --max-loss: retraining steps after each pruning of the "
+                        "sensitivity analysis (default 100; 0 = one-shot, as the paper)")
+
     g = p.add_argument_group("on-chip footprint")
     add_config(g)
 
@@ -226,6 +241,7 @@ def parse_layer_values(spec: str | None, option: str, kind: type = float,
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from sw.compression.budget import summary as budget_summary
     from sw.compression.compress import compress_builtin, default_settings
     from sw.compression.footprint import format_footprint
     from sw.compression.modelfile import format_table
@@ -248,7 +264,8 @@ def run(args: argparse.Namespace) -> int:
         layer_bits=layer_bits or None, init=args.init, finetune_epochs=args.finetune_epochs,
         quantizer=quantizer, layer_quantizer=layer_quantizer or None,
         ecsq_lambda=args.ecsq_lambda, hessian_batches=args.hessian_batches,
-        eie_config=args.config,
+        eie_config=args.config, max_loss=args.max_loss, val_fraction=args.val_fraction,
+        budget_tries=args.budget_tries, budget_steps=args.budget_steps,
         finetune_lr=args.finetune_lr, distill=args.distill, temperature=args.temperature,
         shift=args.shift,
         index_bits=args.index_bits, seed=args.seed,
@@ -277,6 +294,8 @@ def run(args: argparse.Namespace) -> int:
 
     print(f"test error: dense {pct(report['error_dense'])}, pruned {pct(report['error_pruned'])}, "
           f"compressed {pct(report['error_compressed'])}")
+    if "budget" in report:
+        print(budget_summary(report["budget"]))
     print(f"{report['original_bytes']:,} -> {report['compressed_bytes']:,} bytes "
           f"({args.out}/model.eie): {report['ratio']:.1f}x in {report['timings']['total_s']:.0f} s")
     return 0
@@ -284,6 +303,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_network(args: argparse.Namespace, overrides: dict, log) -> int:
     """``--model FILE``: compress a user's network (sw.compression.network)."""
+    from sw.compression.budget import summary as budget_summary
     from sw.compression.compress import format_host_line
     from sw.compression.data import load_dataset
     from sw.compression.footprint import format_footprint
@@ -314,6 +334,8 @@ def _run_network(args: argparse.Namespace, overrides: dict, log) -> int:
         print(f"float network ({report['task']}, {report['test_examples']:,} test examples): "
               f"{format_metrics(m['original'])} original, {format_metrics(m['compressed'])} "
               "compressed")
+    if "budget" in report:
+        print(budget_summary(report["budget"]))
     print(f"{report['original_bytes']:,} -> {report['compressed_bytes']:,} bytes of EIE layers "
           f"({args.out}/model.eie): {report['ratio']:.1f}x in {report['timings']['total_s']:.0f} s")
     return 0

@@ -95,6 +95,10 @@ class CompressSettings:
     shift: int = 0  # augmentation: image inputs shifted by up to this many pixels (0: off)
     index_bits: int | None = None  # relative-index bits in the model file (None: per layer best)
     eie_config: str = "eie64"  # accelerator whose on-chip footprint the report gives
+    max_loss: float | None = None  # accuracy budget (sw.compression.budget); None: off
+    val_fraction: float = 0.1  # training examples held out for the budget's validation
+    budget_tries: int = 4  # compress-and-verify attempts under the budget
+    budget_steps: int = 100  # retraining steps after each pruning of the sensitivity analysis
     seed: int = 0
     progress: bool = True
 
@@ -148,6 +152,14 @@ class CompressSettings:
         if self.batch_size < 1:
             raise DataError("--batch-size must be >= 1")
         EIEConfig.load(self.eie_config)  # an unknown preset or a bad file: one line, now
+        if self.max_loss is not None and not (np.isfinite(self.max_loss) and self.max_loss >= 0):
+            raise DataError(f"--max-loss must be >= 0, got {self.max_loss}")
+        if not 0 < self.val_fraction < 1:
+            raise DataError(f"--val-fraction must be in (0, 1), got {self.val_fraction}")
+        if self.budget_tries < 1:
+            raise DataError(f"--budget-tries must be >= 1, got {self.budget_tries}")
+        if self.budget_steps < 0:
+            raise DataError(f"--budget-steps must be >= 0, got {self.budget_steps}")
 
     def bits_of(self, name: str) -> int:
         """The layer's code width: its --bits, or 2 for ternary and binary."""
@@ -174,7 +186,7 @@ Data = tuple[torch.Tensor, torch.Tensor]
 def compress_module(module: nn.Module, train_data: Data | None = None, test_data: Data | None = None,
                     settings: CompressSettings | None = None, layers: list[str] | None = None,
                     meta: dict | None = None, log: Log | None = None,
-                    task: str = "classification") -> CompressResult:
+                    task: str = "classification", val_data: Data | None = None) -> CompressResult:
     """Deep Compression of ``module``'s Linear/Conv2d layers (all, or those named in ``layers``).
 
     ``train_data`` / ``test_data`` are ``(inputs, targets)`` tensors: class labels for
@@ -184,6 +196,10 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
     without retraining or fine-tuning; without test data the error fields are None.
     ``meta`` goes into the model file (used for the table's byte count). The module is
     modified in place and ends up holding the quantized weights.
+
+    With ``settings.max_loss`` the densities and widths are chosen under that accuracy budget
+    (:mod:`sw.compression.budget`), checked on ``val_data`` (default: a split of the training
+    examples).
     """
     s = settings or CompressSettings()
     log = log or (lambda _msg: None)
@@ -206,6 +222,11 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
         for pname, p in (("weight", m.weight), ("bias", m.bias)):
             if p is not None and not torch.isfinite(p).all():
                 raise DataError(f"layer {n}: {pname} holds NaN or Inf values")
+    if s.max_loss is not None:  # choose densities and widths under an accuracy budget
+        from sw.compression.budget import compress_with_budget
+
+        return compress_with_budget(module, train_data, test_data, s, layers=names, meta=meta,
+                                    log=log, task=task, val_data=val_data)
     layer_of = dict(named)
     can_train = train_data is not None and len(train_data[0]) > 0
     need_hessian = [n for n in names if s.quantizer_of(n) == "hessian"]

@@ -173,7 +173,8 @@ def to_tensors(split: Split):
 # -- datasets users bring: .npz, a pair of arrays, IDX ------------------------------------------
 
 TASKS = ("classification", "regression")
-NPZ_KEYS = "x_test, y_test and optionally x_train, y_train (Keras' names)"
+NPZ_KEYS = ("x_test, y_test and optionally x_train, y_train (Keras' names) and x_val, y_val "
+            "(a validation split)")
 
 
 @dataclass(frozen=True)
@@ -188,6 +189,8 @@ class Dataset:
     x_train: np.ndarray | None = None
     y_train: np.ndarray | None = None
     source: str = ""
+    x_val: np.ndarray | None = None  # a validation split (``eie compress --max-loss``)
+    y_val: np.ndarray | None = None
 
     @property
     def example_shape(self) -> tuple[int, ...]:
@@ -210,7 +213,7 @@ class Dataset:
             return None if x is None else x.reshape(len(x), *shape)
 
         return Dataset(fit(self.x_test), self.y_test, self.task, fit(self.x_train),
-                       self.y_train, self.source)
+                       self.y_train, self.source, fit(self.x_val), self.y_val)
 
     def metrics(self, outputs: np.ndarray, y: np.ndarray | None = None) -> dict[str, float]:
         """Accuracy (classification) or RMSE and max error (regression) of ``outputs``
@@ -241,7 +244,8 @@ def load_dataset(path: str | Path, y_path: str | Path | None = None, task: str |
     """A :class:`Dataset` from what users have, recognised by content, not by name:
 
     - a directory: the four MNIST IDX files (as :func:`load_mnist`);
-    - an ``.npz`` archive with ``x_test``, ``y_test`` (and optionally ``x_train``, ``y_train``);
+    - an ``.npz`` archive with ``x_test``, ``y_test`` (and optionally ``x_train``, ``y_train``,
+      and ``x_val``, ``y_val``, a validation split);
     - inputs and targets as two files (``path``, ``y_path``), each ``.npy`` or IDX: a test set.
 
     ``task`` defaults to classification for integer targets and regression for real ones.
@@ -259,13 +263,15 @@ def load_dataset(path: str | Path, y_path: str | Path | None = None, task: str |
             raise DataError(f"{path} is an .npz archive: give no separate targets file")
         arrays = _load_npz(path)
         missing = [k for k in ("x_test", "y_test") if k not in arrays]
-        if ("x_train" in arrays) != ("y_train" in arrays):
-            missing.append("y_train" if "x_train" in arrays else "x_train")
+        for part in ("train", "val"):
+            if (f"x_{part}" in arrays) != (f"y_{part}" in arrays):
+                missing.append(f"y_{part}" if f"x_{part}" in arrays else f"x_{part}")
         if missing:
             raise DataError(f"{path}: missing key(s) {', '.join(missing)} (found: "
                             f"{', '.join(sorted(arrays)) or 'none'}; expected {NPZ_KEYS})")
         return _dataset(arrays["x_test"], arrays["y_test"], task, arrays.get("x_train"),
-                        arrays.get("y_train"), str(path))
+                        arrays.get("y_train"), str(path), arrays.get("x_val"),
+                        arrays.get("y_val"))
     if y_path is None:
         raise DataError(f"{path}: one array file; give the targets as a second file "
                         f"(or use an .npz with {NPZ_KEYS})")
@@ -331,12 +337,15 @@ def _numeric(a: np.ndarray, name: str) -> None:
         raise DataError(f"{name} has dtype {a.dtype}; expected numbers (float or integer)")
 
 
-def _dataset(x_test, y_test, task, x_train, y_train, source: str) -> Dataset:
+def _dataset(x_test, y_test, task, x_train, y_train, source: str, x_val=None,
+             y_val=None) -> Dataset:
     if task is not None and task not in TASKS:
         raise DataError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
     pairs = {"test": (np.asarray(x_test), np.asarray(y_test))}
     if x_train is not None:
         pairs["train"] = (np.asarray(x_train), np.asarray(y_train))
+    if x_val is not None:
+        pairs["val"] = (np.asarray(x_val), np.asarray(y_val))
     for part, (x, y) in pairs.items():
         _numeric(x, f"{source}: x_{part}")
         _numeric(y, f"{source}: y_{part}")
@@ -363,4 +372,5 @@ def _dataset(x_test, y_test, task, x_train, y_train, source: str) -> Dataset:
             raise DataError(f"{source}: x_{part} holds NaN or Inf values")
         out[part] = (x, y)
     xtr, ytr = out.get("train", (None, None))
-    return Dataset(out["test"][0], out["test"][1], task, xtr, ytr, source)
+    xva, yva = out.get("val", (None, None))
+    return Dataset(out["test"][0], out["test"][1], task, xtr, ytr, source, xva, yva)

@@ -79,9 +79,10 @@ def network_settings(net: Network, retrain: bool, **overrides) -> CompressSettin
 def fit_dataset(net: Network, ds: Dataset) -> Dataset:
     """``ds`` shaped for ``net``'s input and checked against its output, or a one-line
     DataError naming both shapes."""
-    if ds.x_train is not None and ds.x_train.shape[1:] != ds.x_test.shape[1:]:
-        raise DataError(f"{ds.source}: x_train examples have shape {ds.x_train.shape[1:]}, "
-                        f"x_test examples {ds.x_test.shape[1:]}")
+    for part, x in (("x_train", ds.x_train), ("x_val", ds.x_val)):
+        if x is not None and x.shape[1:] != ds.x_test.shape[1:]:
+            raise DataError(f"{ds.source}: {part} examples have shape {x.shape[1:]}, "
+                            f"x_test examples {ds.x_test.shape[1:]}")
     if net.input_shape is not None:
         ds = ds.for_input(net.input_shape)
     name = Path(net.source).name or "network"
@@ -136,7 +137,7 @@ def compress_network(net: Network, out: str | Path, settings: CompressSettings,
             raise DataError(f"{opt} must be >= 1, got {v}")
     check_writable(out)
     task = "classification"
-    train = test = None
+    train = test = val = None
     if data is not None:
         data = fit_dataset(net, data)
         task = data.task
@@ -145,6 +146,8 @@ def compress_network(net: Network, out: str | Path, settings: CompressSettings,
         if data.x_train is not None and len(data.x_train):
             train = (torch.from_numpy(data.x_train[:limit_train]),
                      torch.from_numpy(data.y_train[:limit_train]))
+        if data.x_val is not None:
+            val = (torch.from_numpy(data.x_val), torch.from_numpy(data.y_val))
     retrain = train is not None and (settings.retrain_epochs > 0 or settings.finetune_epochs > 0
                                      or settings.dense_epochs > 0)
     mode = "retrain" if retrain else "one-shot"
@@ -174,7 +177,7 @@ def compress_network(net: Network, out: str | Path, settings: CompressSettings,
     meta = {"model": "network", "source": name,
             "input_shape": None if net.input_shape is None else list(net.input_shape)}
     result = compress_module(NetworkModule(net), train, test, settings, layers=names, meta=meta,
-                             log=log, task=task)
+                             log=log, task=task, val_data=val)
     q = {ql.name: ql for ql in result.layers}
     compressed = net.with_eie_layers(lambda _si, fc: fc._replace(weight=q[fc.name].dense(),
                                                                   bias=q[fc.name].bias))
