@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from cocotb.clock import Clock
@@ -71,10 +71,14 @@ class Stalls:
     rng: np.random.Generator
     p: float = 0.2
     max_gap: int = 3
+    inserted: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("write", "read", "start"), 0))  # gaps inserted so far, per place (for coverage)
 
-    def gaps(self, n: int) -> np.ndarray:
+    def gaps(self, n: int, kind: str) -> np.ndarray:
         g = self.rng.integers(1, self.max_gap + 1, n)
-        return np.where(self.rng.random(n) < self.p, g, 0)
+        g = np.where(self.rng.random(n) < self.p, g, 0)
+        self.inserted[kind] += int(np.count_nonzero(g))
+        return g
 
 
 class EIEDriver:
@@ -122,6 +126,11 @@ class EIEDriver:
             case host.Read() | host.ReadOutput():
                 return await self._read(s.requests(self.p))
 
+    def sample_run_ports(self) -> tuple[bool, int]:
+        """The ``busy`` and ``layer`` ports now (read between steps, no clock edge taken)."""
+        d = self.dut
+        return _high(d.busy), int(d.layer.value.to_unsigned())
+
     async def _reset(self, cycles: int) -> None:
         d = self.dut
         if self._clock is None:
@@ -160,7 +169,7 @@ class EIEDriver:
         """``s`` on the write port, one write per cycle (with host stalls if set)."""
         d = self.dut
         n = len(s)
-        gaps = self.stalls.gaps(n) if self.stalls else None
+        gaps = self.stalls.gaps(n, "write") if self.stalls else None
         last = self._last
         await self._require(d.wr__ready, "write")
         await self.edge
@@ -193,7 +202,7 @@ class EIEDriver:
     async def _start(self, s: host.Start) -> None:
         d = self.dut
         if self.stalls:
-            gap = int(self.stalls.gaps(1)[0])
+            gap = int(self.stalls.gaps(1, "start")[0])
             if gap:
                 await ClockCycles(d.clk, gap)
         d.first_layer.value = s.first_layer
@@ -226,7 +235,7 @@ class EIEDriver:
         ``rd_resp__data`` values in request order."""
         d = self.dut
         n = len(requests)
-        gaps = self.stalls.gaps(n) if self.stalls else np.zeros(n, np.int64)
+        gaps = self.stalls.gaps(n, "read") if self.stalls else np.zeros(n, np.int64)
         out: list[int] = []
         i = idle = 0
 

@@ -78,6 +78,9 @@ class RunResult:
     wall_s: float  # wall time from start to done (the simulator running freely)
     cpu_s: float = 0.0  # CPU time of the simulator process over the same span
     ok: bool = True
+    # a run aborted by a reset (Run.reset_after): the RTL's busy and layer ports just before it
+    reset_busy: bool | None = None
+    reset_layer: int | None = None
 
 
 @dataclass
@@ -89,6 +92,7 @@ class CaseResult:
     ok: bool = True
     message: str = ""  # the first mismatch, localised
     wall_s: float = 0.0  # reset + load + every run, in the simulator process
+    host_gaps: dict[str, int] | None = None  # host-side stall gaps inserted (sim.driver.Stalls)
 
 
 @dataclass

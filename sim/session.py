@@ -12,6 +12,7 @@ import os
 import shutil
 import time
 
+from .coverage import record_coverage
 from .job import Job, JobResult, load, save
 from .runner import Design
 
@@ -43,6 +44,7 @@ def run_job(design: Design, job: Job, quiet: bool = True, keep: bool = False) ->
         tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:]) if log.exists() else ""
         raise RuntimeError(f"the simulation ended without a result ({err}); log {log}:\n{tail}")
     result: JobResult = load(result_file)
+    record_coverage(job, result)  # when EIE_COVERAGE names a file (sim.coverage)
     if err is not None and result.ok:
         raise RuntimeError(f"cocotb reported a failure the result does not show: {err}")
     if result.ok and not keep and not design.waves:

@@ -168,14 +168,17 @@ async def run_case(drv: EIEDriver, case: Case, job: Job) -> CaseResult:
     await drv.run([load])
     res = CaseResult(case.name, [], len(load.writes), time.perf_counter() - t)
     for run in case.runs:
+        reset_ports = (None, None)
         if run.reset_after is not None:  # abort a run by reset, then the protocol from the top
             await drv.run([host.input_load(drv.p, image, run.x),
-                           host.Start(run.first_layer, run.n_layers), host.Idle(run.reset_after),
-                           *host.reset_program(drv.p), load])
+                           host.Start(run.first_layer, run.n_layers), host.Idle(run.reset_after)])
+            reset_ports = drv.sample_run_ports()  # what the reset interrupts (coverage)
+            await drv.run([*host.reset_program(drv.p), load])
         outs, c, span = await execute(drv, image, run.x, run.first_layer, run.n_layers,
                                       cycle_limit(image, run))
         rr = RunResult(outs, c.cycles, c.stall_cycles, c.busy, span.start_cycle, span.done_cycle,
-                       span.wall_s, span.cpu_s)
+                       span.wall_s, span.cpu_s, reset_busy=reset_ports[0],
+                       reset_layer=reset_ports[1])
         res.runs.append(rr)
         wrong = [li for idx, li in enumerate(run.layers)
                  if li in outs and not np.array_equal(outs[li], run.expect[idx])]
@@ -193,6 +196,8 @@ async def run_case(drv: EIEDriver, case: Case, job: Job) -> CaseResult:
             res.message = f"case {case.name}: {res.message}"
             break
     res.wall_s = time.perf_counter() - t_case
+    if drv.stalls is not None:
+        res.host_gaps = dict(drv.stalls.inserted)
     return res
 
 

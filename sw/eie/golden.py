@@ -24,19 +24,20 @@ import scipy.sparse as sp
 
 from sw.eie.config import EIEConfig
 from sw.eie.fixedpoint import int_range, requantize, rounded, saturated
-from sw.eie.pack import NetworkImage, decode_layer
+from sw.eie.pack import LayerEntries, NetworkImage, decode_layer
 from sw.errors import DataError
 from sw.qlayer import QuantizedLayer
 
 # -- one layer ---------------------------------------------------------------------------------
 
 
-def layer_triplets(image: NetworkImage, layer_index: int, columns: np.ndarray | None = None
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def layer_triplets(image: NetworkImage, layer_index: int, columns: np.ndarray | None = None,
+                   entries: LayerEntries | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The layer's non-padding entries (of all columns, or of the ascending ``columns``)
     decoded from the pointer and sparse-matrix images, as ``(physical row, physical column,
-    c_int[v])``. Padding entries (``c[0] = 0``) are left out."""
-    e = decode_layer(image, layer_index, columns)
+    c_int[v])``. Padding entries (``c[0] = 0``) are left out. ``entries``: those columns'
+    entries when the caller has already decoded them (:func:`sw.eie.pack.decode_layer`)."""
+    e = decode_layer(image, layer_index, columns) if entries is None else entries
     real = e.v != 0
     rows = e.physical_row(image.config.n_pe)[real]
     return rows, e.col[real], image.codebook[layer_index][e.v[real]]
@@ -66,13 +67,19 @@ def _bias_physical(image: NetworkImage, layer_index: int) -> np.ndarray:
     return image.bias[:, d.bias_base: d.bias_base + d.rows_per_pe].T.ravel()[: d.n_out]
 
 
+def _accumulate(image: NetworkImage, layer_index: int, m: sp.spmatrix, a: np.ndarray) -> np.ndarray:
+    """(B, n_in) physical -> the exact sums ``W a + (bias << shift)``, (B, n_out), before the
+    wrap to ``acc_bits``."""
+    acc = np.asarray(m @ a.T).T  # exact int64 (wraps mod 2**64 at worst, see module docstring)
+    return acc + (_bias_physical(image, layer_index) << image.layers[layer_index].shift)
+
+
 def _run(image: NetworkImage, layer_index: int, m: sp.csr_matrix, a: np.ndarray,
          saturation: list[int] | None = None) -> np.ndarray:
     """a: (B, n_in) physical -> (B, n_out) physical; appends the layer's count of saturated
     outputs to ``saturation`` if given."""
     d = image.layers[layer_index]
-    acc = np.asarray(m @ a.T).T  # exact int64 (wraps mod 2**64 at worst, see module docstring)
-    acc = acc + (_bias_physical(image, layer_index) << d.shift)
+    acc = _accumulate(image, layer_index, m, a)
     if saturation is not None:
         saturation.append(saturated(rounded(acc, d.shift, image.config), image.config))
     return requantize(acc, d.shift, d.relu, image.config)
@@ -85,9 +92,22 @@ def run_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray) -> np.n
     a = _check_activations(a_phys, d.n_in, image.config, f"layer {d.name}")
     if a.ndim != 1:
         raise DataError(f"layer {d.name}: run_layer takes one vector; use run_layer_batch")
-    rows, cols, vals = layer_triplets(image, layer_index, np.flatnonzero(a))
+    return requantize(accumulators(image, layer_index, a), d.shift, d.relu, image.config)
+
+
+def accumulators(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
+                 entries: LayerEntries | None = None) -> np.ndarray:
+    """One layer's exact sums ``sum_j c_int[v_ij] a_j + (bias_i << shift)`` for one input vector
+    (physical order), before the wrap to ``acc_bits``: what :func:`requantize` receives (for
+    the coverage of wrap-around, saturation and ReLU). ``entries``: the entries of the columns
+    of the non-zero inputs, if already decoded."""
+    d = image.layers[layer_index]
+    a = _check_activations(a_phys, d.n_in, image.config, f"layer {d.name}")
+    if a.ndim != 1:
+        raise DataError(f"layer {d.name}: accumulators takes one vector")
+    rows, cols, vals = layer_triplets(image, layer_index, np.flatnonzero(a), entries)
     m = sp.coo_matrix((vals, (rows, cols)), shape=(d.n_out, d.n_in))
-    return _run(image, layer_index, m, a[None, :])[0]
+    return _accumulate(image, layer_index, m, a[None, :])[0]
 
 
 def run_layer_batch(image: NetworkImage, layer_index: int, a_phys: np.ndarray) -> np.ndarray:
