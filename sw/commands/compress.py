@@ -46,7 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data", metavar="PATH",
                    help="built-in models: directory with the four MNIST IDX files (.gz or raw), "
                         "default $EIE_MNIST_DIR; a model file: .npz (x_test, y_test, optionally "
-                        "x_train, y_train), an inputs file (.npy or IDX) with --targets, or an "
+                        "x_train, y_train, x_val, y_val), an inputs file (.npy or IDX) with "
+                        "--targets, or an "
                         "MNIST directory (none: one-shot, no accuracy)")
     g.add_argument("--targets", metavar="FILE",
                    help="with a model file: the targets (.npy or IDX) of the inputs in --data "
