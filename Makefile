@@ -6,7 +6,7 @@ EIE    := $(VENV)/bin/eie
 STAMP  := $(VENV)/.installed
 MNIST  ?= $(EIE_MNIST_DIR)
 
-.PHONY: all setup test sim sim-mnist fuzz demo verilog synth bench lint clean
+.PHONY: all setup test sim sim-mnist sim-board fuzz demo verilog synth bench lint clean
 
 all: test
 
@@ -29,6 +29,13 @@ sim: $(STAMP)
 ## make sim-mnist: all 10,000 MNIST test images through the RTL
 sim-mnist: $(STAMP)
 	$(EIE) sim --layers none --mnist 10000 $(if $(MNIST),--data $(MNIST))
+
+## make sim-board: the whole system behind its UART under Verilator (cocotb + cocotbext-uart, the
+## board's driver code): bad input over the link, LeNet-300-100 loaded and 100 MNIST images
+sim-board: $(STAMP)
+	@test -n "$(MNIST)" || { echo "make sim-board: set EIE_MNIST_DIR (or MNIST=<dir>) to the MNIST files"; exit 2; }
+	@test -f build/lenet300/model.eie || { echo "make sim-board: no build/lenet300/model.eie (make demo)"; exit 2; }
+	EIE_MNIST_DIR=$(MNIST) $(PY) -m pytest -q -s -p no:xdist -m slow tests/test_uart_bridge.py
 
 ## make fuzz: 1,000 random layer configurations through the RTL
 fuzz: $(STAMP)

@@ -10,6 +10,7 @@ import random
 import threading
 import time
 from collections import deque
+from pathlib import Path
 
 import pytest
 from amaranth.hdl import Module, Signal
@@ -25,6 +26,8 @@ from hw.soc import wishbone
 from hw.soc.bridge import UARTBridge, crc16_next
 from hw.soc.uart import UARTRx, UARTTx, baud_error, divisor
 from sw.errors import ConfigError, EIEError
+
+REPO = Path(__file__).resolve().parent.parent
 
 CLK = 100e6
 PERIOD = 1 / CLK
@@ -596,3 +599,184 @@ def test_driver_over_pyserial_on_a_pty_with_the_model_at_the_other_end():
         port.close()
         os.close(master)
         os.close(slave)
+
+
+# -- the driver against the front end in Amaranth's simulator ------------------------------------
+class SimBusTarget:
+    """The target callable of :class:`BridgeModel` on a Wishbone target ``dut.bus`` in Amaranth's
+    simulator: each call is one classic bus cycle (``bus_timeout`` cycles at most). The
+    simulation advances only during calls (a run on the core proceeds while the host polls)."""
+
+    def __init__(self, dut, bus_timeout: int = BUS_TIMEOUT):
+        self.sim = Simulator(dut)
+        self.sim.add_clock(PERIOD)
+        self.bus = dut.bus
+        self.bus_timeout = bus_timeout
+        self.req = self.res = None
+        self.sim.add_testbench(self._serve, background=True)
+
+    def __call__(self, we: bool, addr: int, data: int):
+        self.req, self.res = (we, addr, data), None
+        while self.res is None:
+            self.sim.advance()
+        return self.res
+
+    async def _serve(self, ctx):
+        b = self.bus
+        ctx.set(b.sel, (1 << len(b.sel)) - 1)
+        while True:
+            if self.req is None:
+                await ctx.tick()
+                continue
+            we, addr, data = self.req
+            for sig, v in ((b.cyc, 1), (b.stb, 1), (b.we, int(we)), (b.adr, addr), (b.dat_w, data)):
+                ctx.set(sig, v)
+            result = (p.STALLED, 0)
+            for _ in range(self.bus_timeout):
+                ack, err, dat = ctx.get(b.ack), ctx.get(b.err), ctx.get(b.dat_r)
+                await ctx.tick()
+                if ack or err:
+                    result = (p.ACK if ack else p.ERR, dat)
+                    break
+            ctx.set(b.cyc, 0)
+            ctx.set(b.stb, 0)
+            self.req, self.res = None, result
+
+
+def test_board_driver_runs_a_network_on_the_front_end():
+    """:class:`hw.board.driver.Board` (the code `eie board` runs) over frames answered by the
+    reference model of the bridge, whose bus cycles go to :class:`hw.soc.frontend.EIEBus` on
+    ``tiny`` in Amaranth's simulator: identify, a configuration mismatch, a run before any image
+    is loaded, an access outside every window (explained from ERROR / ERROR_ADDR) and one beyond
+    the bus: one-line errors, the board working after each; then a two-layer network, two
+    inputs, bit-exact with the golden model and cycle-exact with the cycle model."""
+    import numpy as np
+    from helpers_eie import chain
+
+    from hw import host
+    from hw.board.driver import Board
+    from hw.soc.bus_host import BusError
+    from hw.soc.frontend import EIEBus
+    from hw.soc.regmap import regmap
+    from hw.soc.system import System
+    from hw.timing import rtl_timing
+    from sw.eie import cycles, fixedpoint, golden
+    from sw.eie.config import PRESETS
+    from sw.eie.pack import pack_network
+
+    tiny = PRESETS["tiny"]
+    rng = np.random.default_rng(5)
+    img = pack_network(chain(rng, [30, 36, 12], 0.35, scale=0.5), tiny)
+    xs = [fixedpoint.quantize_input(rng.normal(0, 2, 30) * (rng.random(30) < 0.6), tiny)
+          for _ in range(2)]
+    dut = EIEBus(tiny)
+    rm = dut.regmap
+    link = Link(ModelTransport(BridgeModel(SimBusTarget(dut, 64), p.MAX_WORDS, rm.addr_width)))
+    with pytest.raises(ConfigError, match="another configuration"):
+        Board(link, regmap(PRESETS["small"]))
+    board = Board(link, rm)
+    board.host.run(host.reset_program(board.params))  # (and wait for READY)
+    board.loaded = img  # pretend: the layer table was never written
+    with pytest.raises(BusError, match="NOT_LOADED") as e:
+        board.infer(img, xs[0])
+    assert "\n" not in str(e.value)
+    with pytest.raises(BusError, match="UNMAPPED.*0x1f"):  # explained from ERROR, ERROR_ADDR
+        board.read(rm.reg_block - 1)
+    with pytest.raises(LinkError, match="bus error.*0xffffffff"):  # beyond the bus: no cycle
+        board.write(0xFFFFFFFF, [0])
+    board.load(img)
+    timing = rtl_timing(tiny)
+    for x in xs:
+        y, c = board.infer(img, x, busy=True)
+        assert np.array_equal(y, golden.run_network(img, x)[-1])
+        assert c.cycles == cycles.simulate_network(img, x, timing).cycles
+        assert c.busy is not None and len(c.busy) == tiny.n_pe
+        y2, c2 = board.infer(img, x)  # cycles and stalls only
+        assert np.array_equal(y2, y)
+        assert (c2.cycles, c2.stall_cycles) == (c.cycles, c.stall_cycles)
+    regs = board.registers()
+    assert regs["ID"] == rm.id_magic and regs["STATUS"] & 0b1101 == 0b1101
+    # the system joins the bridge to this front end at its address width
+    system = System(tiny, clk_freq=CLK, baud=BAUD)
+    assert system.bridge.addr_width == rm.addr_width and system.regmap == rm
+    for c in (system, system.bridge, system.eie):
+        c._MustUse__silence = True
+
+
+# -- the whole system under Verilator, driven by the board's driver code over cocotbext-uart ----
+LENET = REPO / "build" / "lenet300" / "model.eie"
+BOARD_CONFIG = "ecp5_max"  # the largest ECP5 preset: what a board runs LeNet-300-100 on
+
+
+@pytest.mark.slow
+def test_bad_input_over_the_simulated_uart_gets_defined_answers():
+    """A run before any image is loaded, a corrupted frame, a wrong CRC, a frame cut short, an
+    unknown command, addresses outside every window and beyond the bus: each a defined answer
+    and a one-line driver error, the next good frame working (sim/tb_board.py ``bad_input``)."""
+    import numpy as np
+    from helpers_eie import chain
+
+    from sim.job import Case
+    from sim.tb_board import board_design, run_board
+    from sw.eie.config import PRESETS
+    from sw.eie.pack import pack_network
+
+    tiny = PRESETS["tiny"]
+    img = pack_network(chain(np.random.default_rng(1), [16, 8], 0.5), tiny)
+    result = run_board(board_design(tiny), Case("bad input", img, []), "bad_input")
+    assert len(result["errors"]) == 8
+    for line in result["errors"]:
+        print(line)
+
+
+@pytest.mark.slow
+@pytest.mark.mnist
+@pytest.mark.skipif(not os.environ.get("EIE_MNIST_DIR"), reason="EIE_MNIST_DIR not set")
+@pytest.mark.skipif(not LENET.exists(), reason=f"no {LENET} (make demo produces it)")
+def test_lenet300_classifies_100_mnist_images_over_the_simulated_uart():
+    """The issue's figure: UART model -> bridge -> Wishbone -> front end -> EIE, the compressed
+    LeNet-300-100 loaded over the UART and 100 MNIST test images classified, every output
+    bit-exact with the golden model and every run's cycles equal to the cycle model, by the
+    same driver code as a board (sim/tb_board.py ``network``). Prints the link's traffic and
+    the end-to-end time per image at 3 Mbaud, computed from the frames."""
+    import numpy as np
+
+    from sim.regress import mnist_entry
+    from sim.tb_board import board_design, run_board
+    from sw.eie.config import PRESETS
+
+    config = PRESETS[BOARD_CONFIG]
+    n = int(os.environ.get("EIE_BOARD_IMAGES", "100"))
+    entry, info = mnist_entry(config, n, model=LENET, log=lambda m: None)
+    design = board_design(config)
+    result = run_board(design, entry.case, "network")
+    assert result["runs"] == n
+    assert np.array_equal(result["pred"], info.golden_pred)
+    print("\n".join(board_report(result, 3e6, 100e6)))
+
+
+def board_report(result: dict, baud: float, clock_hz: float) -> list[str]:
+    """Lines on the link's traffic and the end-to-end time per image at ``baud``: the wire
+    time of the frames (requests and responses one after the other) plus the runs' cycles at
+    ``clock_hz`` (the turnaround in the bridge, a few cycles per frame, and the host's latency
+    are not counted)."""
+    import numpy as np
+
+    from hw.board.protocol import BITS_PER_BYTE
+
+    load = result["load"]
+    runs = np.array(result["per_run"], dtype=np.float64)  # frames, bytes out, bytes in, cycles
+    frames, out, inn, cyc = runs.mean(axis=0)
+    wire = (out + inn) * BITS_PER_BYTE / baud
+    compute = cyc / clock_hz
+    load_s = (load["bytes_out"] + load["bytes_in"]) * BITS_PER_BYTE / baud
+    return [
+        f"{result['config']} ({result['n_pe']} PEs), {result['runs']} images bit-exact, "
+        f"simulated at {result['baud'] / 1e6:g} Mbaud in {result['wall_s']:.0f} s",
+        f"load: {load['frames']} frames, {load['bytes_out']:,} bytes out, {load['bytes_in']:,} "
+        f"in: {load_s:.3f} s at {baud / 1e6:g} Mbaud",
+        f"per image: {frames:.1f} frames, {out:,.0f} bytes out, {inn:,.0f} in; "
+        f"{wire * 1e3:.2f} ms on the wire + {cyc:,.0f} cycles ({compute * 1e6:.1f} us at "
+        f"{clock_hz / 1e6:g} MHz) = {(wire + compute) * 1e3:.2f} ms per image at "
+        f"{baud / 1e6:g} Mbaud ({1 / (wire + compute):.0f} images/s)",
+    ]

@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from sw.errors import ConfigError
 
 from . import protocol as p
@@ -85,6 +87,14 @@ class Link:
         return out
 
     def _transact(self, request: bytes, what: str, expect: int) -> tuple[int, ...]:
+        words = self.exchange(request, what).check(what)
+        if len(words) != expect:
+            raise LinkError(f"{what}: the bridge answered {len(words)} word(s), not {expect}")
+        return words
+
+    def exchange(self, request: bytes, what: str = "request") -> p.Response:
+        """Send ``request`` (any bytes: the tests send malformed frames) and return the
+        decoded response, whatever its status."""
         t = self.transport
         reset = getattr(t, "reset_input_buffer", None)
         if reset is not None:
@@ -102,11 +112,7 @@ class Link:
             head = head[1:] + self._read(1, what)
         frame = head + self._read(p.response_length(head), what)
         self.stats.bytes_in += len(frame)
-        rsp = p.decode_response(frame)
-        words = rsp.check(what)
-        if len(words) != expect:
-            raise LinkError(f"{what}: the bridge answered {len(words)} word(s), not {expect}")
-        return words
+        return p.decode_response(frame)
 
     def _read(self, n: int, what: str) -> bytes:
         data = b""
@@ -129,3 +135,175 @@ def open_serial(port: str, baud: int, timeout: float = DEFAULT_TIMEOUT):
         return serial.serial_for_url(port, baudrate=baud, timeout=timeout)
     except (serial.SerialException, ValueError) as e:
         raise LinkError(f"cannot open {port} at {baud} baud: {e}") from None
+
+
+# -- the accelerator over the link ----------------------------------------------------------------
+class LinkBus:
+    """A :class:`Link` as the bus of :class:`hw.soc.bus_host.BusHost`: a ``BUS_ERROR`` answer
+    becomes its :class:`hw.soc.bus_host.BusError` (which the host explains from the front
+    end's ERROR registers); other link failures stay :class:`LinkError`."""
+
+    def __init__(self, link: Link):
+        self.link = link
+
+    def write(self, addr: int, words: Sequence[int]) -> None:
+        self._call(self.link.write, addr, words)
+
+    def read(self, addr: int, count: int) -> list[int]:
+        return self._call(self.link.read, addr, count)
+
+    @staticmethod
+    def _call(f, *args):
+        from hw.soc.bus_host import BusError
+
+        try:
+            return f(*args)
+        except LinkError as e:
+            if e.status == p.Status.BUS_ERROR:
+                raise BusError(str(e), addr=e.addr) from None
+            raise
+
+
+@dataclass
+class RunCounters:
+    """One run's counters: ``cycles``, ``stall_cycles`` and, when read, the per-PE busy
+    cycles."""
+
+    cycles: int
+    stall_cycles: int
+    busy: np.ndarray | None = None
+
+
+@dataclass
+class BoardRun:
+    """A batch through the board: the network's outputs and, per EIE segment, each run's
+    counters."""
+
+    outputs: np.ndarray
+    counters: dict[int, list[RunCounters]]
+
+
+class Board:
+    """The accelerator behind a :class:`Link`, at the addresses of ``regmap`` (a
+    :class:`hw.soc.regmap.RegisterMap`, e.g. ``RegisterMap.from_json("regmap.json")``).
+
+    The constructor checks that the link reaches a front end of that map's configuration (ID,
+    VERSION, CONFIG_HASH registers: :meth:`identify`). :meth:`load` loads an image,
+    :meth:`infer` runs one input, :meth:`run` a batch through a compiled network (each EIE
+    segment's image loaded when its turn comes), :meth:`read` / :meth:`registers` read words."""
+
+    def __init__(self, link: Link, regmap, check: bool = True):
+        from hw.params import HWParams
+        from hw.soc.bus_host import BusHost
+
+        self.link = link
+        self.regmap = regmap
+        self.params = HWParams(regmap.config)
+        self.host = BusHost(LinkBus(link), regmap)
+        self.loaded = None  # the image the board holds (as far as this object knows)
+        if check:
+            self.identify()
+
+    def identify(self) -> None:
+        """Refuse a link that does not reach a front end of this register map's configuration."""
+        self.host.identify()
+
+    def load(self, image) -> None:
+        """Reset the accelerator and load ``image`` (a :class:`sw.eie.pack.NetworkImage`)."""
+        from hw import host
+
+        self.loaded = None
+        self.host.run(host.load_program(self.params, image))
+        self.loaded = image
+
+    def infer(self, image, x, busy: bool = False) -> tuple[np.ndarray, RunCounters]:
+        """One input vector ``x`` (the first layer's integer activations, logical order)
+        through every layer of the loaded ``image``: the last layer's integer outputs (logical
+        order) and the run's counters (``busy``: also the per-PE busy counters)."""
+        from hw import host
+
+        if self.loaded is not image:
+            raise LinkError("infer: the board does not hold this image (load it first)")
+        prog = host.inference_program(self.params, image, image.input_to_physical(x))
+        if not busy:
+            prog = [s for s in prog if not isinstance(s, host.ReadCounters)]
+        out = self.host.run(prog)
+        (layer, y), = out.outputs
+        if busy:
+            (c,) = out.counters
+            counters = RunCounters(c.cycles, c.stall_cycles, c.busy)
+        else:
+            cycles, stalls = self.read(self.regmap.reg("CYCLES").addr, 2)
+            counters = RunCounters(cycles, stalls)
+        return image.to_logical(layer, y), counters
+
+    def run(self, model, x: np.ndarray, busy: bool = False, progress=None) -> BoardRun:
+        """A batch ``x`` through ``model`` (a :class:`sw.frontends.hybrid.HybridModel`
+        compiled for this configuration): host segments in PyTorch, each EIE segment on the
+        board, input by input. ``progress(segment, done, total)`` is called after each input."""
+        if model.config != self.regmap.config:
+            raise ConfigError(f"the model is compiled for {model.config.name!r}, the board's "
+                              f"register map is {self.regmap.config.name!r}")
+        counters: dict[int, list[RunCounters]] = {}
+
+        def runner(index: int, a: np.ndarray) -> np.ndarray:
+            seg = model.segments[index]
+            if self.loaded is not seg.image:
+                self.load(seg.image)
+            xq = seg.image.quantize_input(a)
+            ys = []
+            for i, row in enumerate(xq):
+                y, c = self.infer(seg.image, row, busy)
+                ys.append(y)
+                counters.setdefault(index, []).append(c)
+                if progress:
+                    progress(index, i + 1, len(xq))
+            return seg.image.dequantize_output(np.stack(ys)).astype(np.float32)
+
+        return BoardRun(model.run(x, runner), counters)
+
+    def read(self, addr: int, count: int = 1) -> list[int]:
+        """``count`` words from ``addr`` upwards; an access the front end refuses is explained
+        (:meth:`explain`)."""
+        return self._raw(self.link.read, addr, count)
+
+    def write(self, addr: int, words: Sequence[int]) -> None:
+        """``words`` to ``addr`` upwards; a refused access is explained (:meth:`explain`)."""
+        self._raw(self.link.write, addr, words)
+
+    def _raw(self, f, *args):
+        try:
+            return f(*args)
+        except LinkError as e:
+            if e.status != p.Status.BUS_ERROR:
+                raise
+            self.explain(e)
+
+    def explain(self, e: LinkError):
+        """Raise ``e`` as a :class:`hw.soc.bus_host.BusError` with the front end's reason:
+        ERROR and ERROR_ADDR read, then cleared (as the bus host does). Without a recorded
+        reason (an address beyond the bus, refused by the bridge itself), ``e`` as it is."""
+        from hw.soc.bus_host import BusError
+        from hw.soc.regmap import ERROR_TEXT, ErrorCode
+
+        rm = self.regmap
+        code, addr = self.link.read(rm.reg("ERROR").addr, 2)  # ERROR, ERROR_ADDR
+        code &= rm.reg("ERROR").field("CODE").mask
+        if code == ErrorCode.NONE:
+            raise e
+        ctrl = rm.reg("CTRL")
+        self.link.write(ctrl.addr, [ctrl.bit("CLEAR_ERROR")])
+        try:
+            reason = f"{ErrorCode(code).name} ({ERROR_TEXT[ErrorCode(code)]})"
+        except ValueError:
+            reason = f"error code {code}"
+        what = str(e).split(": ")[0]
+        raise BusError(f"{what}: refused by the accelerator: {reason} at word address "
+                       f"{addr:#x} ({rm.locate(addr)})", addr=addr, code=code,
+                       explained=True) from None
+
+    def registers(self) -> dict[str, int]:
+        """Every register of the map (one frame: the register block is consecutive)."""
+        regs = self.regmap.registers
+        words = self.read(regs[0].addr, regs[-1].addr - regs[0].addr + 1)
+        return {r.name: words[r.addr - regs[0].addr] for r in regs}
