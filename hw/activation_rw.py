@@ -30,6 +30,10 @@ from .params import HOST_LOADED_MEMORY, HWParams
 from .signatures import accumulator_signature, write_signature
 
 WB_STAGES = 6  # W0 (read) .. W4 (write): a row's result is written 6 cycles after its read
+# The write-back rows and the layer's parameters come from the central control unit across the
+# chip: each PE registers them (the parameters are constant during a layer; the rows arrive one
+# cycle later, which the control unit allows for: hw.central_control, DRAIN and WB_TAIL)
+WB_ROW_STAGES = 1
 
 # The banks' dense files (both banks in one memory) of at most this many words are distributed
 # RAM (ram_style); larger ones are left to Yosys, which puts them into block RAM. ECP5
@@ -266,8 +270,10 @@ class ActivationRW(wiring.Component):
         nz: the head of the source bank's non-zero list (:class:`NonZeroList`), a leaf of the
             LNZD tree.
         layer_start, compute: as :class:`NonZeroList`'s.
-        ctl: the running layer's parameters (``src_bank``, ``bias_base``, ``shift``, ``relu``).
-        wb: a write-back or clear row (:class:`WriteBack`).
+        ctl: the running layer's parameters (``src_bank``, ``bias_base``, ``shift``, ``relu``;
+            all but ``src_bank`` registered here before use, WB_ROW_STAGES).
+        wb: a write-back or clear row (:class:`WriteBack`), registered here (WB_ROW_STAGES):
+            W0 is the cycle after it arrives.
         in_wr / in_clear: host input writes into bank 0 (appended to its list when non-zero;
             write in ascending address after ``in_clear``; never while a write-back row is in
             flight, as the host writes only while idle).
@@ -312,14 +318,21 @@ class ActivationRW(wiring.Component):
         bias_rp = bias.read_port()
         bias_wp = bias.write_port()
         au = self.acc
+        # the rows and the parameters registered as they arrive from across the chip
+        wb = Signal(p.wb)
+        bias_base = Signal.like(self.ctl.bias_base)
+        shift = Signal.like(self.ctl.shift)
+        relu = Signal()
+        m.d.sync += [wb.eq(self.wb), bias_base.eq(self.ctl.bias_base), shift.eq(self.ctl.shift),
+                     relu.eq(self.ctl.relu)]
         m.d.comb += [
             bias_wp.en.eq(self.bias_wr.en), bias_wp.addr.eq(self.bias_wr.addr),
             bias_wp.data.eq(self.bias_wr.data),
-            acc_rp.addr.eq(Mux(self.wb.valid, self.wb.row, au.rd_addr)),
-            bias_rp.addr.eq(self.ctl.bias_base + self.wb.row),
+            acc_rp.addr.eq(Mux(wb.valid, wb.row, au.rd_addr)),
+            bias_rp.addr.eq(bias_base + wb.row),
             au.rd_data.eq(acc_rp.data),
-            writeback.i.eq(self.wb),
-            writeback.shift.eq(self.ctl.shift), writeback.relu.eq(self.ctl.relu),
+            writeback.i.eq(wb),
+            writeback.shift.eq(shift), writeback.relu.eq(relu),
             writeback.acc_data.eq(acc_rp.data), writeback.bias_data.eq(bias_rp.data),
             acc_wp.en.eq(writeback.clear_valid | au.wr.en),
             acc_wp.addr.eq(Mux(writeback.clear_valid, writeback.clear_row, au.wr.addr)),

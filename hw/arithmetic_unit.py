@@ -62,13 +62,17 @@ class ArithmeticUnit(wiring.Component):
         cb_rp = cb.read_port()
         m.d.comb += [cb_wp.en.eq(self.cb_wr.en), cb_wp.addr.eq(self.cb_wr.addr),
                      cb_wp.data.eq(self.cb_wr.data)]
+        # the layer comes from the central control unit across the chip and is constant during
+        # a layer (set at LSTART, long before the layer's first entry): registered here
+        layer = Signal.like(self.layer)
+        m.d.sync += layer.eq(self.layer)
 
         # S1: codebook lookup || address accumulation
         ent = self.i.payload
         row2 = Signal(p.local_bits)
         a2 = Signal(signed(p.act_bits))
         valid2 = Signal()
-        m.d.comb += cb_rp.addr.eq(Cat(ent.v, self.layer))
+        m.d.comb += cb_rp.addr.eq(Cat(ent.v, layer))
         m.d.sync += valid2.eq(self.i.valid)
         with m.If(self.i.valid):
             m.d.sync += [

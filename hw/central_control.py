@@ -10,7 +10,7 @@ Per layer (cycle 0 = LSTART; the timing contract is docs/format.md "Timing", the
 of it docs/hardware.md "Timing"):
 
 - LSTART (1 cycle): latch the layer's table entry; rewind the PEs' source lists.
-- COMPUTE: the LNZD tree fills (the root is valid from cycle ``levels + 2``); from then on the
+- COMPUTE: the LNZD tree fills (the root is valid from cycle ``2 levels + 1``); from then on the
   root's item is broadcast in every cycle in which every queue has room; a cycle with an item
   but a full queue is a stall. The broadcast pair is registered here and written into the
   queues in the next cycle, so a PE's registered ``room`` ("fewer than D pairs pending") does
@@ -19,16 +19,17 @@ of it docs/hardware.md "Timing"):
   this unit back into the PEs in one cycle. COMPUTE ends in the cycle after the first
   cycle E in which the root shows the sentinel and every PE is done (queue empty, column
   finished): the PEs' ``done`` and the root's sentinel are both registered, so both describe E.
-- FLUSH (``FLUSH_STATES`` = 3 cycles): the sparse-matrix read (3 stages) and arithmetic
+- FLUSH (``FLUSH_STATES`` = 2 cycles): the sparse-matrix read (3 stages) and arithmetic
   (3 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
-  latest).
-- WB (rows cycles): one local row per cycle, all PEs at once; the first row is read in E + 5.
-- TAIL (``TAIL_STATES`` = 6 cycles): the write-back pipeline writes its last rows and completes
-  the non-zero lists; then the next layer's LSTART, or IDLE with ``done`` set.
+  latest) while the first row is on its way: every PE registers the rows (``WB_ROW_STAGES``).
+- WB (rows cycles): one local row per cycle, all PEs at once; the PEs read the first in E + 5.
+- TAIL (``TAIL_STATES`` = 7 cycles): the PEs' register on the rows and the write-back pipeline
+  (6) write the last rows and complete the non-zero lists; then the next layer's LSTART, or
+  IDLE with ``done`` set.
 
 So a layer takes ``E + DRAIN + rows + WB_TAIL`` cycles (counted from E), where ``DRAIN`` =
-``FLUSH_STATES + 2`` = 5 is the cycle model's ``drain``: E itself, E + 1 (the decision), then
-FLUSH. (DRAIN always means those 5 cycles; the 3 cycles of pipeline flushing are FLUSH.)
+``FLUSH_STATES + 2 + WB_ROW_STAGES`` = 5 is the cycle model's ``drain``: E itself, E + 1 (the
+decision), FLUSH, the PEs' row register; ``WB_TAIL`` = ``TAIL_STATES - WB_ROW_STAGES`` = 6.
 After reset the unit spends ``act_depth`` cycles (CLEAR) zeroing every PE's accumulators.
 """
 
@@ -40,24 +41,30 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .activation_rw import WB_STAGES
+from .activation_rw import WB_ROW_STAGES, WB_STAGES
+from .lnzd import lnzd_fill
 from .params import HWParams, lnzd_levels
 from .pointer_read import bank_addresses
 from .signatures import control_signature, run_members, status_signature, write_signature
 
-FLUSH_STATES = 3  # FLUSH cycles between the decision (E + 1) and the first write-back row
-TAIL_STATES = WB_STAGES  # cycles after the last write-back row until its list append is done
+# FLUSH cycles between the decision (E + 1) and the first write-back row this unit sends: the
+# pipelines need 3, of which the PEs' register on the rows (WB_ROW_STAGES) is one
+FLUSH_STATES = 3 - WB_ROW_STAGES
+# cycles after the last write-back row this unit sends until its list append is done in the PEs
+TAIL_STATES = WB_ROW_STAGES + WB_STAGES
 BROADCAST_STAGES = 1  # the broadcast pair is registered here before it reaches the queues
 
-# Timing constants in the cycle model's terms (docs/format.md "Timing").
-DRAIN = FLUSH_STATES + 2  # cycles from E (all PEs done) to the first write-back row
-WB_TAIL = TAIL_STATES  # cycles from the end of the write-back rows to the next layer's start
+# Timing constants in the cycle model's terms (docs/format.md "Timing"), the rows counted where
+# the PEs read them (W0).
+DRAIN = FLUSH_STATES + 2 + WB_ROW_STAGES  # cycles from E (all PEs done) to the first W0
+WB_TAIL = TAIL_STATES - WB_ROW_STAGES  # cycles from the last row's W0 + 1 to the next layer
 
 
 def start_latency(n_pe: int) -> int:
     """First cycle of a layer (counted from 0 at its start) in which a broadcast can happen:
-    LSTART, then one cycle per LNZD level and one for the root's buffer to fill the tree."""
-    return lnzd_levels(n_pe) + 2
+    LSTART, then the LNZD tree's fill (:data:`hw.lnzd.LNZD_FILL`: two cycles per level below
+    the root, one for the root node and one for the root's buffer)."""
+    return 1 + lnzd_fill(lnzd_levels(n_pe))
 
 
 class CentralControl(wiring.Component):

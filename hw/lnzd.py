@@ -12,12 +12,15 @@ of its own fill level; a node's output is the smallest of its four buffer heads 
 valid when every buffer holds an item, and taking it pops that buffer. So every wire between a
 child and its parent (a PE and its level-1 node, possibly across the chip) carries registers
 one way only: the child's head into the parent's buffer, the buffer's ``ready`` back. The
-longest path is one 4-way comparison into the parent's buffer, or a ``ready`` into the popped
-child's buffer, whatever N. The root's output goes through one more buffer to the central
-control unit. In steady state every buffer holds one item and passes one per cycle; while the
-root is not taken the buffers fill to two and the flow resumes without a bubble. The root
-buffer is valid ``levels + 1`` cycles after the leaves and then offers a new item every cycle,
-in ascending j, and the sentinel once every list is exhausted. Positions beyond the last PE are
+longest path is one 4-way comparison into a buffer, or a ``ready`` into the popped child's
+buffer, whatever N. Every node below the root sends its output through a buffer of its own
+(placed with the node) before the wire to its parent, so the wires between levels, which cross
+a large part of the chip at 16 PEs and more, run from register to register; the root's output
+goes through one more buffer to the central control unit. In steady state every buffer holds
+one item and passes one per cycle; while the root is not taken the buffers fill to two and the
+flow resumes without a bubble. The root buffer is valid ``lnzd_fill(levels)`` = 2 levels
+cycles after the leaves and then offers a new item every cycle, in ascending j, and the
+sentinel once every list is exhausted. Positions beyond the last PE are
 constant sentinels. ``flush`` empties every buffer (between layers).
 """
 
@@ -29,6 +32,13 @@ from amaranth.lib.wiring import In, Out
 
 from .params import HWParams
 from .skid import SkidBuffer
+
+
+def lnzd_fill(levels: int) -> int:
+    """Cycles from the leaves' first valid head to the root buffer's first item: every node
+    below the root passes its output through a buffer of its own before the wire to its
+    parent (two cycles per level), the root node one, the root's buffer one."""
+    return 2 * (levels - 1) + 2
 
 
 class LNZDNode(wiring.Component):
@@ -135,7 +145,14 @@ class LNZDTree(wiring.Component):
                                        node.i[n])
                     else:  # an empty position: a constant sentinel, always valid
                         m.d.comb += [node.i[n].valid.eq(1), node.i[n].payload.sentinel.eq(1)]
-                nxt.append(node.o)
+                if level < p.levels:  # the node's own output buffer before the wire up
+                    ob = SkidBuffer(p.leaf(2 * level))
+                    m.submodules[f"l{level}_n{g}_out"] = ob
+                    m.d.comb += ob.flush.eq(self.flush)
+                    wiring.connect(m, node.o, ob.i)
+                    nxt.append(ob.o)
+                else:
+                    nxt.append(node.o)
             streams = nxt
         assert len(streams) == 1
         m.submodules.out = out = SkidBuffer(p.leaf(2 * p.levels))

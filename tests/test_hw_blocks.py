@@ -14,7 +14,7 @@ from hw_testutil import mem_write, run_sim, stream_get
 from hw.activation_queue import ActivationQueue
 from hw.activation_rw import ActivationRW
 from hw.arithmetic_unit import ArithmeticUnit
-from hw.lnzd import LNZDNode, LNZDTree
+from hw.lnzd import LNZDNode, LNZDTree, lnzd_fill
 from hw.params import HWParams, lnzd_levels
 from hw.pointer_read import PointerRead
 from hw.spmat_read import SparseMatrixRead
@@ -262,6 +262,7 @@ def test_arithmetic_unit_bypass_on_back_to_back_hits_of_the_same_accumulator():
     async def bench(ctx):
         await mem_write(ctx, au.cb_wr, [(16 + v, val) for v, val in enumerate(book)])  # layer 1
         ctx.set(au.layer, 1)
+        await ctx.tick()  # the unit registers the layer (constant during a layer) before use
         for ent in stream + [None] * 5:
             ctx.set(au.i.valid, ent is not None)
             if ent is not None:
@@ -321,7 +322,7 @@ def _lnzd_run(n_pe: int, lists: list[list[int]], ready_p: float, seed: int):
             cycle += 1
         # after the last item the root shows the sentinel
         ctx.set(tree.root.ready, 0)
-        for _ in range(lnzd_levels(n_pe) + 2):
+        for _ in range(lnzd_fill(lnzd_levels(n_pe)) + 1):
             drive_leaves(ctx)
             await ctx.tick()
         got.append((-1, int(ctx.get(tree.root.valid) and ctx.get(tree.root.payload.sentinel))))
@@ -348,7 +349,9 @@ def test_lnzd_tree_picks_the_lower_pe_on_equal_local_index_and_streams_one_per_c
     cycles_, js = zip(*got[:-1], strict=True)
     assert list(js) == list(range(4 * n_pe))
     assert np.all(np.diff(cycles_) == 1)  # after the fill, one per cycle
-    assert cycles_[0] == lnzd_levels(n_pe) + 1  # fill: one cycle per level, one for the root buffer
+    # fill: two cycles per level below the root (a node, its output buffer), one for the root
+    # node, one for the root buffer
+    assert cycles_[0] == lnzd_fill(lnzd_levels(n_pe)) == 2 * lnzd_levels(n_pe)
 
 
 def test_lnzd_tree_with_all_zero_inputs_shows_the_sentinel_at_once():
