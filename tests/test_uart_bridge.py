@@ -780,3 +780,74 @@ def board_report(result: dict, baud: float, clock_hz: float) -> list[str]:
         f"{clock_hz / 1e6:g} MHz) = {(wire + compute) * 1e3:.2f} ms per image at "
         f"{baud / 1e6:g} Mbaud ({1 / (wire + compute):.0f} images/s)",
     ]
+
+
+# -- `eie board` end to end over a pseudo-terminal ------------------------------------------------
+def test_eie_board_commands_over_a_serial_port(tmp_path, capsys):
+    """`eie board read|load|run` on a real serial port (a pseudo-terminal); at the other end the
+    reference model of the bridge drives :class:`hw.soc.frontend.EIEBus` (``tiny``) in
+    Amaranth's simulator: registers read, a trained network run bit-exact with the golden
+    model (loading its images, then again with the images of `eie board load`), and a refused
+    address, a wrong configuration and an unopenable port as one-line errors."""
+    import select
+
+    import numpy as np
+    import torch
+    from helpers_nets import blobs, train
+    from torch import nn
+
+    from eie.cli import main
+    from hw.soc.frontend import EIEBus
+    from sw.eie.config import PRESETS
+
+    x, y = blobs(n=200, d=12, k=4, seed=3)
+    net = train(nn.Sequential(nn.Linear(12, 20), nn.ReLU(), nn.Linear(20, 4)), x, y)
+    model = tmp_path / "net.pt"
+    torch.save(net.state_dict(), model)
+    data = tmp_path / "data.npz"
+    np.savez(data, x_train=x[:150].numpy(), y_train=y[:150].numpy(), x_test=x[150:].numpy(),
+             y_test=y[150:].numpy())
+
+    dut = EIEBus(PRESETS["tiny"])
+    bridge = BridgeModel(SimBusTarget(dut, 64), p.MAX_WORDS, dut.regmap.addr_width)
+    master, slave = os.openpty()
+    import tty
+
+    tty.setraw(master)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            ready, _, _ = select.select([master], [], [], 0.05)
+            out = bridge.receive(os.read(master, 4096)) if ready else bridge.quiet()
+            if out:
+                os.write(master, out)
+
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    port = ["--port", os.ttyname(slave), "--config", "tiny", "--timeout", "60"]
+    net_args = ["--model", str(model), "--inputs", str(data), "--limit", "3"]
+    try:
+        assert main(["board", "read", *port]) == 0
+        out = capsys.readouterr().out
+        assert f"ID               0x{dut.regmap.id_magic:08x}" in out and "READY=" in out
+        assert main(["board", "run", *port, *net_args]) == 0
+        out = capsys.readouterr().out
+        assert "board outputs == golden model: yes" in out and "board   accuracy" in out
+        assert main(["board", "load", *port, "--model", str(model), "--calib", str(data)]) == 0
+        assert main(["board", "run", *port, *net_args, "--no-load", "--busy"]) == 0
+        out = capsys.readouterr().out
+        assert "board outputs == golden model: yes" in out and "busy per PE" in out
+        assert main(["board", "read", *port, "--addr", "0x1f", "--count", "1"]) == 2
+        err = capsys.readouterr().err
+        assert "UNMAPPED" in err and err.count("\n") == 1
+        assert main(["board", "read", *port[:2], "--config", "small"]) == 2
+        assert "another configuration" in capsys.readouterr().err
+    finally:
+        stop.set()
+        th.join()
+        os.close(master)
+        os.close(slave)
+    assert main(["board", "read", "--port", str(tmp_path / "no-such-port"), "--config",
+                 "tiny"]) == 2
+    assert "cannot open" in capsys.readouterr().err

@@ -272,11 +272,11 @@ def _run_read(args: argparse.Namespace) -> int:
             print(f"0x{args.addr + i:08x}  0x{w:08x}  {w:>10}  {rm.locate(args.addr + i)}")
         return 0
     values = board.registers()
-    names = args.reg or list(values)
-    for name in names:
+    regs = {r.name: r for r in rm.registers}
+    for name in args.reg or list(values):
         if name not in values:
             raise DataError(f"no register {name!r} (registers: {', '.join(values)})")
-        r = rm.reg(name)
+        r = regs[name]
         v = values[name]
         fields = ", ".join(f"{f.name}={(v & f.mask) >> f.offset}" for f in r.fields)
         print(f"0x{r.addr:04x}  {name:<16} 0x{v:08x}  {v:>10}" + (f"  {fields}" if fields else ""))
