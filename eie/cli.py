@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "regmap": ("hw.commands.regmap", "Register map of the Wishbone front end: JSON, Markdown, C header"),
     "verilog": ("hw.commands.verilog", "Generate the EIE accelerator's Verilog for a configuration"),
     "sim": ("sim.commands.sim", "Verify the RTL in simulation (cocotb): AlexNet, MNIST or your network vs golden"),
+    "explore": ("sim.commands.explore", "Design-space exploration: N, queue depth, memories, clock vs LUT4, block RAM, speed, energy"),
     "formal": ("sim.commands.formal", "Formal proofs (SymbiYosys) of the activation queue, LNZD tree and central control"),
 }
 

@@ -337,9 +337,10 @@ def open_farm(workers: int | None = None, scheduler: str | None = None, retries:
         return Farm(client, None, f"Dask scheduler {scheduler}, {n} worker(s)", retries, log)
     n = workers or os.cpu_count() or 1
     cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=processes,
-                           dashboard_address=None, silence_logs=logging.ERROR)
+                           dashboard_address=":0", silence_logs=logging.ERROR)
     client = Client(cluster)
     kind = "worker process(es)" if processes else "worker thread(s)"
+    log(f"farm: Dask dashboard {client.dashboard_link}")
     return Farm(client, cluster, f"Dask LocalCluster, {n} {kind}", retries, log)
 
 
