@@ -323,15 +323,16 @@ def _sample_entries(cov: Coverage, pe, cyc, row, v, lens, seg0) -> None:
                     int(np.count_nonzero(one & (padding[1:] | padding[:-1]))))
 
 
-def sample_run(cov: Coverage, image: NetworkImage, run, result=None) -> None:
+def sample_run(cov: Coverage, image: NetworkImage, run, result=None, layers: bool = True) -> None:
     """``run``: a :class:`sim.job.Run` (its golden outputs give each layer's source vector);
-    ``result``: its :class:`sim.job.RunResult` when simulated."""
+    ``result``: its :class:`sim.job.RunResult` when simulated; ``layers=False`` skips the
+    per-layer bins (:func:`sample_layer`, the costly part)."""
     n = run.n_layers
     cov.hit("chain", "1 layer" if n == 1 else "2 layers back to back" if n == 2
             else "3+ layers back to back")
     if run.first_layer > 0:
         cov.hit("chain", "run starting at layer > 0")
-    sources = [run.x] + list(run.expect[:-1])
+    sources = [run.x] + list(run.expect[:-1]) if layers else []
     for idx, li in enumerate(run.layers):
         a = sources[idx] if idx < len(sources) else None
         if a is None:
@@ -357,14 +358,24 @@ def sample_run(cov: Coverage, image: NetworkImage, run, result=None) -> None:
                         else "in the first layer's compute")
 
 
+# per-layer bins of at most this many runs of one case (evenly spaced): a case of many runs on
+# one image (the regression's 1,000 MNIST images) would otherwise spend more time in sampling
+# (~10-30 ms per layer on eie64) than in the simulator
+MAX_LAYER_RUNS = 100
+
+
 def sample_case(cov: Coverage, case, result=None) -> None:
-    """A :class:`sim.job.Case` and, when simulated, its :class:`sim.job.CaseResult`."""
+    """A :class:`sim.job.Case` and, when simulated, its :class:`sim.job.CaseResult` (per-layer
+    bins of at most :data:`MAX_LAYER_RUNS` of its runs)."""
     sample_config(cov, case.image)
     if len(case.runs) > 1:
         cov.hit("chain", "several runs on one image")
     results = result.runs if result is not None else []
+    n = len(case.runs)
+    chosen = set(range(n)) if n <= MAX_LAYER_RUNS else \
+        set(np.linspace(0, n - 1, MAX_LAYER_RUNS).round().astype(int).tolist())
     for i, run in enumerate(case.runs):
-        sample_run(cov, case.image, run, results[i] if i < len(results) else None)
+        sample_run(cov, case.image, run, results[i] if i < len(results) else None, i in chosen)
     if result is not None and result.host_gaps:
         for kind, k in result.host_gaps.items():
             cov.hit("host", kind, k)

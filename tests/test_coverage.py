@@ -203,3 +203,15 @@ def test_the_testbench_reports_host_stalls_and_the_ports_a_reset_interrupts():
     assert cov.bins["reset"]["in the first layer's compute"] == 1
     assert cov.bins["reset"]["in a later layer of a chain"] == 1
     assert cov.bins["host"]["write"] == gaps["write"]
+
+
+def test_a_case_of_many_runs_samples_the_layer_bins_of_at_most_max_layer_runs(monkeypatch):
+    import sim.coverage as coverage
+
+    monkeypatch.setattr(coverage, "MAX_LAYER_RUNS", 4)
+    cfg = roomy(1)
+    img = pack_network([_layer(np.ones((2, 2)), [0.0, 0.5])], cfg)
+    cov = Coverage()
+    sample_case(cov, Case("c", img, [make_run(img, np.array([0, 0])) for _ in range(10)]))
+    assert cov.bins["chain"]["1 layer"] == 10  # run-level bins: every run
+    assert cov.bins["lnzd"]["no non-zero at all"] == 4  # layer bins: 4 evenly spaced runs
