@@ -29,10 +29,8 @@ class System(wiring.Component):
     """UART (``rx``, ``tx``) -> :class:`UARTBridge` -> Wishbone -> :class:`EIEBus` for
     ``config``, clocked by ``sync`` at ``clk_freq`` Hz with the line at ``baud``.
     ``bridge_options``: :class:`UARTBridge`'s keyword arguments (``gap_bytes``, ``max_words``,
-    ``bus_timeout``, ``classic``); ``pe_module``: as :class:`hw.top.EIE`.
-
-    ``ready``, ``busy``, ``done`` follow the front end's outputs of those names when it has them
-    (they are 0 otherwise)."""
+    ``bus_timeout``, ``classic``); ``pe_module``: as :class:`hw.top.EIE`. ``ready``, ``busy``,
+    ``done``: the front end's status outputs (STATUS's bits)."""
 
     def __init__(self, config: EIEConfig, *, clk_freq: float, baud: float,
                  image: NetworkImage | None = None, pe_module: str | None = None,
@@ -57,9 +55,7 @@ class System(wiring.Component):
         m.submodules.eie = eie = self.eie
         wiring.connect(m, bridge.bus, eie.bus)
         m.d.comb += [bridge.rx.eq(self.rx), self.tx.eq(bridge.tx)]
-        for name in STATUS:
-            if name in eie.signature.members:
-                m.d.comb += getattr(self, name).eq(getattr(eie, name))
+        m.d.comb += [getattr(self, name).eq(getattr(eie, name)) for name in STATUS]
         return m
 
 
