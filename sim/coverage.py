@@ -446,12 +446,132 @@ def steer(cov: Coverage, candidates: Iterable[int], n: int,
     return chosen
 
 
+# -- directed cases for bins the random generator (almost) never reaches ----------------------
+
+
+def _wrap_case(config) -> object | None:
+    """A layer whose sums leave ``acc_bits`` both ways: half the rows all +w, half all -w,
+    every input at the activation maximum; None when no such layer fits ``config``."""
+    from sim.job import Case, make_run
+    from sw.eie.pack import pack_network
+    from sw.errors import FitError
+    from sw.qlayer import QuantizedLayer
+
+    lo, hi = int_range(config.act_bits)
+    w = float(hi >> config.act_frac) / 2  # a centroid that fits the codebook at a good w_frac
+    need = (1 << (config.acc_bits - 1)) // max(1, (hi // 4) * hi) + 2  # inputs to overflow
+    n_in = min(config.max_vector, max(need, 4))
+    n_out = 2 * config.n_pe
+    cb = np.zeros(1 << config.weight_bits, np.float32)
+    cb[1], cb[2] = w, -w
+    codes = np.where(np.arange(n_out)[:, None] % 2 == 0, 1, 2) * np.ones((1, n_in), np.uint8)
+    q = QuantizedLayer("wrap", "linear", cb, codes.astype(np.uint8), None, config.weight_bits)
+    try:
+        image = pack_network([q], config)
+    except FitError:
+        return None
+    run = make_run(image, np.full(n_in, hi, np.int64), label="wrap")
+    case = Case(f"directed:wrap:{config.name}", image, [run])
+    c = Coverage()
+    sample_case(c, case)
+    b = c.bins["arith.accumulator"]
+    return case if b["wraps above"] and b["wraps below"] else None
+
+
+def _reset_case(config) -> object:
+    """One two-layer network, run three times, each run aborted by a reset: in the first
+    layer's compute, in its write-back, in the second layer; then once after done."""
+    from sim.job import Case, make_run
+    from sw.eie.pack import pack_network
+    from sw.qlayer import QuantizedLayer
+
+    rng = np.random.default_rng(15)
+    n = config.n_pe
+    sizes = [4 * n, 6 * n, 2 * n]
+    layers = []
+    for i in range(2):
+        codes = (rng.integers(1, 4, (sizes[i + 1], sizes[i])) * (rng.random((sizes[i + 1], sizes[i])) < 0.5))
+        cb = np.zeros(1 << config.weight_bits, np.float32)
+        cb[1:4] = [0.25, -0.5, 0.75]
+        layers.append(QuantizedLayer(f"fc{i}", "linear", cb, codes.astype(np.uint8), None,
+                                     config.weight_bits, relu=i == 0))
+    image = pack_network(layers, config)
+    x = rng.integers(1, 1 << config.act_frac, sizes[0])
+    t = rtl_timing(config)
+    probe = make_run(image, x)
+    first = probe.model_cycles[0]
+    wb = first - t.writeback_latency - t.writeback_per_row * image.layers[0].rows_per_pe
+    runs = []
+    for at in (t.start + 2, wb + 1, first + 3, sum(probe.model_cycles) + 4):
+        r = make_run(image, x, label=f"reset@{at}")
+        r.reset_after = int(at)
+        runs.append(r)
+    runs.append(make_run(image, x, label="after"))
+    return Case(f"directed:reset:{config.name}", image, runs, stall_seed=15, stall_p=0.3)
+
+
+CLOSURE: dict[tuple[str, str], Callable] = {
+    ("arith.accumulator", "wraps above"): _wrap_case,
+    ("arith.accumulator", "wraps below"): _wrap_case,
+    ("reset", "in the first layer's compute"): _reset_case,
+    ("reset", "in a write-back"): _reset_case,
+    ("reset", "in a later layer of a chain"): _reset_case,
+    ("reset", "after done (RTL busy = 0)"): _reset_case,
+    ("reset", "run busy (RTL busy = 1)"): _reset_case,
+}
+
+
+def closure_cases(cov: Coverage, configs: dict) -> list[tuple[str, object]]:
+    """Directed cases for the holes of ``cov`` that :data:`CLOSURE` knows how to hit, as
+    ``(build name, case)`` on the first of ``configs`` (name -> EIEConfig) where the builder
+    succeeds; each builder once."""
+    out, done = [], set()
+    for hole in cov.holes:
+        fn = CLOSURE.get(hole)
+        if fn is None or fn in done:
+            continue
+        done.add(fn)
+        for name, config in configs.items():
+            case = fn(config)
+            if case is not None:
+                out.append((name, case))
+                break
+    return out
+
+
+def close(path: Path) -> Coverage:
+    """Run the directed cases (:func:`closure_cases`) for the holes of the coverage in
+    ``path`` on the fuzz's small builds, each checked like any job, and merge their coverage
+    into ``path``."""
+    from sim.design import eie_design
+    from sim.fuzz import FUZZ_CONFIGS
+    from sim.job import Job
+    from sim.session import run_job
+
+    cov = Coverage.load(path)
+    small = {k: c for k, c in FUZZ_CONFIGS.items() if c.n_pe <= 8}
+    for name, case in closure_cases(cov, small):
+        job = Job([case])
+        result = run_job(eie_design(small[name], log=lambda m: None), job)
+        if not result.ok:
+            raise SystemExit(f"directed case {case.name} failed: {result.first_failure.message}")
+        print(f"{case.name} on {name}: passed ({len(case.runs)} runs)")
+        cov.merge(sample_job(job, result))
+    cov.save(path)
+    return cov
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) >= 2 and argv[0] == "report":
-        cov = Coverage.load(Path(argv[1]))
+    if len(argv) == 2 and argv[0] in ("report", "close"):
+        path = Path(argv[1])
+        if not path.exists():
+            print(f"sim.coverage: no coverage file {path}", file=sys.stderr)
+            return 2
+        cov = close(path) if argv[0] == "close" else Coverage.load(path)
         print(cov.table())
         return 0
-    print("usage: python -m sim.coverage report FILE.json", file=sys.stderr)
+    print("usage: python -m sim.coverage report|close FILE.json  (close: run directed cases "
+          "for the holes and merge them into FILE)", file=sys.stderr)
     return 2
 
 

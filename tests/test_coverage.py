@@ -215,3 +215,30 @@ def test_a_case_of_many_runs_samples_the_layer_bins_of_at_most_max_layer_runs(mo
     sample_case(cov, Case("c", img, [make_run(img, np.array([0, 0])) for _ in range(10)]))
     assert cov.bins["chain"]["1 layer"] == 10  # run-level bins: every run
     assert cov.bins["lnzd"]["no non-zero at all"] == 4  # layer bins: 4 evenly spaced runs
+
+
+def test_directed_cases_close_the_wrap_and_reset_holes():
+    from sim.coverage import closure_cases
+
+    small = {k: c for k, c in FUZZ_CONFIGS.items() if c.n_pe <= 8}
+    cases = dict((c.name.split(":")[1], (name, c)) for name, c in closure_cases(Coverage(), small))
+    name, wrap = cases["wrap"]
+    assert name == "n4d8w"  # the only small build whose accumulator a layer can overflow
+    cov = Coverage()
+    sample_case(cov, wrap)
+    assert cov.bins["arith.accumulator"]["wraps above"] > 0
+    assert cov.bins["arith.accumulator"]["wraps below"] > 0
+    assert "reset" in cases
+
+
+@pytest.mark.skipif(not have_simulator(simulator()), reason="no simulator")
+@pytest.mark.xdist_group("sim_eie")
+def test_the_directed_reset_case_hits_every_reset_bin_in_the_rtl():
+    from sim.coverage import _reset_case
+
+    case = _reset_case(FUZZ_CONFIGS["n3d4"])
+    job = Job([case])
+    result = run_job(eie_design(FUZZ_CONFIGS["n3d4"]), job)
+    assert result.ok, result.first_failure.message
+    cov = sample_job(job, result)
+    assert all(cov.bins["reset"].values()), cov.bins["reset"]
