@@ -75,6 +75,9 @@ def test_addresses_name_what_they_address():
     assert m.locate(m.window("CODEBOOK").addr(3, m.pe_broadcast)) == "CODEBOOK[every PE][3]"
     assert m.locate(m.window("ACT").addr(5, 2, bank=1)) == "ACT[pe 2][bank 1][5]"
     assert m.locate(m.reg("STATUS").addr) == "STATUS"
+    assert m.reg("LAYER").addr < m.reg_block and m.window("LAYER").base >= m.reg_block  # two LAYERs
+    with pytest.raises(KeyError):
+        m.reg("SPMAT")
     assert m.locate(spmat.base + (m.n_pe << spmat.pe_shift)) == "nothing"  # PE 4 of 4
     assert m.locate(m.reg_block - 1) == "nothing"
     with pytest.raises(ValueError):

@@ -263,11 +263,12 @@ class RegisterMap:
     config_hash: int = 0
     reset_cycles: int = SOFT_RESET_CYCLES
     data_width: int = DATA_WIDTH
-    _by_name: dict = field(default=None, init=False, repr=False, compare=False)
+    _regs: dict = field(default=None, init=False, repr=False, compare=False)
+    _wins: dict = field(default=None, init=False, repr=False, compare=False)
 
-    def __post_init__(self):
-        names = {r.name: r for r in self.registers} | {w.name: w for w in self.windows}
-        object.__setattr__(self, "_by_name", names)
+    def __post_init__(self):  # a register and a window may share a name (LAYER)
+        object.__setattr__(self, "_regs", {r.name: r for r in self.registers})
+        object.__setattr__(self, "_wins", {w.name: w for w in self.windows})
 
     @property
     def n_pe(self) -> int:
@@ -282,14 +283,14 @@ class RegisterMap:
         return (self.version[0] << 16) | self.version[1]
 
     def reg(self, name: str) -> Register:
-        r = self._by_name.get(name)
-        if not isinstance(r, Register):
+        r = self._regs.get(name)
+        if r is None:
             raise KeyError(f"no register {name}")
         return r
 
     def window(self, name: str) -> Window:
-        w = self._by_name.get(name)
-        if not isinstance(w, Window):
+        w = self._wins.get(name)
+        if w is None:
             raise KeyError(f"no window {name}")
         return w
 
