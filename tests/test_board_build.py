@@ -5,16 +5,21 @@ ecppack on the real system) is the slow test at the end."""
 
 from __future__ import annotations
 
+import json
 import re
 
+import numpy as np
 import pytest
 
 from eie.cli import main
 from hw.board import build as board_build
 from hw.board.pll import F_PFD_MHZ, F_VCO_MHZ, TOLERANCE, PLLSetting, ecp5_pll
-from hw.board.top import board
+from hw.board.top import BOARDS, board
+from hw.fpga import ecp5
+from hw.fpga.report import SynthReport
 from hw.fpga.tools import run_tool
-from sw.errors import EIEError
+from sw.eie.config import EIEConfig
+from sw.errors import EIEError, FitError
 
 # -- the PLL ------------------------------------------------------------------------------------
 
@@ -102,3 +107,142 @@ def test_cli_bad_options_exit_2_with_one_line(tmp_path, capsys, argv, message):
     assert len(err) == 1 and message in err[0]
     assert not out.exists()
 
+
+
+def test_a_model_that_does_not_fit_the_config_is_refused_before_any_build(tmp_path, capsys):
+    from helpers_eie import chain
+
+    from sw.compression.modelfile import save_model
+
+    save_model(tmp_path / "m.eie", chain(np.random.default_rng(4), [400, 300], 0.5))
+    out = tmp_path / "b"
+    assert main(["board", "build", "--board", "ulx3s", "--config", "tiny", "--model",
+                 str(tmp_path / "m.eie"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("eie board: error: ")
+    assert not out.exists() and not list(tmp_path.glob(".b.*"))
+
+
+def test_a_design_that_overflows_the_part_is_one_line():
+    b = board("ulx3s")
+    dev = board_build.device(b.make_platform())
+    rep = SynthReport(top="eie_board", sources=[], device=dev, lpf="", target_mhz=125,
+                      resources={"LUT4": 10, "FF": 10, "MULT18X18D": 0, "DP16KD": 300},
+                      resources_from="yosys", yosys_cells={}, glue={}, modules=[], blocks={},
+                      wall_s={})
+    board_build.check_fit(rep, b, EIEConfig.load("tiny"), "Yosys")  # no overflow recorded yet
+    rep.overflow = ecp5.overflow(rep.resources, {"TRELLIS_DPR16X4": 3000}, dev)
+    with pytest.raises(FitError, match=r"^config tiny does not fit the ulx3s's LFE5U-85F: "
+                       r"DP16KD 300/208 \(144%\), distributed RAM LUTs 12000/10455 \(115%\) "
+                       r"used/available \(Yosys\)$"):
+        board_build.check_fit(rep, b, EIEConfig.load("tiny"), "Yosys")
+
+
+# -- the board top on each board (elaborated and converted, no place and route) ------------------
+
+@pytest.fixture(scope="module", params=sorted(BOARDS))
+def plan(request):
+    """The build plan of the board top around the system (the constraints' configuration),
+    with the Verilog of the whole design."""
+    return request.param, board_build.constraints_plan(request.param, debug_verilog=True)
+
+
+def test_board_top_converts_to_verilog(plan):
+    name, p = plan
+    v = p.files[f"{board_build.NAME}.debug.v"]
+    v = v.decode() if isinstance(v, bytes) else v
+    assert f"module {board_build.NAME}(" in v
+    pll = ecp5_pll(board(name).make_platform().default_clk_frequency, board(name).default_clock_hz)
+    m = re.search(r"EHXPLLL #\((.*?)\) pll \(", v, re.DOTALL)
+    assert m, "no EHXPLLL instance"
+    params = dict(re.findall(r"\.(\w+)\(([^()]*)\)", m.group(1)))
+    assert {k: int(params[k].split("'d")[-1]) for k in ("CLKI_DIV", "CLKFB_DIV", "CLKOP_DIV")} == {
+        "CLKI_DIV": pll.clki_div, "CLKFB_DIV": pll.clkfb_div, "CLKOP_DIV": pll.clkop_div}
+    lpf = p.files[f"{board_build.NAME}.lpf"]
+    lpf = lpf.decode() if isinstance(lpf, bytes) else lpf
+    for port in ("uart_0__rx__io", "uart_0__tx__io"):
+        assert f'LOCATE COMP "{port}"' in lpf and f"{port}," in v.replace(" ", "") + ","
+    osc = board(name).make_platform().default_clk_frequency
+    assert re.search(rf'FREQUENCY PORT "\w+" {osc:.1f} HZ;', lpf)  # nextpnr derives the PLL's
+
+
+def test_checked_in_constraints_are_what_the_platform_writes(plan):
+    name, p = plan
+    path = board_build.constraints_path(name)
+    assert path.read_text() == board_build.constraints_text(name, p), (
+        f"{path} is stale: eie board constraints --board {name}")
+
+
+def _meminit(il: str, module_suffix: str, memid: str) -> tuple[int, list[int]]:
+    """(width, words) of the initialisation of memory ``memid`` in the RTLIL module whose name
+    ends in ``module_suffix``."""
+    mods = re.findall(rf"^module \\(\S*{re.escape(module_suffix)})\n(.*?)^end\n", il, re.M | re.S)
+    assert len(mods) == 1, f"{len(mods)} modules named *{module_suffix}"
+    m = re.search(rf'cell \$meminit_v2 \S+\n    parameter \\MEMID "\\\\{memid}"\n'
+                  rf"(?:    parameter .*\n)*?    parameter \\WIDTH (\d+)\n    parameter \\WORDS (\d+)\n"
+                  rf"(?:    .*\n)*?    connect \\DATA \d+'([01]+)\n", mods[0][1])
+    assert m, f"no initialisation of {memid} in {mods[0][0]}"
+    width, words, bits = int(m.group(1)), int(m.group(2)), int(m.group(3), 2)
+    return width, [(bits >> (width * i)) & ((1 << width) - 1) for i in range(words)]
+
+
+def test_a_model_in_rom_initialises_every_pe_memory_of_the_board_design():
+    from helpers_eie import chain
+
+    from hw import host
+    from hw.pe import PE
+    from sw.eie.pack import pack_network
+
+    config = EIEConfig(name="romtest", n_pe=2, queue_depth=4, spmat_words=64, ptr_depth=128,
+                       act_depth=32, bias_depth=32, max_layers=2)
+    image = pack_network(chain(np.random.default_rng(3), [40, 24, 10], 0.3, scale=0.2), config)
+    b = board("ulx3s")
+    system = board_build.make_system(config, b.default_clock_hz, board_build.DEFAULT_BAUD, image)
+    _, _, plan = board_build.prepare(b, system, b.default_clock_hz)
+    il = plan.files[f"{board_build.NAME}.il"]
+    il = il.decode() if isinstance(il, bytes) else il
+    for k, init in enumerate(host.pe_inits(image)):
+        for stem, (unit, mem) in PE.HOST_LOADED_MEMORIES.items():
+            width, words = _meminit(il, f".pe{k}.{unit}", mem)
+            want = [v & ((1 << width) - 1) for v in getattr(init, stem)]
+            assert any(want) and words[:len(want)] == want and not any(words[len(want):]), (k, stem)
+
+
+# -- the full build (slow: Yosys, nextpnr, ecppack; minutes) --------------------------------------
+
+@pytest.mark.slow
+def test_full_board_build_with_a_model_in_rom(tmp_path, capsys):
+    from helpers_eie import chain
+
+    from sw.compression.modelfile import save_model
+
+    save_model(tmp_path / "m.eie", chain(np.random.default_rng(4), [40, 24, 10], 0.3))
+    out = tmp_path / "board"
+    assert main(["board", "build", "--board", "ulx3s", "--config", "tiny", "--model",
+                 str(tmp_path / "m.eie"), "--clock", "60e6", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    r = json.loads((out / "report.json").read_text())
+    assert r["board"] == "ulx3s" and r["device"]["name"] == "LFE5U-85F"
+    assert r["resources_from"] == "nextpnr" and r["resources"]["DP16KD"]["used"] > 0
+    assert r["timing_met"] and r["fmax_system_mhz"] >= 60
+    assert r["clock"]["pll"]["f_out_hz"] == 60e6
+    bit = out / r["bitstream"]["file"]
+    assert bit.stat().st_size == r["bitstream"]["bytes"] > 0
+    assert r["model"]["run"]["n_layers"] == 2 and (out / "images" / "manifest.json").is_file()
+    assert "placed and routed on its pins" in printed and "bitstream: eie_board.bit" in printed
+    assert not list(tmp_path.glob(".board.*"))  # no temporary directory left
+
+
+@pytest.mark.slow
+def test_a_config_that_does_not_fit_the_part_stops_after_yosys(tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    small = dataclasses.replace(BOARDS["ulx3s"], name="ulx3s25",
+                                platform_class="amaranth_boards.ulx3s:ULX3S_25F_Platform")
+    monkeypatch.setitem(BOARDS, "ulx3s25", small)
+    out = tmp_path / "b"
+    assert main(["board", "build", "--board", "ulx3s25", "--config", "small", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.match(
+        r"eie board: error: config small does not fit the ulx3s25's LFE5U-25F: .*DP16KD \d+/56", err[0])
+    assert not out.exists() and not list(tmp_path.glob(".b.*"))

@@ -33,18 +33,19 @@ from .pll import PLLSetting, ecp5_pll, ehxplll
 LED_ROLES = ("ready", "busy", "done", "alive")
 
 
-def _ulx3s_leds(platform) -> dict[str, Signal]:
-    # led 0..7 (B2 C2 C1 D2 D1 E2 E1 H3), all green on the ULX3S v3.1
-    pins = {role: platform.request("led", k).o for role, k in
+def _ulx3s_leds(platform) -> dict[str, object]:
+    # led 0..7 (B2 C2 C1 D2 D1 E2 E1 H3)
+    return {role: platform.request("led", k, dir="-") for role, k in
             (("ready", 0), ("busy", 1), ("done", 2), ("alive", 7))}
-    return pins
 
 
-def _ecpix5_leds(platform) -> dict[str, Signal]:
-    # four RGB LEDs (active low; the platform inverts): 0 green = ready, 1 red = busy,
+def _ecpix5_leds(platform) -> dict[str, object]:
+    # four RGB LEDs (active low; the platform's ports invert): 0 green = ready, 1 red = busy,
     # 2 blue = done, 3 green = heartbeat
-    return {"ready": platform.request("rgb_led", 0).g.o, "busy": platform.request("rgb_led", 1).r.o,
-            "done": platform.request("rgb_led", 2).b.o, "alive": platform.request("rgb_led", 3).g.o}
+    return {"ready": platform.request("rgb_led", 0, dir="-").g,
+            "busy": platform.request("rgb_led", 1, dir="-").r,
+            "done": platform.request("rgb_led", 2, dir="-").b,
+            "alive": platform.request("rgb_led", 3, dir="-").g}
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Board:
     platform_class: str  # "module:Class" of amaranth-boards (imported when the board is used)
     reset: str  # the reset button's resource (number 0); pressed = 1 after the platform's inversion
     reset_label: str  # what is printed on the board
-    leds: Callable[[object], dict[str, Signal]]  # platform -> {LED_ROLES: output}
+    leds: Callable[[object], dict[str, object]]  # platform -> {LED_ROLES: output port}
     led_labels: dict[str, str]
     default_clock_hz: float
 
@@ -114,17 +115,23 @@ class BoardTop(Elaboratable):
         m.domains.sync = sync = ClockDomain("sync")
         locked = Signal(name="pll_locked")
         m.submodules.pll = ehxplll(pll, clk_buf.i, sync.clk, locked)
-        platform.add_clock_constraint(sync.clk, pll.f_out)  # nextpnr also derives it
+        # no FREQUENCY for the PLL's output: nextpnr derives it from the oscillator's and the
+        # dividers (a net name in the LPF would not survive Yosys' flattening anyway)
 
         rst_io = platform.request(self.board.reset, 0, dir="-")
         m.submodules.rst_buf = rst_buf = io.Buffer("i", rst_io)
         m.submodules.reset_sync = ResetSynchronizer(rst_buf.i | ~locked, domain="sync")
 
         m.submodules.system = sys_ = self.system
-        uart = platform.request("uart", 0)
-        m.d.comb += [sys_.rx.eq(uart.rx.i), uart.tx.o.eq(sys_.tx)]  # the receiver synchronises rx
+        uart = platform.request("uart", 0, dir="-")
+        m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
+        m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)
+        m.d.comb += [sys_.rx.eq(rx.i), tx.o.eq(sys_.tx)]  # the receiver synchronises rx
 
-        leds = self.board.leds(platform)
+        leds = {}
+        for role, port in self.board.leds(platform).items():
+            m.submodules[f"led_{role}"] = buf = io.Buffer("o", port)
+            leds[role] = buf.o
         half = max(2, round(pll.f_out / (2 * self.HEARTBEAT_HZ)))  # cycles per half period
         beat, alive = Signal(range(half), name="heartbeat_count"), Signal(name="heartbeat")
         m.d.sync += beat.eq(beat + 1)
