@@ -1,6 +1,6 @@
 """FPGA design space: the EIE on a Lattice LFE5U-85F for N = 1, 2, 4, ... PEs.
 
-For each N, the ecp5_max memory depths (per PE: 1K x 64-bit sparse matrix, 2K pointers, 64
+For each N, the ecp5_max memory depths (per PE: 512 x 64-bit sparse matrix, 2K pointers, 32
 activations per register file, 1K biases) with N PEs go through `hw.fpga` (Yosys synth_ecp5,
 nextpnr-ecp5 out of context at the 125 MHz constraint of constraints/ecp5_clk.lpf); the table
 gives the resources, the achieved Fmax and, from the cycle model (sw.eie.cycles) on EIE's Alex-7
@@ -11,11 +11,11 @@ model does not depend on memory depth). The sweep stops at the first N that does
 reported with what overflowed (Yosys' counts: no place and route). Then a least-squares fit
 of each resource to a + b N: b is the cost of one PE.
 
-Run: nice .venv/bin/python benchmarks/bench_synth.py [--n 1,2,4,8,16,18,20] [--no-pnr]
+Run: nice .venv/bin/python benchmarks/bench_synth.py [--n 1,2,4,8,16,32,36] [--no-pnr]
      [--reuse] [--router router2] [--out build/bench_synth]
 --reuse takes an existing report of the same configuration instead of running the tools again
 and says whether the RTL has changed since (place and route of 16 PEs takes about 8 minutes
-with router2 in the WebAssembly nextpnr on a shared 2-core machine).
+with router2 in the WebAssembly nextpnr on a shared 2-core machine, 32 PEs much longer).
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _body(verilog: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", default="1,2,4,8,16,18,20", help="PE counts (comma-separated)")
+    ap.add_argument("--n", default="1,2,4,8,16,32,36", help="PE counts (comma-separated)")
     ap.add_argument("--no-pnr", action="store_true", help="Yosys only: no Fmax")
     ap.add_argument("--reuse", action="store_true", help="reuse reports of unchanged designs")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_synth"))

@@ -34,6 +34,10 @@ WB_STAGES = 6  # W0 (read) .. W4 (write): a row's result is written 6 cycles aft
 # chip: each PE registers them (the parameters are constant during a layer; the rows arrive one
 # cycle later, which the control unit allows for: hw.central_control, DRAIN and WB_TAIL)
 WB_ROW_STAGES = 1
+# ... and so are the layer's start, compute phase and source bank, which this PE's non-zero list
+# (its LNZD leaf) and the write-back use: the leaf's layer starts a cycle after the control
+# unit's (hw.central_control.start_latency counts it)
+LEAF_CONTROL_STAGES = 1
 
 # The banks' dense files (both banks in one memory) of at most this many words are distributed
 # RAM (ram_style); larger ones are left to Yosys, which puts them into block RAM. ECP5
@@ -269,7 +273,8 @@ class ActivationRW(wiring.Component):
         acc: the arithmetic unit's accumulator access (:func:`hw.signatures.accumulator_signature`).
         nz: the head of the source bank's non-zero list (:class:`NonZeroList`), a leaf of the
             LNZD tree.
-        layer_start, compute: as :class:`NonZeroList`'s.
+        layer_start, compute: as :class:`NonZeroList`'s, registered here with ``ctl.src_bank``
+            (``LEAF_CONTROL_STAGES``).
         ctl: the running layer's parameters (``src_bank``, ``bias_base``, ``shift``, ``relu``;
             all but ``src_bank`` registered here before use, WB_ROW_STAGES).
         wb: a write-back or clear row (:class:`WriteBack`), registered here (WB_ROW_STAGES):
@@ -323,8 +328,10 @@ class ActivationRW(wiring.Component):
         bias_base = Signal.like(self.ctl.bias_base)
         shift = Signal.like(self.ctl.shift)
         relu = Signal()
+        layer_start, compute, src_bank = Signal(), Signal(), Signal()
         m.d.sync += [wb.eq(self.wb), bias_base.eq(self.ctl.bias_base), shift.eq(self.ctl.shift),
-                     relu.eq(self.ctl.relu)]
+                     relu.eq(self.ctl.relu), layer_start.eq(self.layer_start),
+                     compute.eq(self.compute), src_bank.eq(self.ctl.src_bank)]
         m.d.comb += [
             bias_wp.en.eq(self.bias_wr.en), bias_wp.addr.eq(self.bias_wr.addr),
             bias_wp.data.eq(self.bias_wr.data),
@@ -352,14 +359,14 @@ class ActivationRW(wiring.Component):
         wb_o, host = writeback.o, self.in_wr
         m.d.comb += [
             d_wp.en.eq(wb_o.en | host.en),
-            d_wp.addr.eq(Cat(Mux(wb_o.en, wb_o.addr, host.addr), wb_o.en & ~self.ctl.src_bank)),
+            d_wp.addr.eq(Cat(Mux(wb_o.en, wb_o.addr, host.addr), wb_o.en & ~src_bank)),
             d_wp.data.eq(Mux(wb_o.en, wb_o.data, host.data)),
             d_rp.addr.eq(self.rd_addr),
             self.rd_data.eq(d_rp.data),
             # every dense write goes into the bank's non-zero list too
             nzl.wr.en.eq(d_wp.en), nzl.wr.addr.eq(d_wp.addr), nzl.wr.data.eq(d_wp.data),
-            nzl.in_clear.eq(self.in_clear), nzl.layer_start.eq(self.layer_start),
-            nzl.compute.eq(self.compute), nzl.src_bank.eq(self.ctl.src_bank),
+            nzl.in_clear.eq(self.in_clear), nzl.layer_start.eq(layer_start),
+            nzl.compute.eq(compute), nzl.src_bank.eq(src_bank),
         ]
         wiring.connect(m, nzl.nz, wiring.flipped(self.nz))
         return m

@@ -10,7 +10,7 @@ Per layer (cycle 0 = LSTART; the timing contract is docs/format.md "Timing", the
 of it docs/hardware.md "Timing"):
 
 - LSTART (1 cycle): latch the layer's table entry; rewind the PEs' source lists.
-- COMPUTE: the LNZD tree fills (the root is valid from cycle ``2 levels + 1``); from then on the
+- COMPUTE: the LNZD tree fills (the root is valid from cycle ``2 levels + 2``); from then on the
   root's item is broadcast in every cycle in which every queue has room; a cycle with an item
   but a full queue is a stall. The broadcast pair is registered here and written into the
   queues in the next cycle, so a PE's registered ``room`` ("fewer than D pairs pending") does
@@ -41,7 +41,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .activation_rw import WB_ROW_STAGES, WB_STAGES
+from .activation_rw import LEAF_CONTROL_STAGES, WB_ROW_STAGES, WB_STAGES
 from .lnzd import lnzd_fill
 from .params import HWParams, lnzd_levels
 from .pointer_read import bank_addresses
@@ -62,9 +62,10 @@ WB_TAIL = TAIL_STATES - WB_ROW_STAGES  # cycles from the last row's W0 + 1 to th
 
 def start_latency(n_pe: int) -> int:
     """First cycle of a layer (counted from 0 at its start) in which a broadcast can happen:
-    LSTART, then the LNZD tree's fill (:data:`hw.lnzd.LNZD_FILL`: two cycles per level below
-    the root, one for the root node and one for the root's buffer)."""
-    return 1 + lnzd_fill(lnzd_levels(n_pe))
+    LSTART, the PEs' register on the layer's start (``LEAF_CONTROL_STAGES``), then the LNZD
+    tree's fill (:func:`hw.lnzd.lnzd_fill`: two cycles per level below the root, one for the
+    root node and one for the root's buffer)."""
+    return 1 + LEAF_CONTROL_STAGES + lnzd_fill(lnzd_levels(n_pe))
 
 
 class CentralControl(wiring.Component):
