@@ -3,14 +3,20 @@
 
 One access at a time, in order:
 
-- cycle 0: the request (``cyc & stb``) is decoded; registers are read or written, a refused
-  access is recorded (``ERROR``, ``ERROR_ADDR``, ``STATUS.ERROR``);
-- a register access or a refused one is answered (``ack`` or ``err``) in cycle 1;
-- a memory write (the last word of an entry) drives the core's write port in cycle 1 and is
-  answered in the cycle the core takes it (cycle 1: the core is ready, or the write was
-  refused);
-- a memory read issues a core read in cycle 1 and is answered in the cycle after the response
-  (wait states; 4 cycles with the core's 2-cycle read latency).
+- cycle 0: the request (``cyc & stb``) is decoded into registers: the error code, one flag
+  per action, the core's write / read fields, a register's value (a START that is not
+  refused goes to the core here);
+- cycle 1: the action (registers written, the word staged; a refused access recorded in
+  ``ERROR``, ``ERROR_ADDR``, ``STATUS.ERROR``); register accesses, refused accesses and the
+  lower words of an entry are answered (``ack`` or ``err``);
+- a memory write (the last word of an entry) drives the core's write port in cycle 2 and is
+  answered there (the core was ready in cycle 0, and only START or RESET make it unready);
+- a memory read issues a core read in cycle 2 and is answered in the cycle after the
+  response (cycle 5 with the core's 2-cycle read latency).
+
+The decode ends at a few flip-flops; the enables of the front end's registers come from
+flip-flops (at ``ecp5_small`` the decode-to-enable path of a one-cycle design was the
+critical path of the whole accelerator: 90.8 MHz).
 
 Pipelined initiators: ``stall`` is low only in the answering cycle (``stall = ~(ack | err)``,
 the B4 rule for a target that takes one request at a time), so a request is accepted and
@@ -22,7 +28,7 @@ core's write port gets that lane replicated onto every PE's lane, with a one-hot
 (all ones for the broadcast PE); a read takes its PE's lane of the core's response.
 
 Soft reset (``CTRL.RESET``): the core (only) is held in reset for :data:`SOFT_RESET_CYCLES`
-cycles, during which ``STATUS.READY`` reads 0; the core then clears its accumulators (READY
+cycles, during which ``STATUS.READY``, ``BUSY``, ``DONE`` read 0; the core then clears its accumulators (READY
 low). The core runs in a clock domain ``core`` with the clock of ``sync`` and reset
 ``rst | soft reset``, so that its own reset pipelining (docs/hardware.md "Reset behaviour")
 carries the soft reset too.
@@ -99,7 +105,9 @@ class EIEBus(wiring.Component):
         with m.If(soft_rst):
             m.d.sync += rst_count.eq(rst_count - 1)
         ready = Signal()  # the core accepts writes and start
-        m.d.comb += ready.eq(core.ready & ~soft_rst)
+        busy, done = Signal(), Signal()  # the core's, 0 during a soft reset
+        m.d.comb += [ready.eq(core.ready & ~soft_rst), busy.eq(core.busy & ~soft_rst),
+                     done.eq(core.done & ~soft_rst)]
 
         # front-end state
         nlb = p.n_layers_bits
@@ -121,7 +129,6 @@ class EIEBus(wiring.Component):
         rd_mem = Signal(RdMem)
         rd_addr = Signal(p.rd_addr_bits)
         dat_r = Signal(DATA_WIDTH)
-        answer_err = Signal()  # the answer is err (else ack)
         aborted = Signal()  # the initiator dropped cyc before the answer
         start = Signal()
 
@@ -213,7 +220,8 @@ class EIEBus(wiring.Component):
         broadcast = pe_f == (1 << len(pe_f)) - 1
         layer_win = rm.write_window(WrMem.LAYER)
         act_win = rm.read_window(RdMem.ACT)
-        ctrl = {f.name: d[f.offset] for f in rm.reg("CTRL").fields}
+        ctrl_bit = {f.name: f.offset for f in rm.reg("CTRL").fields}
+        ctrl = {name: d[bit] for name, bit in ctrl_bit.items()}
 
         code = Signal(len(err_code))
         with m.If(is_reg):
@@ -245,7 +253,7 @@ class EIEBus(wiring.Component):
         reg_val = Signal(DATA_WIDTH)
         dynamic = {
             "SCRATCH": scratch, "FIRST_LAYER": first_layer, "N_LAYERS": n_layers,
-            "STATUS": Cat(ready, core.busy, core.done, loaded, err_flag),
+            "STATUS": Cat(ready, busy, done, loaded, err_flag),
             "LAYER": core.layer, "CYCLES": core.cycles, "STALL_CYCLES": core.stall_cycles,
             "ERROR": err_code, "ERROR_ADDR": err_addr,
         }
@@ -257,52 +265,80 @@ class EIEBus(wiring.Component):
                     elif r.access != "w":  # action registers read 0
                         m.d.comb += reg_val.eq(dynamic[r.name])
 
-        # -- the access, one at a time ---------------------------------------------------------
+        # -- the access, one at a time -----------------------------------------------------------
+        # Cycle 0 (IDLE) registers the decode: the error code, what to do (one flag per
+        # action), the word and the core's write / read fields. Cycle 1 (ACT) acts on those
+        # registers: the enables of the front end's registers come from flip-flops, not from
+        # the address decode (which ends at a handful of flip-flops).
+        code_q = Signal.like(code)
+        adr_q = Signal.like(a)
+        d_q = Signal(DATA_WIDTH)
+        word_q = Signal.like(word)
+        act = {k: Signal(name=f"do_{k}") for k in (
+            "scratch", "first_layer", "n_layers", "ctrl", "act_clear", "stage", "commit",
+            "layer", "read")}
         with m.FSM():
             with m.State("IDLE"):
-                m.d.sync += [answer_err.eq(0), aborted.eq(0)]
+                m.d.sync += aborted.eq(0)
                 with m.If(bus.cyc & bus.stb):
-                    m.next = "RESP"
-                    with m.If(code != ErrorCode.NONE):
-                        m.d.sync += [answer_err.eq(1), err_flag.eq(1), err_code.eq(code),
-                                     err_addr.eq(a)]
-                    with m.Elif(is_reg & ~we):
-                        m.d.sync += dat_r.eq(reg_val)
-                    with m.Elif(is_reg):
-                        with m.If(reg_sel["SCRATCH"]):
-                            m.d.sync += scratch.eq(d)
-                        with m.If(reg_sel["FIRST_LAYER"]):
-                            m.d.sync += first_layer.eq(d)
-                        with m.If(reg_sel["N_LAYERS"]):
-                            m.d.sync += n_layers.eq(d)
-                        with m.If(reg_sel["ACT_CLEAR"]):
-                            m.d.sync += [wr_mem.eq(WrMem.ACT_CLEAR), wr_all.eq(1)]
-                            m.next = "WRITE"
-                        with m.If(reg_sel["CTRL"]):
-                            with m.If(ctrl["CLEAR_ERROR"]):
-                                m.d.sync += [err_flag.eq(0), err_code.eq(0), err_addr.eq(0)]
-                            with m.If(ctrl["RESET"]):
-                                m.d.sync += [rst_count.eq(SOFT_RESET_CYCLES),
-                                             valid.eq(valid.init)]
-                            with m.Elif(ctrl["START"]):
-                                m.d.sync += start.eq(1)
-                    with m.Elif(we):  # a window write: stage the word; the last one commits
-                        m.d.sync += stage.word_select(word, DATA_WIDTH).eq(d)
-                        with m.If(last):
-                            m.d.sync += [wr_mem.eq(mem_w), wr_addr.eq(index), wr_pe.eq(pe_f),
-                                         wr_all.eq(broadcast | win_sel[layer_win.name])]
-                            with m.If(win_sel[layer_win.name]):
-                                m.d.sync += valid.bit_select(index[:max(1, layer_win.index_bits)],
-                                                             1).eq(1)
-                            m.next = "WRITE"
-                    with m.Else():  # a window read
-                        m.d.sync += [rd_mem.eq(mem_r), wr_pe.eq(pe_f),
-                                     rd_addr.eq(Mux(win_sel[act_win.name],
-                                                    Cat(index[:p.local_bits], bank), index))]
+                    m.next = "ACT"
+                    win_we = ~is_reg & we
+                    m.d.sync += [
+                        code_q.eq(code), adr_q.eq(a), d_q.eq(d), word_q.eq(word),
+                        dat_r.eq(reg_val),
+                        act["scratch"].eq(we & reg_sel["SCRATCH"]),
+                        act["first_layer"].eq(we & reg_sel["FIRST_LAYER"]),
+                        act["n_layers"].eq(we & reg_sel["N_LAYERS"]),
+                        act["ctrl"].eq(we & reg_sel["CTRL"]),
+                        act["act_clear"].eq(we & reg_sel["ACT_CLEAR"]),
+                        act["stage"].eq(win_we),
+                        act["commit"].eq(win_we & last),
+                        act["layer"].eq(win_we & last & win_sel[layer_win.name]),
+                        act["read"].eq(~is_reg & ~we),
+                        # START at once: the core takes it in cycle 1 and clears DONE, so the
+                        # next access (a STATUS poll) sees the new run
+                        start.eq(we & reg_sel["CTRL"] & ctrl["START"] & ~ctrl["RESET"]
+                                 & (code == ErrorCode.NONE)),
+                        # the core's request, used only if the access is not refused
+                        wr_mem.eq(Mux(is_reg, WrMem.ACT_CLEAR, mem_w)),
+                        wr_addr.eq(index), wr_pe.eq(pe_f),
+                        wr_all.eq(is_reg | broadcast | win_sel[layer_win.name]),
+                        rd_mem.eq(mem_r),
+                        rd_addr.eq(Mux(win_sel[act_win.name], Cat(index[:p.local_bits], bank),
+                                       index)),
+                    ]
+            with m.State("ACT"):
+                answer = bus.cyc & bus.stb & ~aborted
+                with m.If(code_q != ErrorCode.NONE):
+                    m.d.comb += bus.err.eq(answer)
+                    m.d.sync += [err_flag.eq(1), err_code.eq(code_q), err_addr.eq(adr_q)]
+                    m.next = "IDLE"
+                with m.Else():
+                    with m.If(act["scratch"]):
+                        m.d.sync += scratch.eq(d_q)
+                    with m.If(act["first_layer"]):
+                        m.d.sync += first_layer.eq(d_q)
+                    with m.If(act["n_layers"]):
+                        m.d.sync += n_layers.eq(d_q)
+                    with m.If(act["ctrl"]):
+                        with m.If(d_q[ctrl_bit["CLEAR_ERROR"]]):
+                            m.d.sync += [err_flag.eq(0), err_code.eq(0), err_addr.eq(0)]
+                        with m.If(d_q[ctrl_bit["RESET"]]):
+                            m.d.sync += [rst_count.eq(SOFT_RESET_CYCLES), valid.eq(valid.init)]
+                    with m.If(act["stage"]):
+                        m.d.sync += stage.word_select(word_q, DATA_WIDTH).eq(d_q)
+                    with m.If(act["layer"]):
+                        m.d.sync += valid.bit_select(wr_addr[:max(1, layer_win.index_bits)],
+                                                     1).eq(1)
+                    with m.If(act["commit"] | act["act_clear"]):
+                        m.next = "WRITE"
+                    with m.Elif(act["read"]):
                         m.next = "RDREQ"
+                    with m.Else():
+                        m.d.comb += bus.ack.eq(answer)
+                        m.next = "IDLE"
             with m.State("RESP"):
-                m.d.comb += [bus.ack.eq(bus.cyc & bus.stb & ~aborted & ~answer_err),
-                             bus.err.eq(bus.cyc & bus.stb & ~aborted & answer_err)]
+                m.d.comb += bus.ack.eq(bus.cyc & bus.stb & ~aborted)
                 m.next = "IDLE"
             with m.State("WRITE"):
                 m.d.comb += core_wr_valid.eq(1)
@@ -321,7 +357,7 @@ class EIEBus(wiring.Component):
         with m.If(~bus.cyc):  # (IDLE clears it when a request comes)
             m.d.sync += aborted.eq(1)
         m.d.comb += [bus.dat_r.eq(dat_r), bus.stall.eq(~(bus.ack | bus.err)),
-                     self.ready.eq(ready), self.busy.eq(core.busy), self.done.eq(core.done)]
+                     self.ready.eq(ready), self.busy.eq(busy), self.done.eq(done)]
         return m
 
 
