@@ -11,7 +11,8 @@ layers on EIE (sw.eie.energy from the cycle model's access counts, mean over tes
 Prints a Markdown table and writes a plot of ratio against error to build/.
 
     EIE_MNIST_DIR=<mnist> .venv/bin/python benchmarks/bench_quantizers.py [--models lenet300]
-        [--weights lenet300=dense.pt] [--finetune-epochs N] [--energy-inputs 50]
+        [--weights lenet300=dense.pt] [--retrain-epochs N] [--finetune-epochs N]
+        [--energy-inputs 50]
 """
 
 from __future__ import annotations
@@ -90,7 +91,8 @@ def bench_model(model: str, weights: str | None, args, log) -> list[dict]:
     net = build_model(model)
     tr, te = load_mnist(None)
     train, test = to_tensors(tr.take(args.limit_train)), to_tensors(te.take(args.limit_test))
-    base_s = default_settings(model, seed=args.seed, progress=False, finetune_epochs=0)
+    base_s = default_settings(model, seed=args.seed, progress=False, finetune_epochs=0,
+                              retrain_epochs=args.retrain_epochs)
     if weights:
         load_into(net, load_checkpoint(weights), source=weights)
         base_s.dense_epochs = 0
@@ -163,6 +165,9 @@ def main() -> int:
                     help="trained dense checkpoints to start from (skips dense training)")
     ap.add_argument("--finetune-epochs", type=int, default=None,
                     help="codebook fine-tuning epochs per row (default: the model's)")
+    ap.add_argument("--retrain-epochs", type=int, default=None,
+                    help="retraining epochs per pruning step of the shared base (default: "
+                         "the model's)")
     ap.add_argument("--energy-inputs", type=int, default=50)
     ap.add_argument("--limit-train", type=int)
     ap.add_argument("--limit-test", type=int)

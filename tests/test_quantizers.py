@@ -7,7 +7,12 @@ import torch
 from torch import nn
 
 from eie.cli import main
-from sw.compression.compress import CompressSettings, compress_module, write_outputs
+from sw.compression.compress import (
+    CompressSettings,
+    compress_module,
+    settings_from,
+    write_outputs,
+)
 from sw.compression.footprint import fc_chains, onchip_footprint
 from sw.compression.quantize import (
     QUANTIZERS,
@@ -239,6 +244,16 @@ def test_hessian_needs_training_data_and_unknown_layers_are_named():
         CompressSettings(layer_quantizer={"ip9": "ternary"}).check(["0", "2"])
     with pytest.raises(DataError, match="unknown quantizer 'tern'"):
         CompressSettings(quantizer="tern").check(["0"])
+
+
+def test_quantizer_overrides_of_per_model_defaults():
+    defaults = {"quantizer": "ecsq", "layer_quantizer": {"ip3": "kmeans"}}
+    assert settings_from(defaults).quantizer_of("ip3") == "kmeans"
+    glob = settings_from(defaults, quantizer="uniform")  # a global choice covers every layer
+    assert glob.layer_quantizer == {} and glob.quantizer_of("ip3") == "uniform"
+    per = settings_from(defaults, layer_quantizer={"ip1": "ternary"})  # adds to the defaults
+    assert per.layer_quantizer == {"ip3": "kmeans", "ip1": "ternary"}
+    assert per.bits_of("ip1") == 2 and per.bits_of("ip2") == 4
 
 
 def test_cli_quantizer_spec_errors_are_one_line(capsys, tmp_path):

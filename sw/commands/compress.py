@@ -183,6 +183,10 @@ def _epilog() -> str:
     wrap = textwrap.TextWrapper(width=96, subsequent_indent=" " * 14, break_on_hyphens=False)
     lines = ["per-model defaults (an option not given takes these, else the generic default):"]
     for model, d in MODEL_DEFAULTS.items():
+        d = dict(d)
+        for glob, per in (("quantizer", "layer_quantizer"), ("bits", "layer_bits")):
+            if glob in d and per in d:  # one option: '--quantizer ecsq,ip3=kmeans'
+                d[glob] = ",".join([val(d[glob])] + [f"{n}={val(x)}" for n, x in d.pop(per).items()])
         lines.append(wrap.fill(f"  {model:<11} " + " ".join(show(k, v) for k, v in d.items())))
     lines.append(wrap.fill(" " * 14 + "alexnet-fc has no training data here (ImageNet): it is "
                            "pruned straight to Deep Compression Table 4's densities and quantized "

@@ -190,14 +190,13 @@ def plan(sens: dict, tau: float) -> tuple[dict[str, float], dict[str, int], floa
             total)
 
 
-def compress_with_budget(module: nn.Module, train_data: Data | None, test_data: Data | None,
-                         settings, layers: list[str] | None = None, meta: dict | None = None,
-                         log: Log | None = None, task: str = "classification",
-                         val_data: Data | None = None):
-    """:func:`~sw.compression.compress.compress_module` under ``settings.max_loss`` (module
-    docstring); returns the chosen attempt's :class:`CompressResult` with ``report["budget"]``."""
-    from sw.compression.compress import compress_module
-
+def compress_with_budget(compress_module: Callable, module: nn.Module, train_data: Data | None,
+                         test_data: Data | None, settings, layers: list[str] | None = None,
+                         meta: dict | None = None, log: Log | None = None,
+                         task: str = "classification", val_data: Data | None = None):
+    """``compress_module`` (:func:`sw.compression.compress.compress_module`, handed in: this
+    module sits below it) under ``settings.max_loss`` (module docstring); returns the chosen
+    attempt's ``CompressResult`` with ``report["budget"]``."""
     log = log or (lambda _msg: None)
     s = settings
     budget = float(s.max_loss)
