@@ -43,6 +43,7 @@ from sw.eie.fixedpoint import to_fixed  # noqa: E402
 from sw.eie.formats import choose_formats  # noqa: E402
 from sw.eie.golden import run_layer  # noqa: E402
 from sw.eie.pack import pack_network  # noqa: E402
+from sw.errors import EIEError  # noqa: E402
 
 # (label, quantizer, bits, ECSQ lambda)
 GRID = [("k-means 4", "kmeans", 4, None), ("k-means 3", "kmeans", 3, None),
@@ -184,7 +185,11 @@ def main() -> int:
 
     rows = []
     for m in args.models:
-        rows += bench_model(m, weights.get(m), args, log)
+        try:
+            rows += bench_model(m, weights.get(m), args, log)
+        except EIEError as e:  # no MNIST, a bad checkpoint: one line
+            print(f"bench_quantizers: {e}", file=sys.stderr)
+            return 2
         (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
     plot(rows, out / "ratio_vs_error.png")
     print(f"| model | quantizer (all but the output layer) | ratio | test error | before fine-tuning "
