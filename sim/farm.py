@@ -58,6 +58,7 @@ class Attempt:
     host: str
     pid: int
     started: float  # time.time()
+    error: str | None = None  # the attempt raised this (else, if not the last: it was lost)
 
 
 @dataclass
@@ -68,6 +69,7 @@ class Outcome:
     user_error: bool = False  # the error is the user's input (sw.errors.EIEError): not retried
     attempts: list[Attempt] = field(default_factory=list)  # every start, in order
     worker: str | None = None  # where the attempt that finished ran
+    pid: int | None = None
     wall_s: float = 0.0  # the finishing attempt's compute time
 
     @property
@@ -112,6 +114,11 @@ def _execute(topic: str | None, key: str, fn: Callable, *args) -> _Done:
         value = fn(*args)
     except EIEError as e:
         return _Done(None, where, host, pid, time.perf_counter() - t, str(e))
+    except Exception as e:
+        if worker is not None and topic:  # this attempt raised (Dask retries it): say so
+            worker.log_event(topic, {"key": key, "worker": where, "pid": pid,
+                                     "error": f"{type(e).__name__}: {e}"})
+        raise
     return _Done(value, where, host, pid, time.perf_counter() - t)
 
 
@@ -192,7 +199,7 @@ class Farm:
                     try:
                         d = _execute(None, t.key, t.fn, *_resolve(t.args, done))
                     except Exception as e:  # noqa: BLE001 - reported, like a worker's error
-                        o.error = f"{type(e).__name__}: {e}"
+                        o.error = o.attempts[-1].error = f"{type(e).__name__}: {e}"
                         if attempt == self.retries:
                             break
                         continue
@@ -213,7 +220,6 @@ class Farm:
         c = self.client
         run = uuid.uuid4().hex[:8]
         topic = f"eie-farm-{run}"
-        before = set(c.scheduler_info(n_workers=-1).get("workers", {}))
         futures: dict[str, Any] = {}
         by_future = {}
         for t in tasks:
@@ -238,20 +244,31 @@ class Farm:
             else:
                 exc = f.exception()
                 o.error = f"{type(exc).__name__}: {exc}" if exc is not None else f.status
+            # the result is here: let the cluster forget it (a lost worker then costs no
+            # recomputation of finished work; a pending dependant keeps what it needs)
+            f.release()
             outcomes[t.key] = o
             if progress:
                 progress(o, len(outcomes), len(tasks))
         starts: dict[str, list[Attempt]] = {}
+        errors: dict[str, list[dict]] = {}
         for _, msg in c.get_events(topic):
-            starts.setdefault(msg["key"], []).append(
-                Attempt(msg["worker"], msg["host"], msg["pid"], msg["started"]))
+            if "error" in msg:
+                errors.setdefault(msg["key"], []).append(msg)
+            else:
+                starts.setdefault(msg["key"], []).append(
+                    Attempt(msg["worker"], msg["host"], msg["pid"], msg["started"]))
         for key, o in outcomes.items():
             o.attempts = sorted(starts.get(key, []), key=lambda a: a.started)
-        after = set(c.scheduler_info(n_workers=-1).get("workers", {}))
-        seen = {a.worker for o in outcomes.values() for a in o.attempts}
-        self.lost_workers = sorted((before | seen) - after)
-        for f in futures.values():
-            f.release()
+            errs = errors.get(key, [])  # which attempts raised (the others were lost)
+            for a in o.attempts:
+                mine = [e for e in errs if e["worker"] == a.worker and e["pid"] == a.pid]
+                if mine:
+                    a.error = mine[0]["error"]
+                    errs.remove(mine[0])
+        alive = set(self.workers().items())
+        seen = {(a.worker, a.pid) for o in outcomes.values() for a in o.attempts}
+        self.lost_workers = sorted(f"{w} (pid {p})" for w, p in seen - alive)
         return [outcomes[t.key] for t in tasks]
 
     # -- reporting --------------------------------------------------------------------------
@@ -273,11 +290,11 @@ class Farm:
                 continue
             first = o.attempts[:-1] if o.ok else o.attempts
             why = ", ".join(
-                f"attempt {i + 1} on {a.worker} (pid {a.pid})"
-                + (" lost with its worker" if a.worker in self.lost_workers else " failed")
+                f"attempt {i + 1} on {a.worker} (pid {a.pid}) "
+                + (f"raised {a.error}" if a.error else "lost with its worker")
                 for i, a in enumerate(first))
-            end = f"finished on {o.worker} (attempt {len(o.attempts)})" if o.ok else \
-                f"failed for good: {o.error}"
+            end = f"finished on {o.worker} (pid {o.pid}, attempt {len(o.attempts)})" if o.ok \
+                else f"failed for good: {o.error}"
             out.append(f"farm: retried {o.task.label or o.task.key}: {why}; {end}")
         for o in outcomes:
             if not o.ok and not o.retried:
@@ -286,7 +303,7 @@ class Farm:
 
 
 def _finish(o: Outcome, d: _Done) -> None:
-    o.value, o.worker, o.wall_s = d.value, d.worker, d.wall_s
+    o.value, o.worker, o.pid, o.wall_s = d.value, d.worker, d.pid, d.wall_s
     o.error, o.user_error = d.user_error, d.user_error is not None
 
 

@@ -6,6 +6,7 @@ names its seed and the command that reproduces it). Small builds (n1d1, n2d2), a
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -53,7 +54,8 @@ def test_in_process_farm_resolves_refs_retries_and_reports(tmp_path):
         assert not out[4].ok and "depends on failed task x" in out[4].error
         lines = "\n".join(farm.lines())
     assert "retried flaky task: attempt 1 on in-process" in lines
-    assert "finished on in-process (attempt 2)" in lines
+    assert "raised RuntimeError: first attempt fails" in lines
+    assert re.search(r"finished on in-process \(pid \d+, attempt 2\)", lines), lines
     assert "retried broken task" in lines and "failed for good" in lines
 
 
@@ -72,7 +74,8 @@ def test_dask_thread_workers_run_the_same_tasks(tmp_path):
         assert [o.value for o in out[:3]] == [3, 13, 7]
         assert out[2].retried and out[2].attempts[0].worker.startswith(("tcp://", "inproc://"))
         assert out[3].user_error and len(out[3].attempts) == 1
-        assert any("retried flaky" in line for line in farm.lines())
+        assert any("retried flaky" in line and "raised RuntimeError" in line
+                   for line in farm.lines())
 
 
 def test_bad_arguments_are_one_line_errors():
@@ -154,6 +157,8 @@ def test_worker_killed_mid_campaign_is_retried_and_reported(two_workers):
     text = "\n".join(rep.farm)
     assert "was lost during the run" in text
     assert "retried fuzz" in text and "lost with its worker" in text and "finished on" in text
+    # only what ran on the killed worker is retried: not the tasks finished before
+    assert all(f"(pid {victim})" in line for line in text.splitlines() if "retried" in line)
 
 
 @sim_only
@@ -177,6 +182,7 @@ def test_regression_rows_and_shards_on_workers_equal_one_process(two_workers):
     local = regression(config, entries, log=lambda m: None)
     farmed = regression(config, entries, log=lambda m: None, farm=two_workers, shard=3)
     assert farmed.ok == local.ok
+    assert local.ok, "the RTL failed in this process: see tests/test_sim_eie.py"
     for a, b in zip(local.rows, farmed.rows, strict=True):
         assert [r.cycles for r in a.result.runs] == [r.cycles for r in b.result.runs]
         assert all(np.array_equal(ra.outputs[k], rb.outputs[k]) for ra, rb in
