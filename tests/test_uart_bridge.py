@@ -441,6 +441,7 @@ def test_crc_logic_is_the_protocols_crc():
     sim.run()
 
 
+@pytest.mark.filterwarnings("ignore::amaranth.hdl.UnusedElaboratable")  # the refused ones
 def test_bridge_parameters_are_checked():
     with pytest.raises(ConfigError):
         UARTBridge(CLK, BAUD, max_words=256)
