@@ -20,7 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pack": ("sw.commands.pack", "Pack FC layers into EIE memory images (hex, bin, manifest)"),
     "synth": ("hw.commands.synth", "FPGA synthesis (Yosys + nextpnr-ecp5): resources, Fmax, per-block cost"),
     "rom": ("hw.commands.rom", "FPGA ROM build: Verilog whose memories initialise from a model's images"),
-    "board": ("hw.commands.board", "The EIE on an FPGA board (ULX3S, ECPIX-5): bitstream builds, constraints"),
+    "board": ("hw.commands.board", "The EIE on an FPGA board (ULX3S, ECPIX-5): bitstream builds, constraints, load/run/read over the UART"),
     "regmap": ("hw.commands.regmap", "Register map of the Wishbone front end: JSON, Markdown, C header"),
     "verilog": ("hw.commands.verilog", "Generate the EIE accelerator's Verilog for a configuration"),
     "sim": ("sim.commands.sim", "Verify the RTL in simulation (cocotb): AlexNet, MNIST or your network vs golden"),

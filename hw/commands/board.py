@@ -1,4 +1,5 @@
-"""The accelerator on an FPGA board: build a bitstream, write the board's constraints.
+"""The accelerator on an FPGA board: build a bitstream, write the board's constraints, load and
+run models over the UART.
 
   build        the board top (oscillator -> PLL -> UART bridge + the EIE's Wishbone front end,
                reset button, LEDs) for an amaranth-boards board: Yosys, nextpnr-ecp5 on the
