@@ -215,6 +215,17 @@ def explore(specs: list[WorkloadSpec], base: EIEConfig, pes: list[int], queues: 
     return Result(rows, fronts, fits, synth, notes, farm.lines(outcomes))
 
 
+def result_from_json(path: Path) -> tuple[Result, dict]:
+    """An earlier run's result from its explore.json, its fronts ranked again."""
+    try:
+        d = json.loads(Path(path).read_text())
+        rows, synth, fits = ex.rows_from_json(d)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise EIEError(f"{path}: not an explore.json ({e})") from None
+    return Result(rows, ex.mark_fronts(rows), fits, synth,
+                  [f"re-ranked from {path} (no computation)"]), d
+
+
 def write_outputs(result: Result, out: Path, title: str, meta: dict) -> list[Path]:
     """explore.md (the fronts, then every point), explore.json, explore.png."""
     from sw.fsutil import atomic_write_text

@@ -289,10 +289,9 @@ class Farm:
             if not o.retried:
                 continue
             first = o.attempts[:-1] if o.ok else o.attempts
-            why = ", ".join(
-                f"attempt {i + 1} on {a.worker} (pid {a.pid}) "
-                + (f"raised {a.error}" if a.error else "lost with its worker")
-                for i, a in enumerate(first))
+            why = ", ".join(f"attempt {i + 1} on {a.worker} (pid {a.pid}) "
+                            f"{_fate(o.attempts, i, set(self.lost_workers))}"
+                            for i, a in enumerate(first))
             end = f"finished on {o.worker} (pid {o.pid}, attempt {len(o.attempts)})" if o.ok \
                 else f"failed for good: {o.error}"
             out.append(f"farm: retried {o.task.label or o.task.key}: {why}; {end}")
@@ -300,6 +299,19 @@ class Farm:
             if not o.ok and not o.retried:
                 out.append(f"farm: task {o.task.label or o.task.key} failed: {o.error}")
         return out
+
+
+def _fate(attempts: list[Attempt], i: int, lost: set[str]) -> str:
+    """Why attempt ``i`` was not the last: it raised, its worker ran the task again, its
+    worker was lost, or the scheduler moved it."""
+    a = attempts[i]
+    if a.error:
+        return f"raised {a.error}"
+    if any((b.worker, b.pid) == (a.worker, a.pid) for b in attempts[i + 1:]):
+        return "started again on the same worker"
+    if f"{a.worker} (pid {a.pid})" in lost:
+        return "lost with its worker"
+    return "rescheduled by the scheduler"
 
 
 def _finish(o: Outcome, d: _Done) -> None:

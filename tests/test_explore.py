@@ -5,6 +5,7 @@ its one-line errors. Synthesis itself (Yosys, cached) is the slow test."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -116,6 +117,10 @@ def test_pareto_fronts():
         [(1000, 1000), (2000, 500), (3000, 400)]
     energy = ex.pareto(rows, "energy")
     assert [r.energy_uj for r in energy] == [1.0, 0.9]
+    # equal figures: only the cheaper point (smaller queue) stays on the front
+    twin = _row(1000, 7, 1000, 1.0)
+    twin.point = dataclasses.replace(twin.point, queue_depth=8)
+    assert twin not in ex.pareto(rows + [twin], "speed")
     fronts = ex.mark_fronts(rows)
     assert fronts["w"]["speed"] == speed and rows[0].front == ["speed", "energy"]
     assert rows[4].front == []
@@ -148,6 +153,9 @@ def test_explore_joins_synthesis_and_estimates(tmp_path, monkeypatch):
     d = json.loads(paths[1].read_text())
     assert len(d["points"]) == 6 and d["pareto"]["LeNet-300-100"]["speed"]
     assert "Pareto front" in paths[0].read_text()
+    again, _ = sx.result_from_json(paths[1])  # eie explore --replot: ranked again, the same
+    assert [(r.point, r.workload, r.resources, r.front) for r in again.rows] == \
+        [(r.point, r.workload, r.resources, r.front) for r in res.rows]
 
 
 def test_command_cycle_model_only(tmp_path, capsys):

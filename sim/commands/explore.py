@@ -61,17 +61,28 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--balance", action="store_true", help="load-balanced row assignment")
     p.add_argument("--seed", type=int, default=0, help="seed of the synthetic workloads")
     p.add_argument("--out", default="build/explore", metavar="DIR", help="output directory")
+    p.add_argument("--replot", metavar="JSON",
+                   help="rank and plot the points of an earlier explore.json again (no "
+                        "computation; the other options are ignored)")
     add_farm_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from sim.explore import WorkloadSpec, check_inputs, explore, summary, write_outputs
+    from sim.explore import WorkloadSpec, check_inputs, explore
     from sim.regress import log_stderr
     from sw.eie import explore as ex
     from sw.eie.config import EIEConfig
     from sw.errors import DataError
 
     t0 = time.perf_counter()
+    if args.replot:
+        from sim.explore import result_from_json
+
+        result, d = result_from_json(Path(args.replot))
+        meta = {k: v for k, v in d.items() if k not in ("fits", "synthesised", "pareto",
+                                                          "points")}
+        return _report(result, Path(args.out), meta.get("title", f"eie explore ({args.replot})"),
+                       meta, t0)
     base = EIEConfig.load(args.config)
     pes = ex.parse_list(args.pe, "--pe", 1, 256)
     queues = ex.parse_list(args.queue, "--queue", 1, 256)
@@ -105,11 +116,19 @@ def run(args: argparse.Namespace) -> int:
                          log=log_stderr)
     title = (f"eie explore: {', '.join(dict.fromkeys(r.workload for r in result.rows))} on "
              f"{base.name} widths; N {args.pe}, queue {args.queue}, clock {args.clock} MHz")
-    meta = {"command": "eie explore", "base": base.to_dict(), "pe": pes, "queue": queues,
+    meta = {"command": "eie explore", "title": title, "base": base.to_dict(), "pe": pes,
+            "queue": queues,
             "memories": [dict(zip(ex.MEMORIES, m, strict=True)) for m in memories],
             "clock_mhz": clocks, "synth": synth_pes, "synth_queue": synth_queues,
             "pnr": not args.no_pnr}
-    paths = write_outputs(result, Path(args.out), title, meta)
+    return _report(result, Path(args.out), title, meta, t0)
+
+
+def _report(result, out: Path, title: str, meta: dict, t0: float) -> int:
+    from sim.explore import summary, write_outputs
+    from sw.eie import explore as ex
+
+    paths = write_outputs(result, out, title, meta)
     for line in summary(result):
         print(line)
     for w, fs in result.fronts.items():

@@ -392,23 +392,44 @@ class Row:
 
 def pareto(rows: list[Row], objective: str) -> list[Row]:
     """The rows no other row dominates on (LUT4 down, DP16KD down, objective): ``speed``
-    (inferences per second, up) or ``energy`` (per inference, down). Rows without resources
-    take no part."""
+    (inferences per second, up) or ``energy`` (per inference, down); of rows equal on all
+    three, only the one with the smallest queue and memories (the cheaper hardware, which an
+    estimate may not see). Rows without resources take no part."""
     cand = [r for r in rows if r.resources is not None]
 
     def key(r: Row) -> tuple[float, float, float]:
         v = -r.layers_per_s if objective == "speed" else r.energy_uj
         return (r.resources["LUT4"], r.resources["DP16KD"], v)
 
+    def cost(r: Row) -> tuple[int, int]:
+        return (r.point.queue_depth, sum(r.point.memories))
+
     keys = [key(r) for r in cand]
     out = []
     for i, r in enumerate(cand):
         ki = keys[i]
-        dominated = any(all(a <= b for a, b in zip(kj, ki, strict=True)) and kj != ki
+        dominated = any(all(a <= b for a, b in zip(kj, ki, strict=True))
+                        and (kj != ki or (cost(cand[j]), j) < (cost(r), i))
                         for j, kj in enumerate(keys) if j != i)
         if not dominated:
             out.append(r)
     return sorted(out, key=key)
+
+
+def rows_from_json(d: dict) -> tuple[list[Row], list[Synthesised], dict]:
+    """The rows, synthesised points and fits of an ``explore.json`` (re-ranking and re-plotting
+    an exploration without computing it again)."""
+    fields = [f.name for f in dataclasses.fields(Point)]
+    rows = [Row(Point(**{k: p[k] for k in fields}), p["workload"], p["cycles"], p["efficiency"],
+                p["energy_uj"], p["fits_memories"], p["resources"], p["resources_from"],
+                p["fmax_mhz"], p["fmax_from"]) for p in d["points"]]
+    synth = [Synthesised(Point(**{k: s[k] for k in fields}), s["resources"], s["fmax_mhz"],
+                         s["resources_from"], s["fits_device"], s["report"], s["cached"])
+             for s in d["synthesised"]]
+    fits_ = {tuple(f["memories"][k] for k in MEMORIES):
+             ResourceFit(tuple(f["memories"][k] for k in MEMORIES), f["coef"], f["with_queue"],
+                         f["points"]) for f in d["fits"]}
+    return rows, synth, fits_
 
 
 def mark_fronts(rows: list[Row]) -> dict[str, dict[str, list[Row]]]:
