@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,7 +39,7 @@ from sw.fsutil import atomic_dir, atomic_write_text
 
 from ..fpga import ecp5
 from ..fpga.report import SynthReport
-from ..fpga.tools import REPO, run_tool
+from ..fpga.tools import REPO, ToolError, run_tool
 from .pll import PLLSetting, ecp5_pll
 from .top import Board, BoardTop, board
 
@@ -181,55 +183,69 @@ def build(board_name: str, config: EIEConfig, out: str | Path, *, clock_hz: floa
         + (f"model {model} in ROM" if model else "images loaded at run time over the UART"))
 
     with atomic_dir(out) as tmp:
-        t0 = time.monotonic()
-        system = make_system(config, pll.f_out, baud, image)
-        _, top, plan = prepare(b, system, pll.f_out)
-        for f in (f"{NAME}.il", f"{NAME}.ys", f"{NAME}.lpf"):  # not the platform's shell scripts
-            (tmp / f).write_text(_text(plan.files[f]))
-        wall["elaborate"] = time.monotonic() - t0
-        log(f"elaborated in {wall['elaborate']:.1f} s; Yosys synth_ecp5 ...")
+        try:
+            t0 = time.monotonic()
+            system = make_system(config, pll.f_out, baud, image)
+            _, top, plan = prepare(b, system, pll.f_out)
+            for f in (f"{NAME}.il", f"{NAME}.ys", f"{NAME}.lpf"):  # not the platform's shell scripts
+                (tmp / f).write_text(_text(plan.files[f]))
+            wall["elaborate"] = time.monotonic() - t0
+            log(f"elaborated in {wall['elaborate']:.1f} s; Yosys synth_ecp5 ...")
 
-        wall["yosys"] = run_tool("yosys", [f"{NAME}.ys"], tmp, tmp / "yosys.log", nice)
-        cells = _top_cells(json.loads((tmp / STAT).read_text()))
-        rep = SynthReport(top=NAME, sources=[f"{NAME}.il"], device=dev, lpf=f"{NAME}.lpf",
-                          target_mhz=pll.f_out / 1e6, resources=ecp5.resources(cells),
-                          resources_from="yosys", yosys_cells=cells, glue={}, modules=[],
-                          blocks={}, wall_s=wall, config=config.to_dict())
-        rep.overflow = ecp5.overflow(rep.resources, cells, dev)
-        check_fit(rep, b, config, "Yosys")
-        log(f"Yosys {wall['yosys']:.0f} s: LUT4 {rep.resources['LUT4']:,} (estimate), "
-            f"DP16KD {rep.resources['DP16KD']}; nextpnr-ecp5 {router} ...")
+            wall["yosys"] = run_tool("yosys", [f"{NAME}.ys"], tmp, tmp / "yosys.log", nice)
+            cells = _top_cells(json.loads((tmp / STAT).read_text()))
+            rep = SynthReport(top=NAME, sources=[f"{NAME}.il"], device=dev, lpf=f"{NAME}.lpf",
+                              target_mhz=pll.f_out / 1e6, resources=ecp5.resources(cells),
+                              resources_from="yosys", yosys_cells=cells, glue={}, modules=[],
+                              blocks={}, wall_s=wall, config=config.to_dict())
+            rep.overflow = ecp5.overflow(rep.resources, cells, dev)
+            check_fit(rep, b, config, "Yosys")
+            log(f"Yosys {wall['yosys']:.0f} s: LUT4 {rep.resources['LUT4']:,} (estimate), "
+                f"DP16KD {rep.resources['DP16KD']}; nextpnr-ecp5 {router} ...")
 
-        args = [dev.nextpnr_flag, "--package", dev.package, "--speed", str(platform.speed),
-                "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
-                "--report", "nextpnr_report.json", "--timing-allow-fail",
-                "--seed", str(seed), "--router", router]
-        rep.nextpnr_options = {"router": router, "seed": seed}
-        wall["nextpnr"] = run_tool("nextpnr-ecp5", args, tmp, tmp / "nextpnr.log", nice)
-        ecp5.read_nextpnr_report(rep, tmp / "nextpnr_report.json")
-        check_fit(rep, b, config, "nextpnr")
-        fmax = clock_fmax(rep.fmax_mhz or {})
-        met = fmax is not None and fmax >= pll.f_out / 1e6
-        bit = None
-        if met or allow_timing_fail:
-            wall["ecppack"] = run_tool("ecppack", ["--compress", "--input", f"{NAME}.config",
-                                                   "--bit", f"{NAME}.bit"],
-                                       tmp, tmp / "ecppack.log", nice)
-            bit = out / f"{NAME}.bit"
-        wall["total"] = time.monotonic() - t_start
-        report = board_report(b, dev, platform, config, pll, baud, rep, fmax, met,
-                              tmp / f"{NAME}.bit" if bit else None, model, image, meta)
-        if image is not None:
-            from sw.eie.images import write_images
-            write_images(image, tmp / "images", meta)
-        atomic_write_text(tmp / "report.json", json.dumps(report, indent=1) + "\n")
-        atomic_write_text(tmp / "report.txt", format_board_report(report) + "\n")
+            args = [dev.nextpnr_flag, "--package", dev.package, "--speed", str(platform.speed),
+                    "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
+                    "--report", "nextpnr_report.json", "--timing-allow-fail",
+                    "--seed", str(seed), "--router", router]
+            rep.nextpnr_options = {"router": router, "seed": seed}
+            wall["nextpnr"] = run_tool("nextpnr-ecp5", args, tmp, tmp / "nextpnr.log", nice)
+            ecp5.read_nextpnr_report(rep, tmp / "nextpnr_report.json")
+            check_fit(rep, b, config, "nextpnr")
+            fmax = clock_fmax(rep.fmax_mhz or {})
+            met = fmax is not None and fmax >= pll.f_out / 1e6
+            bit = None
+            if met or allow_timing_fail:
+                wall["ecppack"] = run_tool("ecppack", ["--compress", "--input", f"{NAME}.config",
+                                                       "--bit", f"{NAME}.bit"],
+                                           tmp, tmp / "ecppack.log", nice)
+                bit = out / f"{NAME}.bit"
+            wall["total"] = time.monotonic() - t_start
+            report = board_report(b, dev, platform, config, pll, baud, rep, fmax, met,
+                                  tmp / f"{NAME}.bit" if bit else None, model, image, meta)
+            if image is not None:
+                from sw.eie.images import write_images
+                write_images(image, tmp / "images", meta)
+            atomic_write_text(tmp / "report.json", json.dumps(report, indent=1) + "\n")
+            atomic_write_text(tmp / "report.txt", format_board_report(report) + "\n")
+        except ToolError as e:  # keep what the tool wrote, marked as failed, for its log
+            raise _failed(e, tmp, out) from None
+
+    shutil.rmtree(out.with_name(out.name + ".failed"), ignore_errors=True)  # an earlier failure's
     result = BoardBuild(out, bit, report)
     if not met and not allow_timing_fail:
         raise EIEError(f"timing not met: Fmax {fmax or 0:.1f} MHz < clock {pll.f_out / 1e6:g} MHz; "
-                       f"reports in {out}, no bitstream (rebuild with --clock at most the Fmax, "
-                       f"or --allow-timing-fail)")
+                       f"reports in {out}, no bitstream (rebuild with --clock "
+                       f"{math.floor(10 * (fmax or 0)) / 10:g}e6 or lower, or --allow-timing-fail)")
     return result
+
+
+def _failed(e: ToolError, tmp: Path, out: Path) -> EIEError:
+    """A tool failed: the unfinished directory is copied to ``<out>.failed`` (never taken for a
+    finished build: no report, no bitstream) and the error names the tool's log there."""
+    failed = out.with_name(out.name + ".failed")
+    shutil.rmtree(failed, ignore_errors=True)
+    shutil.copytree(tmp, failed)
+    return EIEError(f"{e.tool} failed (exit {e.code}): {e.message} (log: {failed / e.log.name})")
 
 
 def check_fit(rep: SynthReport, b: Board, config: EIEConfig, counted_by: str) -> None:
