@@ -352,6 +352,9 @@ def open_farm(workers: int | None = None, scheduler: str | None = None, retries:
         raise EIEError("Dask distributed is not installed (pip install 'dask[distributed]'); "
                        "--workers 0 runs every task in this process") from None
     if scheduler is not None:
+        if scheduler.endswith(".json") and not os.path.isfile(scheduler):
+            raise EIEError(f"no Dask scheduler file {scheduler} (dask scheduler "
+                           f"--scheduler-file {scheduler} writes it)")
         kw = {"scheduler_file": scheduler} if scheduler.endswith(".json") else \
             {"address": scheduler}
         try:

@@ -81,6 +81,8 @@ def test_dask_thread_workers_run_the_same_tasks(tmp_path):
 def test_bad_arguments_are_one_line_errors():
     with pytest.raises(EIEError, match="--workers must be >= 0"):
         open_farm(workers=-1)
+    with pytest.raises(EIEError, match="no Dask scheduler file"):
+        open_farm(scheduler="/nonexistent/scheduler.json")
     with pytest.raises(DataError, match="unknown fuzz build"):
         plan_seeds(4, 0, ["n9d9"])
     with pytest.raises(DataError, match="at least one case"):
