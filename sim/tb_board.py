@@ -119,6 +119,8 @@ async def network(dut) -> None:
     result: dict = {"config": image.config.name, "n_pe": image.config.n_pe, "baud": BAUD,
                     "clock_hz": CLK_FREQ, "runs": len(case.runs)}
 
+    log = dut._log
+
     def drive() -> None:  # the board's driver code, as `eie board run` runs it
         link = Link(uart)
         board = Board(link, rm)
@@ -128,6 +130,9 @@ async def network(dut) -> None:
         result["load"] = {"frames": link.stats.frames, "bytes_out": link.stats.bytes_out,
                           "bytes_in": link.stats.bytes_in, "wall_s": time.perf_counter() - t,
                           "sim_ns": get_sim_time("ns") - s0}
+        log.info(f"image loaded: {link.stats.frames} frames, {link.stats.bytes_out:,} bytes "
+                 f"out, {result['load']['sim_ns'] / 1e6:.1f} ms simulated in "
+                 f"{result['load']['wall_s']:.0f} s")
         per_run = []
         preds = []
         for i, run in enumerate(case.runs):
@@ -144,6 +149,9 @@ async def network(dut) -> None:
             per_run.append((link.stats.frames - f0, link.stats.bytes_out - o0,
                             link.stats.bytes_in - i0, c.cycles))
             preds.append(int(np.argmax(y)))
+            if (i + 1) % 10 == 0:
+                log.info(f"{i + 1} of {len(case.runs)} runs bit-exact and cycle-exact "
+                         f"({time.perf_counter() - t:.0f} s)")
         result["per_run"] = per_run
         result["pred"] = preds
         result["wall_s"] = time.perf_counter() - t
