@@ -22,8 +22,8 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from amaranth.hdl import ClockDomain, Elaboratable, Module, Signal
-from amaranth.lib import io
+from amaranth.hdl import ClockDomain, Module, Signal
+from amaranth.lib import io, wiring
 from amaranth.lib.cdc import ResetSynchronizer
 
 from sw.errors import EIEError
@@ -85,11 +85,12 @@ def board(name: str) -> Board:
         raise EIEError(f"unknown board {name!r} (supported: {', '.join(BOARDS)})") from None
 
 
-class BoardTop(Elaboratable):
+class BoardTop(wiring.Component):
     """``system`` on ``board`` with its ``sync`` domain at ``clock_hz`` from the PLL.
 
     ``pll`` is the PLL setting, known once the platform is (:meth:`plan_pll`); elaboration
-    needs the platform (``platform.request``).
+    needs the platform (``platform.request``). It has no ports: its pins are the board's
+    resources, requested from the platform.
     """
 
     HEARTBEAT_HZ = 1.0
@@ -99,6 +100,7 @@ class BoardTop(Elaboratable):
         self.system = system
         self.clock_hz = clock_hz
         self.pll: PLLSetting | None = None
+        super().__init__({})
 
     def plan_pll(self, platform) -> PLLSetting:
         self.pll = ecp5_pll(platform.default_clk_frequency, self.clock_hz)
