@@ -118,6 +118,11 @@ class UARTBridge(wiring.Component):
         m.submodules.buf = buf = Memory(shape=32, depth=self.max_words, init=[])
         wp = buf.write_port()
         rp = buf.read_port(domain="sync")
+        # The buffer's read data, registered: a block RAM's output (DP16KD: 5.8 ns from the
+        # clock) is never used before a flip-flop (a cycle more per bus cycle and per response
+        # word; the line is thousands of cycles per word).
+        rdata = Signal(32)
+        m.d.sync += rdata.eq(rp.data)
         bus = self.bus
         aw = self.addr_width
 
@@ -253,11 +258,14 @@ class UARTBridge(wiring.Component):
                 with m.If(addr[aw:] != 0):
                     answer(p.Status.BUS_ERROR, addr)
                 with m.Else():
-                    m.next = "BUS"
+                    m.next = "BUS_DATA"
+
+            with m.State("BUS_DATA"):  # ... and rdata holds it in the cycle after
+                m.next = "BUS"
 
             with m.State("BUS"):
                 m.d.comb += [bus.cyc.eq(1), bus.adr.eq(addr[:aw]), bus.we.eq(cmd == p.Cmd.WRITE),
-                             bus.dat_w.eq(rp.data), bus.sel.eq(-1)]
+                             bus.dat_w.eq(rdata), bus.sel.eq(-1)]
                 if self.classic:
                     m.d.comb += bus.stb.eq(1)
                 else:
@@ -303,10 +311,13 @@ class UARTBridge(wiring.Component):
                 send(rlen, sent_len)
 
             with m.State("T_LOAD"):  # the read port presents word idx next cycle
+                m.next = "T_WAIT"
+
+            with m.State("T_WAIT"):  # ... and rdata holds it in the cycle after
                 m.next = "T_LATCH"
 
             with m.State("T_LATCH"):
-                m.d.sync += word.eq(Mux(from_buf, rp.data, rword))
+                m.d.sync += word.eq(Mux(from_buf, rdata, rword))
                 m.next = "T_DATA"
 
             with m.State("T_DATA"):
