@@ -129,6 +129,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="relative-index bits in the model file (default: the smallest file "
                         "per layer)")
 
+    g = p.add_argument_group("low-bit activations (DoReFa-style quantization-aware training)")
+    g.add_argument("--act-bits", type=int, metavar="B",
+                   help="retrain and fine-tune for B-bit activations (4..16; run the result "
+                        "with a config of act_bits B): each EIE layer's inputs, outputs, "
+                        "codebook and bias are fake-quantized to the fixed-point formats the "
+                        "packer chooses from the first 1,000 training inputs, straight-through "
+                        "gradients; the report gives the on-chip bytes saved against 16 bits")
+
     g = p.add_argument_group("accuracy budget (per-layer sensitivity analysis)")
     g.add_argument("--max-loss", type=float, metavar="POINTS",
                    help="choose each layer's density and bit width (instead of the quality "
@@ -269,7 +277,7 @@ def run(args: argparse.Namespace) -> int:
         layer_bits=layer_bits or None, init=args.init, finetune_epochs=args.finetune_epochs,
         quantizer=quantizer, layer_quantizer=layer_quantizer or None,
         ecsq_lambda=args.ecsq_lambda, hessian_batches=args.hessian_batches,
-        eie_config=args.config, max_loss=args.max_loss, val_fraction=args.val_fraction,
+        eie_config=args.config, act_bits=args.act_bits, max_loss=args.max_loss, val_fraction=args.val_fraction,
         budget_tries=args.budget_tries, budget_steps=args.budget_steps,
         finetune_lr=args.finetune_lr, distill=args.distill, temperature=args.temperature,
         shift=args.shift,
@@ -293,6 +301,7 @@ def run(args: argparse.Namespace) -> int:
                               plots=not args.no_plots)
     print(format_table(report["layers"]))
     print(format_footprint(report["onchip"], report["compressed_bytes"]))
+    _print_act_quant(report)
 
     def pct(e: float | None) -> str:
         return "n/a (no test data)" if e is None else f"{100 * e:.2f}%"
@@ -331,6 +340,7 @@ def _run_network(args: argparse.Namespace, overrides: dict, log) -> int:
                               plots=not args.no_plots)
     print(format_table(report["layers"]))
     print(format_footprint(report["onchip"], report["compressed_bytes"]))
+    _print_act_quant(report)
     print(format_host_line(report))
     if report["mode"] == "one-shot":
         print("one-shot: pruned to the target densities and quantized, no retraining")
@@ -344,3 +354,20 @@ def _run_network(args: argparse.Namespace, overrides: dict, log) -> int:
     print(f"{report['original_bytes']:,} -> {report['compressed_bytes']:,} bytes of EIE layers "
           f"({args.out}/model.eie): {report['ratio']:.1f}x in {report['timings']['total_s']:.0f} s")
     return 0
+
+
+def _print_act_quant(report: dict) -> None:
+    """The --act-bits lines: the on-chip bytes saved and the fake-quantized test error."""
+    from sw.compression.act_quant import format_act_footprint
+
+    aq = report.get("act_quant")
+    if aq is None:
+        return
+    if "onchip" in aq:
+        print(format_act_footprint(aq["onchip"]))
+    if aq.get("error_fake_quantized") is not None:
+        e = aq["error_fake_quantized"]
+        what = f"{100 * e:.2f}%" if report.get("task", "classification") == "classification" \
+            else f"{e:.4g} (RMSE)"
+        print(f"test error with {aq['act_bits']}-bit activations and codebooks fake-quantized "
+              f"(what `eie run --config` with act_bits {aq['act_bits']} approximates): {what}")

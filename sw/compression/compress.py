@@ -13,6 +13,7 @@ paper's layer-wise table and weight-distribution plots.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -29,6 +30,13 @@ import torch
 from torch import nn
 
 from sw.compression import modelfile
+from sw.compression.act_quant import (
+    ActQuant,
+    act_footprint,
+    check_act_bits,
+    format_act_footprint,
+    qat_config,
+)
 from sw.compression.budget import compress_with_budget
 from sw.compression.footprint import fc_chains, format_footprint, onchip_footprint
 from sw.compression.models import (
@@ -96,6 +104,7 @@ class CompressSettings:
     shift: int = 0  # augmentation: image inputs shifted by up to this many pixels (0: off)
     index_bits: int | None = None  # relative-index bits in the model file (None: per layer best)
     eie_config: str = "eie64"  # accelerator whose on-chip footprint the report gives
+    act_bits: int | None = None  # activation-aware retraining/fine-tuning at these bits (4..16)
     max_loss: float | None = None  # accuracy budget (sw.compression.budget); None: off
     val_fraction: float = 0.1  # training examples held out for the budget's validation
     budget_tries: int = 4  # compress-and-verify attempts under the budget
@@ -153,6 +162,7 @@ class CompressSettings:
         if self.batch_size < 1:
             raise DataError("--batch-size must be >= 1")
         EIEConfig.load(self.eie_config)  # an unknown preset or a bad file: one line, now
+        check_act_bits(self.act_bits)
         if self.max_loss is not None and not (np.isfinite(self.max_loss) and self.max_loss >= 0):
             raise DataError(f"--max-loss must be >= 0, got {self.max_loss}")
         if not 0 < self.val_fraction < 1:
@@ -259,6 +269,22 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
         log(f"dense: weights as given, test error {show(error_dense)}")
     # the dense network as teacher of the pruned and quantized ones (beyond the paper)
     teacher = copy.deepcopy(module).eval() if can_train and s.distill > 0 else None
+    # low-bit activations: retraining and fine-tuning see EIE's fixed-point formats
+    act_quant = None
+    if s.act_bits is not None and can_train:
+        act_quant = ActQuant(module, layer_of,
+                             {n: layer_meta(module, n, m).get("relu", False) for n, m in named},
+                             qat_config(EIEConfig.load(s.eie_config), s.act_bits), train_data[0])
+    elif s.act_bits is not None:
+        log(f"--act-bits {s.act_bits}: no training data, so no activation-aware training")
+    if meta is not None and s.act_bits is not None:
+        meta["act_bits"] = s.act_bits  # the width the network was trained for
+
+    def attached():
+        return act_quant.attached() if act_quant is not None else contextlib.nullcontext()
+
+    def recalibrate():
+        return None if act_quant is None else act_quant.calibrate
 
     # 2. iterative pruning: threshold = quality x std, ramped up, retraining after each step
     t = time.perf_counter()
@@ -278,10 +304,12 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
         if retrain:
             pruner.attach()
             try:
-                fit(module, module.parameters(), *train_data,
-                    train_settings(s.retrain_epochs, s.retrain_lr, s.distill), seed=s.seed + i,
-                    desc=f"retrain {i}/{iters}", progress=s.progress, after_step=pruner.after_step,
-                    teacher=teacher)
+                with attached():
+                    fit(module, module.parameters(), *train_data,
+                        train_settings(s.retrain_epochs, s.retrain_lr, s.distill), seed=s.seed + i,
+                        desc=f"retrain {i}/{iters}", progress=s.progress,
+                        after_step=pruner.after_step, teacher=teacher,
+                        before_epoch=recalibrate())
             finally:
                 pruner.detach()
         log(f"prune {i}/{iters}: kept {kept}; total {100 * pruner.kept() / pruner.total():.2f}%"
@@ -313,11 +341,12 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
     t = time.perf_counter()
     if can_train and s.finetune_epochs > 0:
         biases = [m.bias for _, m in named if m.bias is not None]
-        fit(module, shared.parameters() + biases, *train_data,
-            train_settings(s.finetune_epochs, s.finetune_lr, s.distill), seed=s.seed + 1000,
-            desc="fine-tune centroids", progress=s.progress,
-            before_step=shared.accumulate_grads, after_step=shared.after_step,
-            teacher=teacher)
+        with attached():
+            fit(module, shared.parameters() + biases, *train_data,
+                train_settings(s.finetune_epochs, s.finetune_lr, s.distill), seed=s.seed + 1000,
+                desc="fine-tune centroids", progress=s.progress,
+                before_step=shared.accumulate_grads, after_step=shared.after_step,
+                teacher=teacher, before_epoch=recalibrate())
     shared.write()
     timings["finetune_s"] = time.perf_counter() - t
     codebooks, indices = shared.codebooks(), shared.indices()
@@ -330,6 +359,17 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
             raise DataError(f"layer {q.name}: every weight is pruned")
     apply_quantized(module, qlayers)  # the weights already equal codebook[indices]; make sure
     error_compressed = err()
+    act_report = None
+    if s.act_bits is not None:
+        act_report = {"act_bits": s.act_bits, "trained": act_quant is not None}
+        if act_quant is not None:
+            with act_quant.attached():  # the formats of the final weights
+                act_report["error_fake_quantized"] = err()
+            act_report["formats"] = {n: dataclasses.asdict(f) for n, f in act_quant.formats.items()}
+            act_report["calib_examples"] = len(act_quant.calib)
+            log(f"activations: {s.act_bits}-bit, formats {act_quant.describe()}; test error "
+                f"{show(act_report['error_fake_quantized'])} with activations and codebooks "
+                f"fake-quantized, {show(error_compressed)} in float")
     snapshots["quantized"] = _weights(layer_of)
     if can_train and s.finetune_epochs > 0:
         log(f"fine-tune: {s.finetune_epochs} epochs, test error {show(error_compressed)} "
@@ -369,6 +409,8 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
         "settings": dataclasses.asdict(s),
         "seed": s.seed,
     }
+    if act_report is not None:
+        report["act_quant"] = act_report
     return CompressResult(qlayers, report, module, snapshots)
 
 
@@ -426,6 +468,11 @@ def write_outputs(result: CompressResult, out: str | Path, meta: dict | None = N
         text = modelfile.format_table(table)
         report["onchip"] = onchip_footprint(_chains(result.layers, network), eie_config)
         text += "\n" + format_footprint(report["onchip"], report["compressed_bytes"])
+        if "act_quant" in report:  # what the narrower activations save on chip
+            report["act_quant"]["onchip"] = act_footprint(
+                _chains(result.layers, network), EIEConfig.load(eie_config),
+                report["act_quant"]["act_bits"])
+            text += "\n" + format_act_footprint(report["act_quant"]["onchip"])
         if network is not None:
             report["network_bytes"] = network_bytes
             report["model_file_bytes"] = size

@@ -3,9 +3,10 @@ centroid fine-tuning (the three phases differ only in their parameters and step 
 
 Data are in-memory tensors; batches come from a seeded permutation; images can be shifted by
 a few pixels at random every epoch (augmentation); the learning rate follows a cosine decay
-over the phase. ``before_step`` runs after ``backward()`` and before
-``optimizer.step()`` (centroid gradients); ``after_step(optimizer)`` runs after every step
-(masks re-applied, shared weights rewritten).
+over the phase. ``before_epoch(epoch)`` runs at the start of every epoch (activation formats
+recalibrated); ``before_step`` runs after ``backward()`` and before ``optimizer.step()``
+(centroid gradients); ``after_step(optimizer)`` runs after every step (masks re-applied,
+shared weights rewritten).
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor,
         settings: TrainSettings, seed: int = 0, desc: str = "train", progress: bool = True,
         before_step: Callable[[], None] | None = None,
         after_step: Callable[[torch.optim.Optimizer], None] | None = None,
-        teacher: nn.Module | None = None) -> list[float]:
+        teacher: nn.Module | None = None,
+        before_epoch: Callable[[int], None] | None = None) -> list[float]:
     """Train ``params`` of ``model`` on (x, y); returns the mean loss per epoch.
 
     The loss is cross-entropy, or with a ``teacher`` network (e.g. the dense one, frozen) and
@@ -75,6 +77,8 @@ def fit(model: nn.Module, params: Iterable[torch.nn.Parameter], x: torch.Tensor,
     step = 0
     try:
         for epoch in range(settings.epochs):
+            if before_epoch is not None:
+                before_epoch(epoch)
             perm = torch.randperm(n, generator=gen)
             xe = random_shift(x, settings.shift, gen) if settings.shift else x
             running = 0.0
