@@ -155,8 +155,11 @@ def test_fuzz_case_is_reproducible_from_its_seed():
     assert all(np.array_equal(x.x, y.x) for x, y in zip(a.runs, b.runs, strict=True))
 
 
-@pytest.mark.skipif(not have_simulator("icarus"), reason="Icarus Verilog (iverilog) not installed")
+@pytest.mark.icarus
 def test_icarus_runs_the_same_checks():
+    """Opt-in (`pytest -m icarus`): Icarus Verilog is not installable with pip, so the default
+    suite does not collect it; asked for without Icarus, it fails instead of passing quietly."""
+    assert have_simulator("icarus"), "Icarus Verilog (iverilog) is not installed"
     config = FUZZ_CONFIGS["n3d4"]
     design = eie_design(config, sim="icarus")
     image, rng = _network(21, [20, 12, 6], 0.4, config)
