@@ -10,10 +10,19 @@
    clock and at its Fmax. LeNet needs 784 activations in the vector memories: a configuration of
    at least 13 PEs of 64 (ecp5_max); --lenet-config picks it (default: the build's config if the
    network fits it, else ecp5_max).
+3. The UART link per image: the frames and bytes of inferences of LeNet-300-100 on the first
+   --link-images MNIST test images (the model's layers if --model exists, else synthetic
+   layers of its shapes, 784-300-100-10: the traffic depends on the shapes and on the input,
+   whose rows with one value in every PE go once, to the broadcast PE) as the board's driver code
+   (hw.board.driver.Board over Link) sends them, answered by the protocol's reference bridge
+   (hw.board.protocol.BridgeModel) over a stand-in for the front end that is always READY
+   and DONE; the wire time at --baud, with strided frames (SREAD/SWRITE, protocol 2) and
+   without (one block per PE). --link-only: this part alone (no build report).
 
 Run: nice .venv/bin/python benchmarks/bench_board.py [--build] [--board ulx3s]
          [--config ecp5_small] [--clock 125e6] [--out build/board_ulx3s]
          [--model build/lenet300/model.eie] [--images 1000] [--lenet-config PRESET]
+         [--baud 3e6] [--link-images 100] [--link-only]
      (MNIST from EIE_MNIST_DIR or --data)
 """
 
@@ -51,6 +60,67 @@ def lenet_cycles(model: Path, config: EIEConfig, n_images: int, data: str | None
     return np.array([simulate_network(image, x, timing).cycles for x in xq])
 
 
+def link_traffic(config: EIEConfig, model: Path, baud: float, n_images: int,
+                 data: str | None) -> list[str]:
+    """Lines: the link's traffic per inference on ``config``, strided frames and not."""
+    from hw import host
+    from hw.board import protocol as p
+    from hw.board.driver import Board, Link
+    from hw.soc.regmap import regmap
+    from sw.eie.benchlayers import synthetic_fc
+
+    if model.exists():
+        layers, _ = load_model(model)
+        what = str(model)
+    else:
+        sizes = [784, 300, 100, 10]
+        layers = [synthetic_fc(f"fc{i}", sizes[i], sizes[i + 1], 0.1)
+                  for i in range(len(sizes) - 1)]
+        for q in layers[:-1]:
+            q.relu = True
+        what = "synthetic layers 784-300-100-10"
+    image = pack_network(layers, config)
+    rm = regmap(config)
+    status = rm.reg("STATUS")
+    ready = sum(status.bit(f) for f in ("READY", "DONE", "LOADED"))
+
+    def target(we: bool, addr: int, data: int):  # a front end that is always ready and done
+        return p.ACK, (ready if addr == status.addr and not we else 0)
+
+    class Transport:
+        def __init__(self):
+            self.model, self.out = p.BridgeModel(target, p.MAX_WORDS, rm.addr_width), bytearray()
+
+        def write(self, data: bytes):
+            self.out += self.model.receive(data)
+
+        def read(self, n: int) -> bytes:
+            got = bytes(self.out[:n])
+            del self.out[:n]
+            return got
+
+    test = load_split("test", data).take(n_images)
+    xq = quantize_input(test.inputs().reshape(len(test), -1), config)
+    lines = [f"\nthe UART link per image ({what} on {config.name}, {config.n_pe} PEs, the "
+             f"first {len(xq)} MNIST test images; the driver's frames, wire time at "
+             f"{baud / 1e6:g} Mbaud, 8N1, requests and responses one after the other, no USB "
+             f"latency):"]
+    for strided in (True, False):
+        link = Link(Transport(), max_words=p.MAX_WORDS)
+        board = Board(link, rm, check=False)
+        board.host.max_stride = p.MAX_STRIDE if strided else 0
+        board.loaded = image
+        for x in xq:
+            board.infer(image, x)
+        st, k = link.stats, len(xq)
+        t = st.wire_seconds(baud) / k
+        lines.append(f"  {'strided frames (protocol 2)' if strided else 'one block per PE'}: "
+                     f"{st.frames / k:.1f} frames, {st.bytes_out / k:,.1f} bytes out, "
+                     f"{st.bytes_in / k:,.1f} bytes in: {t * 1e3:.2f} ms per image "
+                     f"({1 / t:,.0f} images/s)")
+    return lines
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--build", action="store_true", help="run the board build (else read --out)")
@@ -63,7 +133,20 @@ def main() -> int:
     ap.add_argument("--lenet-config", default=None)
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--data", default=None, help="MNIST directory (default: EIE_MNIST_DIR)")
+    ap.add_argument("--baud", type=float, default=3e6, help="the line rate of the link figures")
+    ap.add_argument("--link-images", type=int, default=100)
+    ap.add_argument("--link-only", action="store_true",
+                    help="only the link's traffic per image (no build report, no MNIST)")
     args = ap.parse_args()
+    if args.link_only:
+        config = EIEConfig.load(args.lenet_config or "ecp5_max")
+        try:
+            print("\n".join(link_traffic(config, Path(args.model), args.baud, args.link_images,
+                                          args.data)))
+        except EIEError as e:
+            print(f"bench_board: error: {e}", file=sys.stderr)
+            return 2
+        return 0
     out = Path(args.out or ROOT / "build" / f"board_{args.board}")
     try:
         if args.build:
@@ -97,6 +180,8 @@ def main() -> int:
         if fmax:
             print(f"  at the build's Fmax {fmax:.1f} MHz: {mean / (fmax * 1e6) * 1e6:.2f} us per "
                   f"image ({fmax * 1e6 / mean:,.0f} images/s)")
+        print("\n".join(link_traffic(config, Path(args.model), args.baud, args.link_images,
+                                      args.data)))
     except EIEError as e:
         print(f"bench_board: error: {e}", file=sys.stderr)
         return 2

@@ -91,9 +91,33 @@ def test_ping_word():
         p.parse_ping(p.ping_word() ^ (0xFF << 16))
 
 
+def test_strided_frames():
+    """SREAD / SWRITE: the stride and group after the address; word k of a frame at
+    addr + (k % group) * stride + k // group; a block split into frames at group boundaries
+    (a group longer than a frame cut into frames of its own) covers the same addresses."""
+    f = p.swrite_request(0x01020304, [5, 6], 0x0140, 3)
+    assert f[:10] == bytes([0xA5, Cmd.SWRITE, 2, 4, 3, 2, 1, 0x40, 0x01, 3])
+    assert len(f) == p.REQ_OVERHEAD + p.STRIDE_BYTES + 8 and p.crc16(f[1:]) == 0
+    assert len(p.sread_request(0, 9, 64, 32)) == p.REQ_OVERHEAD + p.STRIDE_BYTES
+    assert p.frame_addresses(10, 7, 64, 3) == [10, 74, 138, 11, 75, 139, 12]
+    with pytest.raises(ValueError):
+        p.sread_request(0, 1, 1 << 16, 1)
+    with pytest.raises(ValueError):
+        p.sread_request(0, 1, 1, 0)
+    for count, stride, group, mw in [(784, 32, 32, 255), (10, 64, 32, 255), (100, 7, 300, 8),
+                                     (50, 5, 8, 8), (17, 3, 9, 8)]:
+        frames = p.strided_frames(100, count, stride, group, mw)
+        assert all(1 <= n <= mw and 1 <= g <= mw for _, n, g in frames)
+        got = [a for a0, n, g in frames for a in p.frame_addresses(a0, n, stride, g)]
+        assert got == p.frame_addresses(100, count, stride, group)
+    assert len(p.strided_frames(100, 784, 32, 32, 255)) == 4  # 7 groups of 32 a frame
+
+
 def test_wire_bytes():
     assert p.wire_bytes(Cmd.WRITE, 255) == (9 + 1020, 5)
     assert p.wire_bytes(Cmd.READ, 10) == (9, 45)
+    assert p.wire_bytes(Cmd.SREAD, 10) == (12, 45)
+    assert p.wire_bytes(Cmd.SWRITE, 2) == (20, 5)
 
 
 # -- a bus target and the reference model of the bridge ------------------------------------------
@@ -485,6 +509,13 @@ def test_bridge_rtl_equals_the_reference_model_on_good_and_bad_frames(classic):
         [p.write_request(0xFFFFFFFF, [1])],
         [p.read_request(0, MAX_WORDS)],
         [p.read_request(RAM_WORDS - 2, 2)],
+        [p.swrite_request(1, [rng.randrange(1 << 32) for _ in range(MAX_WORDS)], 8, 3)],
+        [p.sread_request(1, MAX_WORDS, 8, 3)],  # the same addresses: the words written
+        [p.sread_request(5, 6, 0, 2)],  # stride 0: each word twice
+        [p.sread_request(0, 7, 20, 7)],  # one group
+        [p.swrite_request(RAM_WORDS - 3, [1, 2, 3], 2, 3)],  # err at the third word
+        [p._with_crc(p.REQ_SYNC, bytes([Cmd.SREAD, 2]) + bytes(4) + bytes([1, 0, 0]))],  # group 0
+        [p.sread_request(0, MAX_WORDS, 1, 1)],
     ]
     for ex in exchanges:
         expect = b""
@@ -528,6 +559,9 @@ def test_driver_code_runs_against_the_simulated_bridge():
         drv.read(ERR_BASE, 1)
     with pytest.raises(LinkError, match="timeout.*0x00000200"):
         drv.write(HANG_BASE, [1, 2])
+    drv.write_strided(3, list(range(20)), 10, 4)  # 3 frames: 8, 8, 4 words
+    assert drv.read_strided(3, 20, 10, 4) == list(range(20))
+    assert drv.read(3, 31)[::10] == [0, 1, 2, 3] and drv.read(4, 1) == [4]
     link.write_raw(("byte", 0x77, 1))  # junk before the next request: flushed
     link.read_response()
     assert drv.read(RAM_WORDS - 1, 1) == [words[-1]]
@@ -695,6 +729,17 @@ def test_board_driver_runs_a_network_on_the_front_end():
         y2, c2 = board.infer(img, x)  # cycles and stalls only
         assert np.array_equal(y2, y)
         assert (c2.cycles, c2.stall_cycles) == (c.cycles, c.stall_cycles)
+    # over a link with strided frames (the default), an input and the outputs take one frame
+    # each instead of one per PE
+    f0 = link.stats.frames
+    board.infer(img, xs[0])
+    strided_frames = link.stats.frames - f0
+    board.host.max_stride = 0
+    f0 = link.stats.frames
+    y3, _ = board.infer(img, xs[0])
+    assert np.array_equal(y3, golden.run_network(img, xs[0])[-1])
+    assert link.stats.frames - f0 == strided_frames + 2 * (tiny.n_pe - 1)
+    board.host.max_stride = p.MAX_STRIDE
     regs = board.registers()
     assert regs["ID"] == rm.id_magic and regs["STATUS"] & 0b1101 == 0b1101
     # the system joins the bridge to this front end at its address width

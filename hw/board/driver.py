@@ -86,6 +86,26 @@ class Link:
                                   f"read of {k} word(s) at 0x{addr + i:x}", k)
         return out
 
+    def write_strided(self, addr: int, words: Sequence[int], stride: int, group: int) -> None:
+        """Write ``words`` at ``addr + (k % group) * stride + k // group`` (SWRITE frames)."""
+        words = [int(w) for w in words]
+        k = 0
+        for a, n, g in p.strided_frames(addr, len(words), stride, group, self.max_words):
+            chunk = words[k:k + n]
+            self._transact(p.swrite_request(a, chunk, stride, g),
+                           f"write of {n} word(s) at 0x{a:x} (stride {stride}, group {g})", 0)
+            k += n
+
+    def read_strided(self, addr: int, count: int, stride: int, group: int) -> list[int]:
+        """Read ``count`` words at ``addr + (k % group) * stride + k // group`` (SREAD
+        frames)."""
+        out: list[int] = []
+        for a, n, g in p.strided_frames(addr, count, stride, group, self.max_words):
+            out += self._transact(p.sread_request(a, n, stride, g),
+                                  f"read of {n} word(s) at 0x{a:x} (stride {stride}, group {g})",
+                                  n)
+        return out
+
     def _transact(self, request: bytes, what: str, expect: int) -> tuple[int, ...]:
         words = self.exchange(request, what).check(what)
         if len(words) != expect:
@@ -143,6 +163,8 @@ class LinkBus:
     becomes its :class:`hw.soc.bus_host.BusError` (which the host explains from the front
     end's ERROR registers); other link failures stay :class:`LinkError`."""
 
+    max_stride = p.MAX_STRIDE  # write_strided / read_strided: every PE's entry in one frame
+
     def __init__(self, link: Link):
         self.link = link
 
@@ -151,6 +173,12 @@ class LinkBus:
 
     def read(self, addr: int, count: int) -> list[int]:
         return self._call(self.link.read, addr, count)
+
+    def write_strided(self, addr: int, words: Sequence[int], stride: int, group: int) -> None:
+        self._call(self.link.write_strided, addr, words, stride, group)
+
+    def read_strided(self, addr: int, count: int, stride: int, group: int) -> list[int]:
+        return self._call(self.link.read_strided, addr, count, stride, group)
 
     @staticmethod
     def _call(f, *args):

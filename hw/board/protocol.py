@@ -6,12 +6,17 @@ encoders and decoders, the tests its reference model (:class:`BridgeModel`).
 A strict request / response link (one outstanding request; bytes 8N1, words little-endian)::
 
     request   A5  cmd  len  addr[4]  data[4 * len]  crc_hi crc_lo      (data: WRITE only)
+    strided   A5  cmd  len  addr[4]  stride[2]  group  data[4 * len]  crc_hi crc_lo
     response  5A  status  len  data[4 * len]  crc_hi crc_lo
 
 - ``cmd``: ``PING`` (``len`` 0: the answer is one word, :func:`ping_word`: magic, protocol
   version, the bridge's largest ``len``), ``READ`` (``len`` words from ``addr`` upwards),
-  ``WRITE`` (``len`` words to ``addr`` upwards). ``len`` is 1..``max_words`` (255 at most) for
-  READ and WRITE; ``addr`` is a 32-bit Wishbone *word* address.
+  ``WRITE`` (``len`` words to ``addr`` upwards), ``SREAD`` / ``SWRITE`` (strided: word k of
+  the frame at ``addr + (k % group) * stride + k // group``, :func:`frame_addresses`: ``group``
+  words ``stride`` apart, then the next group one word further on; a window's entry of every
+  PE, entry after entry, in one frame). ``len`` is 1..``max_words`` (255 at most) for the reads
+  and writes; ``addr`` is a 32-bit Wishbone *word* address; ``stride`` (0..65535, little-endian)
+  and ``group`` (1..255) are word counts.
 - ``crc``: CRC-16/CCITT-FALSE (:func:`crc16`) over every byte after the sync byte, sent most
   significant byte first, so that the CRC over the frame including its CRC bytes is 0 (the
   bridge checks that residue).
@@ -38,7 +43,7 @@ from sw.errors import EIEError
 
 REQ_SYNC = 0xA5
 RSP_SYNC = 0x5A
-VERSION = 1
+VERSION = 2  # 2: SREAD / SWRITE
 MAX_WORDS = 255  # the largest len the frame format carries (one byte)
 PING_MAGIC = 0xEB  # the top byte of the PING word
 
@@ -47,6 +52,8 @@ CRC_INIT = 0xFFFF
 
 BITS_PER_BYTE = 10  # 8N1 on the wire: start, 8 data bits, stop
 REQ_OVERHEAD = 9  # sync, cmd, len, addr[4], crc[2]
+STRIDE_BYTES = 3  # a strided request's stride[2] and group after its address
+MAX_STRIDE = 0xFFFF
 RSP_OVERHEAD = 5  # sync, status, len, crc[2]
 
 
@@ -54,6 +61,12 @@ class Cmd(enum.IntEnum):
     PING = 0x50  # 'P'
     READ = 0x52  # 'R'
     WRITE = 0x57  # 'W'
+    SREAD = 0x72  # 'r'
+    SWRITE = 0x77  # 'w'
+
+
+WRITES = (Cmd.WRITE, Cmd.SWRITE)
+STRIDED = (Cmd.SREAD, Cmd.SWRITE)
 
 
 class Status(enum.IntEnum):
@@ -135,10 +148,12 @@ def _with_crc(sync: int, body: bytes) -> bytes:
     return bytes([sync]) + body + crc16(body).to_bytes(2, "big")
 
 
-def encode_request(cmd: Cmd, addr: int = 0, words=(), length: int | None = None) -> bytes:
-    """A request frame. ``length``: the READ count (WRITE: ``len(words)``, PING: 0)."""
+def encode_request(cmd: Cmd, addr: int = 0, words=(), length: int | None = None,
+                   stride: int = 1, group: int = 1) -> bytes:
+    """A request frame. ``length``: the READ / SREAD count (WRITE / SWRITE: ``len(words)``,
+    PING: 0); ``stride``, ``group``: a strided frame's (SREAD, SWRITE)."""
     words = list(words)
-    if cmd == Cmd.WRITE:
+    if cmd in WRITES:
         length = len(words)
     elif cmd == Cmd.PING:
         length = 0
@@ -149,8 +164,41 @@ def encode_request(cmd: Cmd, addr: int = 0, words=(), length: int | None = None)
     for w in words:
         if not 0 <= int(w) < 1 << 32:
             raise ValueError(f"data word {w} is not a 32-bit value")
-    return _with_crc(REQ_SYNC, bytes([int(cmd), length]) + addr.to_bytes(4, "little")
-                     + _words(words))
+    head = bytes([int(cmd), length]) + addr.to_bytes(4, "little")
+    if cmd in STRIDED:
+        if not 0 <= stride <= MAX_STRIDE or not 1 <= group <= MAX_WORDS:
+            raise ValueError(f"stride {stride} / group {group} not in 0..{MAX_STRIDE} / "
+                             f"1..{MAX_WORDS}")
+        head += stride.to_bytes(2, "little") + bytes([group])
+    return _with_crc(REQ_SYNC, head + _words(words))
+
+
+def frame_addresses(addr: int, count: int, stride: int = 1, group: int | None = None) -> list[int]:
+    """The word addresses of a frame's ``count`` words: ``addr`` upwards, or strided
+    (``group`` words ``stride`` apart, then the next group one word further on)."""
+    if group is None:
+        return [addr + k for k in range(count)]
+    return [addr + (k % group) * stride + k // group for k in range(count)]
+
+
+def strided_frames(addr: int, count: int, stride: int, group: int,
+                   max_words: int) -> list[tuple[int, int, int]]:
+    """A strided block of ``count`` words split into frames of at most ``max_words``:
+    ``(addr, count, group)`` of each (a frame starts at a group's first word when the groups
+    fit a frame; a group longer than a frame is cut into frames of its own)."""
+    out = []
+    k = 0
+    while k < count:
+        i, r = k % group, k // group
+        a = addr + i * stride + r
+        if i == 0 and group <= max_words:
+            n = min(count - k, max_words // group * group)
+            out.append((a, n, group))
+        else:
+            n = min(count - k, group - i, max_words)
+            out.append((a, n, n))
+        k += n
+    return out
 
 
 def ping() -> bytes:
@@ -163,6 +211,14 @@ def read_request(addr: int, count: int) -> bytes:
 
 def write_request(addr: int, words) -> bytes:
     return encode_request(Cmd.WRITE, addr, words)
+
+
+def sread_request(addr: int, count: int, stride: int, group: int) -> bytes:
+    return encode_request(Cmd.SREAD, addr, length=count, stride=stride, group=group)
+
+
+def swrite_request(addr: int, words, stride: int, group: int) -> bytes:
+    return encode_request(Cmd.SWRITE, addr, words, stride=stride, group=group)
 
 
 @dataclass(frozen=True)
@@ -207,11 +263,12 @@ def decode_response(frame: bytes) -> Response:
 
 def wire_bytes(cmd: Cmd, count: int) -> tuple[int, int]:
     """(request, response) bytes on the wire of a successful frame of ``count`` words."""
-    if cmd == Cmd.WRITE:
-        return REQ_OVERHEAD + 4 * count, RSP_OVERHEAD
-    if cmd == Cmd.READ:
-        return REQ_OVERHEAD, RSP_OVERHEAD + 4 * count
-    return REQ_OVERHEAD, RSP_OVERHEAD + 4
+    req = REQ_OVERHEAD + (STRIDE_BYTES if cmd in STRIDED else 0)
+    if cmd in WRITES:
+        return req + 4 * count, RSP_OVERHEAD
+    if cmd in (Cmd.READ, Cmd.SREAD):
+        return req, RSP_OVERHEAD + 4 * count
+    return req, RSP_OVERHEAD + 4
 
 
 # -- reference model of the bridge ----------------------------------------------------------------
@@ -266,35 +323,44 @@ class BridgeModel:
             cmd, n = Cmd(f[1]), f[2]
             if (n != 0) if cmd == Cmd.PING else not 1 <= n <= self.max_words:
                 return self._bad(Status.BAD_FRAME)
+        if len(f) == 10 and Cmd(f[1]) in STRIDED and b == 0:  # group 0
+            return self._bad(Status.BAD_FRAME)
         if len(f) < 3 or len(f) < self._frame_length():
             return b""
         frame = bytes(f)
         f.clear()
         if crc16(frame[1:]) != 0:
             return self._bad(Status.BAD_CRC)
-        return self._execute(Cmd(frame[1]), frame[2], int.from_bytes(frame[3:7], "little"),
-                             frame[7:-2]).encode()
+        cmd = Cmd(frame[1])
+        stride, group, data = 1, None, frame[7:-2]
+        if cmd in STRIDED:
+            stride, group, data = int.from_bytes(frame[7:9], "little"), frame[9], frame[10:-2]
+        return self._execute(cmd, frame[2], int.from_bytes(frame[3:7], "little"), data,
+                             stride, group).encode()
 
     def _frame_length(self) -> int:
         cmd, n = Cmd(self._frame[1]), self._frame[2]
-        return REQ_OVERHEAD + (4 * n if cmd == Cmd.WRITE else 0)
+        return (REQ_OVERHEAD + (STRIDE_BYTES if cmd in STRIDED else 0)
+                + (4 * n if cmd in WRITES else 0))
 
     def _bad(self, status: Status) -> bytes:
         self._frame.clear()
         self._discard = status
         return b""
 
-    def _execute(self, cmd: Cmd, n: int, addr: int, data: bytes) -> Response:
+    def _execute(self, cmd: Cmd, n: int, addr: int, data: bytes, stride: int = 1,
+                 group: int | None = None) -> Response:
         if cmd == Cmd.PING:
             return Response(Status.OK, (ping_word(self.max_words),))
         words = []
-        for i in range(n):
-            a = addr + i
+        write = cmd in WRITES
+        for i, a in enumerate(frame_addresses(addr, n, stride, group)):
+            a &= 0xFFFFFFFF  # the bridge's 32-bit address register
             if a >> self.addr_width:
                 return Response(Status.BUS_ERROR, (a,))
-            wd = int.from_bytes(data[4 * i:4 * i + 4], "little") if cmd == Cmd.WRITE else 0
-            result, value = self.target(cmd == Cmd.WRITE, a, wd)
+            wd = int.from_bytes(data[4 * i:4 * i + 4], "little") if write else 0
+            result, value = self.target(write, a, wd)
             if result != ACK:
                 return Response(Status.BUS_ERROR if result == ERR else Status.TIMEOUT, (a,))
             words.append(value)
-        return Response(Status.OK, tuple(words) if cmd == Cmd.READ else ())
+        return Response(Status.OK, () if write else tuple(words))

@@ -8,6 +8,9 @@ addresses, one at a time, each abandoned after ``bus_timeout`` cycles without ``
 buffer), or the status and the failing address. A malformed frame is answered once the line has
 been quiet for ``gap_bytes`` byte times (docs/soc.md, "UART bridge and protocol").
 
+A strided frame (``SREAD``/``SWRITE``) runs its bus cycles at ``addr + (k % group) * stride
++ k // group`` (``stride`` added within a group, the group's first address plus one at its end).
+
 Bus cycles: ``classic=True`` (default) holds ``stb`` until ``ack``/``err`` (Wishbone B4
 classic; a target's ``stall`` only delays its answer); ``classic=False`` is a pipelined single
 transfer: ``stb`` until the request is taken (``stb & ~stall``), then ``cyc`` alone until the
@@ -127,6 +130,12 @@ class UARTBridge(wiring.Component):
         aw = self.addr_width
 
         cmd = Signal(8)
+        is_write = Signal()  # WRITE or SWRITE
+        strided = Signal()  # SREAD or SWRITE
+        stride = Signal(16)
+        group = Signal(8)  # 0: no groups (READ, WRITE)
+        inner = Signal(8)  # the word in its group
+        row = Signal(32)  # the address of the group's first word
         length = Signal(8)  # the request's word count
         addr = Signal(32)  # the next bus address
         idx = Signal(8)  # the word in the buffer
@@ -189,9 +198,11 @@ class UARTBridge(wiring.Component):
 
             with m.State("CMD"):
                 def on_cmd():
-                    m.d.sync += cmd.eq(rx.data)
-                    with m.If((rx.data == p.Cmd.PING) | (rx.data == p.Cmd.READ)
-                              | (rx.data == p.Cmd.WRITE)):
+                    m.d.sync += [cmd.eq(rx.data),
+                                 is_write.eq((rx.data == p.Cmd.WRITE) | (rx.data == p.Cmd.SWRITE)),
+                                 strided.eq((rx.data == p.Cmd.SREAD) | (rx.data == p.Cmd.SWRITE)),
+                                 stride.eq(1), group.eq(0)]
+                    with m.If(Cat(rx.data == c for c in p.Cmd).any()):
                         m.next = "LEN"
                     with m.Else():
                         bad(p.Status.BAD_FRAME)
@@ -211,11 +222,30 @@ class UARTBridge(wiring.Component):
             with m.State("ADDR"):
                 def on_addr():
                     m.d.sync += [addr.eq(Cat(addr[8:], rx.data)), nb.eq(nb + 1), idx.eq(0)]
-                    with m.If((nb == 3) & (cmd == p.Cmd.WRITE)):
+                    with m.If((nb == 3) & strided):
+                        m.next = "STRIDE"
+                    with m.Elif((nb == 3) & is_write):
                         m.next = "DATA"
                     with m.Elif(nb == 3):
                         m.next = "CRC_H"
                 in_frame(on_addr)
+
+            with m.State("STRIDE"):  # stride[2], group (nb counts on from 0)
+                def on_stride():
+                    m.d.sync += nb.eq(nb + 1)
+                    with m.If(nb == 0):
+                        m.d.sync += stride[:8].eq(rx.data)
+                    with m.Elif(nb == 1):
+                        m.d.sync += stride[8:].eq(rx.data)
+                    with m.Else():
+                        m.d.sync += [group.eq(rx.data), nb.eq(0)]
+                        with m.If(rx.data == 0):
+                            bad(p.Status.BAD_FRAME)
+                        with m.Elif(is_write):
+                            m.next = "DATA"
+                        with m.Else():
+                            m.next = "CRC_H"
+                in_frame(on_stride)
 
             with m.State("DATA"):
                 def on_data():
@@ -239,7 +269,7 @@ class UARTBridge(wiring.Component):
                 in_frame(on_crc_l)
 
             with m.State("CHECK"):
-                m.d.sync += idx.eq(0)
+                m.d.sync += [idx.eq(0), inner.eq(0), row.eq(addr)]
                 with m.If(crc != 0):
                     bad(p.Status.BAD_CRC)
                 with m.Elif(cmd == p.Cmd.PING):
@@ -264,7 +294,7 @@ class UARTBridge(wiring.Component):
                 m.next = "BUS"
 
             with m.State("BUS"):
-                m.d.comb += [bus.cyc.eq(1), bus.adr.eq(addr[:aw]), bus.we.eq(cmd == p.Cmd.WRITE),
+                m.d.comb += [bus.cyc.eq(1), bus.adr.eq(addr[:aw]), bus.we.eq(is_write),
                              bus.dat_w.eq(rdata), bus.sel.eq(-1)]
                 if self.classic:
                     m.d.comb += bus.stb.eq(1)
@@ -274,12 +304,16 @@ class UARTBridge(wiring.Component):
                         m.d.sync += taken.eq(1)
                 m.d.sync += btimer.eq(btimer + 1)
                 with m.If(bus.ack):
-                    with m.If(cmd == p.Cmd.READ):
+                    with m.If(~is_write):
                         m.d.comb += [wp.data.eq(bus.dat_r), wp.en.eq(1)]
-                    m.d.sync += [idx.eq(idx + 1), addr.eq(addr + 1)]
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If((group != 0) & (inner == group - 1)):  # the next group
+                        m.d.sync += [inner.eq(0), row.eq(row + 1), addr.eq(row + 1)]
+                    with m.Else():
+                        m.d.sync += [inner.eq(inner + 1), addr.eq(addr + stride)]
                     with m.If(idx == length - 1):
                         m.d.sync += [status.eq(p.Status.OK), from_buf.eq(1),
-                                     rlen.eq(Mux(cmd == p.Cmd.READ, length, 0))]
+                                     rlen.eq(Mux(is_write, 0, length))]
                         m.next = "T_SYNC"
                     with m.Else():
                         m.next = "BUS_ADDR"

@@ -27,6 +27,11 @@ Each step, as bus operations (docs/soc.md "Host programs over the bus"):
   see the simulator's cycle numbers);
 - ``Read``/``ReadOutput``: each request's lanes read from the ACT / BUSY windows, PE by PE
   (a PE's rows are one block), reassembled into the core's response words;
+- over a bus with strided blocks (``max_stride`` > 0: the UART link's SREAD / SWRITE frames),
+  reads of consecutive rows and per-PE writes of one-word entries to consecutive rows of
+  every PE go row by row instead, every PE's entry of a row in turn: one strided block
+  (:class:`BusRead` / :class:`BusWrite` with ``group`` = the PEs, ``stride`` = the window's
+  PE step) instead of one block per PE;
 - ``ReadCounters``: CYCLES and STALL_CYCLES (one block), then the BUSY window (one block).
 
 A refused access (:class:`BusError` from the bus object) is explained before it is raised
@@ -65,18 +70,35 @@ class BusError(EIEError):
 
 @dataclass(frozen=True)
 class BusWrite:
-    """Words to consecutive word addresses from ``addr``."""
+    """Words to consecutive word addresses from ``addr``; strided (``group`` > 0): word k to
+    ``addr + (k % group) * stride + k // group``."""
 
     addr: int
     words: tuple[int, ...]
+    stride: int = 1
+    group: int = 0
+
+    @property
+    def count(self) -> int:
+        return len(self.words)
 
 
 @dataclass(frozen=True)
 class BusRead:
-    """``count`` words from consecutive word addresses from ``addr``."""
+    """``count`` words from consecutive word addresses from ``addr``; strided (``group`` > 0):
+    word k from ``addr + (k % group) * stride + k // group``."""
 
     addr: int
     count: int
+    stride: int = 1
+    group: int = 0
+
+
+def op_addresses(op: "BusWrite | BusRead") -> list[int]:
+    """The word addresses of an operation's words, in order."""
+    if not op.group:
+        return [op.addr + k for k in range(op.count)]
+    return [op.addr + (k % op.group) * op.stride + k // op.group for k in range(op.count)]
 
 
 Op = BusWrite | BusRead
@@ -153,18 +175,53 @@ def write_words(rm: RegisterMap, writes: Sequence[host.HostWrite]) -> list[tuple
     return out
 
 
+def _strided_run(rm: RegisterMap, run: Sequence[host.HostWrite],
+                 max_stride: int) -> BusWrite | None:
+    """A run of per-PE writes of one-word entries to consecutive rows of every PE as one
+    strided write (row by row, PE by PE), or None."""
+    n = rm.n_pe
+    every = (1 << n) - 1
+    mem = run[0].mem
+    if mem == WrMem.ACT_CLEAR or n < 2:
+        return None
+    win = rm.write_window(mem)
+    if not win.per_pe or win.words != 1 or (1 << win.pe_shift) > max_stride:
+        return None
+    if any(w.mask != every for w in run) or all(len(set(w.lanes)) == 1 for w in run):
+        return None  # (a run with one value for every PE goes once, to the broadcast PE)
+    if any(b.addr != a.addr + 1 for a, b in zip(run, run[1:])):
+        return None
+    words = tuple(x for w in run for k in range(n) for x in win.split(w.lanes[k]))
+    return BusWrite(win.addr(run[0].addr, 0), words, 1 << win.pe_shift, n)
+
+
 def write_blocks(rm: RegisterMap, writes: Sequence[host.HostWrite],
-                 max_burst: int | None = None) -> list[BusWrite]:
-    """The bus writes that perform a ``Write`` step's ``writes``."""
-    return blocks(write_words(rm, writes), max_burst)
+                 max_burst: int | None = None, max_stride: int = 0) -> list[BusWrite]:
+    """The bus writes that perform a ``Write`` step's ``writes`` (``max_stride`` > 0: a bus
+    with strided blocks of strides up to that)."""
+    if not max_stride:
+        return blocks(write_words(rm, writes), max_burst)
+    out: list[BusWrite] = []
+    pending: list[host.HostWrite] = []
+    for run in _runs(writes):
+        op = _strided_run(rm, run, max_stride)
+        if op is None:
+            pending += run
+            continue
+        out += blocks(write_words(rm, pending), max_burst)
+        pending = []
+        out.append(op)
+    return out + blocks(write_words(rm, pending), max_burst)
 
 
 # -- the player ----------------------------------------------------------------------------------
 class _Player:
-    def __init__(self, rm: RegisterMap, params: HWParams, max_burst: int | None):
+    def __init__(self, rm: RegisterMap, params: HWParams, max_burst: int | None,
+                 max_stride: int = 0):
         self.rm = rm
         self.p = params
         self.max_burst = max_burst
+        self.max_stride = max_stride
 
     def op(self, op: Op, what: str):
         """Do ``op``; a refused access is explained (ERROR, ERROR_ADDR read, then cleared)."""
@@ -218,6 +275,8 @@ class _Player:
         PE k), from the read windows PE by PE."""
         rm, p = self.rm, self.p
         lb = p.local_bits
+        if self.max_stride and rm.n_pe > 1:
+            return (yield from self.strided_lanes(reqs, what))
         per_pe: list[list[int]] = []
         for k in range(rm.n_pe):
             addrs = []
@@ -234,6 +293,33 @@ class _Player:
         return [host.pack_lanes([per_pe[k][i] for k in range(rm.n_pe)], p.rd_lane_bits)
                 for i in range(len(reqs))]
 
+    def strided_lanes(self, reqs: Sequence[tuple[RdMem, int]], what: str) -> list[int]:
+        """:meth:`lanes` over a bus with strided blocks: requests of consecutive rows of one
+        window read row by row, every PE's entry in turn (one strided read)."""
+        rm, p = self.rm, self.p
+        n, lb = rm.n_pe, p.local_bits
+        addr0 = []  # each request's address in PE 0, and its window's PE step
+        for mem, a in reqs:
+            win = rm.read_window(mem)
+            a0 = win.addr(a & ((1 << lb) - 1), 0, bank=a >> lb) if mem == RdMem.ACT \
+                else win.addr(0, 0)
+            addr0.append((a0, 1 << win.pe_shift))
+        lanes: list[int] = []
+        i = 0
+        while i < len(reqs):
+            a0, step = addr0[i]
+            j = i + 1
+            while j < len(reqs) and addr0[j] == (a0 + j - i, step):
+                j += 1
+            if step > self.max_stride:
+                raise BusError(f"{what}: a PE step of {step} words is beyond the bus's "
+                               f"strides (at most {self.max_stride})")
+            got = yield from self.op(BusRead(a0, (j - i) * n, step, n), what)
+            lanes += [host.pack_lanes(got[r * n:(r + 1) * n], p.rd_lane_bits)
+                      for r in range(j - i)]
+            i = j
+        return lanes
+
     def step(self, s: host.Step):
         """One step's operations; returns the step's raw observation (as the direct backends
         return it) or None."""
@@ -248,7 +334,7 @@ class _Player:
             case host.Idle():
                 pass
             case host.Write():
-                for b in write_blocks(rm, s.writes, self.max_burst):
+                for b in write_blocks(rm, s.writes, self.max_burst, self.max_stride):
                     yield from self.op(b, f"write of {len(b.words)} word(s) at {b.addr:#x} "
                                           f"({rm.locate(b.addr)})")
             case host.Start():
@@ -302,11 +388,13 @@ class _Player:
         return None
 
 
-def program_ops(rm: RegisterMap, program: host.Program, max_burst: int | None = None) -> Ops:
+def program_ops(rm: RegisterMap, program: host.Program, max_burst: int | None = None,
+                max_stride: int = 0) -> Ops:
     """The bus operations of ``program`` (a generator: send each :class:`BusRead` its words,
     throw a :class:`BusError` into it for a refused access); returns the
-    :class:`hw.host.Outcome`. ``max_burst``: the longest block (words) of one operation."""
-    return _Player(rm, HWParams(rm.config), max_burst).program(program)
+    :class:`hw.host.Outcome`. ``max_burst``: the longest block (words) of one operation;
+    ``max_stride`` > 0: the bus takes strided blocks (strides up to that)."""
+    return _Player(rm, HWParams(rm.config), max_burst, max_stride).program(program)
 
 
 def identify_ops(rm: RegisterMap) -> Ops:
@@ -325,13 +413,16 @@ def _check(words, op: BusRead) -> list[int]:
 # -- runners -------------------------------------------------------------------------------------
 class BusHost:
     """Plays programs over a synchronous ``bus`` (``write(addr, words)``,
-    ``read(addr, count)``; :class:`BusError` on ``err``)."""
+    ``read(addr, count)``; :class:`BusError` on ``err``). A bus with ``max_stride`` > 0 also
+    has ``write_strided(addr, words, stride, group)`` and ``read_strided(addr, count, stride,
+    group)`` (:class:`BusWrite` / :class:`BusRead` with ``group``)."""
 
     def __init__(self, bus: Bus, rm: RegisterMap, max_burst: int | None = None):
         self.bus = bus
         self.rm = rm
         self.params = HWParams(rm.config)
         self.max_burst = max_burst
+        self.max_stride = int(getattr(bus, "max_stride", 0))
 
     def drive(self, gen: Ops):
         """Run a generator of bus operations to its end; returns its value."""
@@ -340,8 +431,12 @@ class BusHost:
             while True:
                 got = None
                 try:
-                    if isinstance(op, BusWrite):
+                    if isinstance(op, BusWrite) and op.group:
+                        self.bus.write_strided(op.addr, list(op.words), op.stride, op.group)
+                    elif isinstance(op, BusWrite):
                         self.bus.write(op.addr, list(op.words))
+                    elif op.group:
+                        got = self.bus.read_strided(op.addr, op.count, op.stride, op.group)
                     else:
                         got = self.bus.read(op.addr, op.count)
                 except BusError as e:
@@ -352,7 +447,7 @@ class BusHost:
             return stop.value
 
     def run(self, program: host.Program) -> host.Outcome:
-        return self.drive(program_ops(self.rm, program, self.max_burst))
+        return self.drive(program_ops(self.rm, program, self.max_burst, self.max_stride))
 
     def identify(self) -> None:
         self.drive(identify_ops(self.rm))
