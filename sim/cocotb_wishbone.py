@@ -4,13 +4,10 @@
 ``__ack``, and optionally ``__err``, ``__stall``: Amaranth's names for a
 :class:`hw.soc.wishbone.Signature` port).
 
-Classic cycles (``stb`` held until ``ack``/``err``) or pipelined ones (a request offered every
-cycle, accepted in a cycle with ``stall`` low, the answers counted back in order); a block of
-words is one bus cycle (``cyc`` high throughout); random idle cycles between requests (``stb``
-low) when ``rng`` and ``p_idle`` are given. ``err`` ends the block and raises
-:class:`hw.soc.bus_host.BusError`; a request not answered within ``timeout`` cycles fails
-(a hung bus). It counts the cycles the target stalled and made the initiator wait, so a
-bench can show that back-pressure and wait states happened. (:class:`CocotbextBus` puts
+What it does cycle by cycle (classic or pipelined cycles, random idle cycles, ``err``, the
+hang timeout, the counts of stalled and waiting cycles that show a bench's back-pressure and
+wait states happened) is :mod:`sim.wishbone_initiator`'s, shared with the Amaranth model;
+this file drives and samples the signals. (:class:`CocotbextBus` puts
 cocotbext-wishbone's master behind the same two methods: a third-party model of the bus.)
 
 Every method starts in a cycle's writable phase (right after a rising edge) and returns in
@@ -26,15 +23,16 @@ from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.soc.bus_host import BusError
 
+from .wishbone_initiator import BlockCycle, Initiator
+
 
 def _bit(signal) -> bool:
     return str(signal.value) == "1"
 
 
-class WishboneInitiator:
-    def __init__(self, dut, prefix: str = "bus", *, pipelined: bool = False,
-                 rng: np.random.Generator | None = None, p_idle: float = 0.0,
-                 max_idle: int = 3, timeout: int = 10_000):
+class WishboneInitiator(Initiator):
+    def __init__(self, dut, prefix: str = "bus", **kw):
+        super().__init__(**kw)
         self.dut = dut
         self.edge = RisingEdge(dut.clk)
         self.s = {n: getattr(dut, f"{prefix}__{n}") for n in
@@ -42,14 +40,6 @@ class WishboneInitiator:
         for n in ("err", "stall"):
             name = f"{prefix}__{n}"
             self.s[n] = getattr(dut, name) if hasattr(dut, name) else None
-        self.pipelined = pipelined
-        self.rng = rng
-        self.p_idle = p_idle
-        self.max_idle = max_idle
-        self.timeout = timeout
-        self.stalled = 0  # cycles a request was offered and the target stalled
-        self.waited = 0  # cycles an access waited for its answer
-        self.accesses = 0
         self.idle()
 
     def idle(self) -> None:
@@ -68,62 +58,30 @@ class WishboneInitiator:
     async def read(self, addr: int, count: int) -> list[int]:
         return await self._block(addr, [0] * count, False)
 
-    def _gap(self) -> int:
-        if self.rng is None or self.rng.random() >= self.p_idle:
-            return 0
-        return int(self.rng.integers(1, self.max_idle + 1))
-
     async def _block(self, addr: int, data: list[int], we: bool) -> list[int]:
         s = self.s
-        n = len(data)
-        out: list[int] = []
-        issued = 0
-        gap = self._gap()
-        wait = 0
+        blk = BlockCycle(self, addr, data, we)
         s["cyc"].value = 1
         s["we"].value = int(we)
         try:
-            while len(out) < n:
-                offer = issued < n and gap == 0
-                if offer:
-                    s["stb"].value = 1
-                    s["adr"].value = addr + issued
-                    s["dat_w"].value = data[issued]
-                else:
+            while not blk.done:
+                req = blk.offer()
+                if req is None:
                     s["stb"].value = 0
+                else:
+                    s["stb"].value = 1
+                    s["adr"].value, s["dat_w"].value = req
                 await ReadOnly()
                 stall = s["stall"] is not None and _bit(s["stall"])
                 ack = _bit(s["ack"])
                 err = s["err"] is not None and _bit(s["err"])
                 dat = s["dat_r"].value.to_unsigned() if ack and not we else 0
                 await self.edge
-                if gap:
-                    gap -= 1
-                if self.pipelined and offer and not stall:
-                    issued += 1
-                    gap = self._gap()
-                elif offer and stall:
-                    self.stalled += 1
-                if err:
-                    raise BusError(f"err at word address {addr + len(out):#x}",
-                                   addr=addr + len(out))
-                if ack:
-                    out.append(dat)
-                    self.accesses += 1
-                    wait = 0
-                    if not self.pipelined:
-                        issued += 1
-                        gap = self._gap()
-                elif offer or issued > len(out):
-                    self.waited += 1
-                    wait += 1
-                    if wait > self.timeout:
-                        raise AssertionError(f"the bus hung: no answer at {addr + len(out):#x} "
-                                             f"in {self.timeout} cycles")
+                blk.clock(stall, ack, err, dat)
         finally:
             s["cyc"].value = 0
             s["stb"].value = 0
-        return [] if we else out
+        return blk.result()
 
     async def abort_read(self, addr: int, cycles: int) -> None:
         """Start a read at ``addr`` and drop ``cyc`` after ``cycles`` cycles."""
@@ -156,20 +114,13 @@ class CocotbextBus:
 
         self.master = WishboneMaster(dut, prefix, dut.clk, width=32, timeout=timeout,
                                      signals_dict=self.SIGNALS, bus_separator="__")
-        self.rng = rng
-        self.p_idle = p_idle
-        self.max_idle = max_idle
+        self.gaps = Initiator(rng=rng, p_idle=p_idle, max_idle=max_idle)  # the idle draws
         self.sel = (1 << len(getattr(dut, f"{prefix}__sel"))) - 1
-
-    def _idle(self) -> int:
-        if self.rng is None or self.rng.random() >= self.p_idle:
-            return 0
-        return int(self.rng.integers(1, self.max_idle + 1))
 
     async def _cycle(self, addr: int, data: list[int | None]) -> list[int]:
         from cocotbext.wishbone.driver import WBOp
 
-        ops = [WBOp(addr + i, d, idle=self._idle(), sel=self.sel) for i, d in enumerate(data)]
+        ops = [WBOp(addr + i, d, idle=self.gaps.idle_cycles(), sel=self.sel) for i, d in enumerate(data)]
         res = await self.master.send_cycle(ops)
         if len(res) != len(ops):
             raise AssertionError(f"{len(ops)} requests at {addr:#x}, {len(res)} answers")
