@@ -11,6 +11,16 @@ which keeps Verilator from optimising across them; the testbenches touch only th
 ports, so :class:`_PortsOnlyVerilator` drops that flag and makes just the top module's
 ports public (a Verilator control file, :func:`ports_vlt`). With ``WAVES=1`` every signal is kept public so that
 the trace shows the whole hierarchy.
+
+Verilator's run-time library (``verilated.cpp``, ``verilated_vpi.cpp``, ...) is compiled into
+every build directory, 8-13 s of CPU per build that does not depend on the design: its object
+files are kept once per set of build settings under ``build/sim/vlruntime/<key>`` and copied
+into each new build before ``make`` (which then finds them up to date), so that a build
+compiles only the model (:data:`RUNTIME_OBJECTS`). ``build(..., fast=True)`` also compiles
+the model's C++ as one unoptimised compilation unit (``OPT_FAST=-O0 VM_PARALLEL_BUILDS=0``:
+Verilator's headers parsed once instead of once per file) on one ``make`` job: for the many
+small builds of the random-hardware campaign (:mod:`sim.fuzz_hw`), which simulate a few
+thousand cycles each (a 12-PE build: about 2 s of compiler CPU instead of 6 s, 13 s uncached).
 """
 
 from __future__ import annotations
@@ -87,7 +97,47 @@ def verilator_env() -> dict[str, str]:
     return env
 
 
-def _runner(sim: str, ports_only: bool):
+# Verilator's run-time library objects (VM_GLOBAL_FAST of every model's Vtop_classes.mk)
+RUNTIME_OBJECTS = ("verilated", "verilated_dpi", "verilated_vpi", "verilated_threads")
+RUNTIME_CACHE = BUILD / "vlruntime"
+
+# Run by the build between `verilator` and `make` ("restore") and after `make` ("save"), in
+# a subprocess of its own (cocotb's runner executes a list of commands). The key: Verilator's
+# installation and version, and the model's scalar build settings (VM_TRACE, VM_TIMING, ...),
+# which are all the run-time library's objects depend on. Never fails the build.
+_RUNTIME_STEP = r"""
+import hashlib, os, re, shutil, sys, tempfile
+from pathlib import Path
+try:
+    action, bdir, root, objs = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
+    vroot = Path(os.environ["VERILATOR_ROOT"])
+    h = hashlib.sha256(str(vroot).encode())
+    for f in ("include/verilated.mk", "include/verilated_config.h"):
+        h.update((vroot / f).read_bytes())
+    for line in (bdir / "Vtop_classes.mk").read_text().splitlines():
+        if re.match(r"VM_\w+ = ", line):
+            h.update(line.encode())
+    cache = root / h.hexdigest()[:16]
+    if action == "restore" and cache.is_dir():
+        for o in objs:
+            if not (bdir / f"{o}.o").exists():
+                shutil.copyfile(cache / f"{o}.o", bdir / f"{o}.o")  # mtime now: newer
+                # than its sources and than Vtop.mk, which make sees as their prerequisites
+    elif action == "save" and not cache.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=root))
+        for o in objs:
+            shutil.copy2(bdir / f"{o}.o", tmp / f"{o}.o")
+        try:
+            tmp.rename(cache)
+        except OSError:
+            shutil.rmtree(tmp, ignore_errors=True)  # another build saved it first
+except Exception as e:
+    print(f"verilator run-time cache: {action} skipped ({e})")
+"""
+
+
+def _runner(sim: str, ports_only: bool, fast: bool = False):
     from cocotb_tools.runner import Verilator, get_runner
 
     if sim != "verilator" or not ports_only:
@@ -97,37 +147,62 @@ def _runner(sim: str, ports_only: bool):
         def _build_command(self):
             cmds = super()._build_command()
             cmds[0] = [a for a in cmds[0] if a != "--public-flat-rw"]
-            return cmds
+            verilate, make, *rest = cmds
+            if fast:  # "-j", "<n>" replaced; the model as one compilation unit
+                j = make.index("-j")
+                make = make[:j] + ["-j", "1", "OPT_FAST=-O0", "VM_PARALLEL_BUILDS=0"] + \
+                    make[j + 2:]
+            step = [sys.executable, "-c", _RUNTIME_STEP]
+            tail = [str(self.build_dir), str(RUNTIME_CACHE), *RUNTIME_OBJECTS]
+            return [verilate, step + ["restore", *tail], make, step + ["save", *tail], *rest]
 
     return _PortsOnlyVerilator()
 
 
 _PORT = re.compile(r"^\s*(input|output)\s+(?:\[[^\]]*\]\s+)?\\?([\w$]+)\s*;", re.M)
+_INSTANCE = re.compile(r"^\s+\\?([\w$.]+)\s+\\?[\w$.]+\s*\($", re.M)  # "  eie_pe pe0 ("
+
+
+def _ports(texts: list[str], module: str) -> list[tuple[str, str]]:
+    """(direction, name) of ``module``'s ports in the first source that defines it."""
+    head = re.compile(rf"^module \\?{re.escape(module)}\s*\(", re.M)
+    for text in texts:
+        m = head.search(text)
+        if m is not None:
+            return _PORT.findall(text[m.end():text.find("endmodule", m.end())])
+    return []
 
 
 def ports_vlt(sources: list[Path], toplevel: str) -> str:
-    """A Verilator control file that makes the ports of ``toplevel``, and nothing else, public:
-    inputs read-write (cocotb drives them), outputs read-only.
+    """A Verilator control file that makes the ports of ``toplevel`` public (inputs
+    read-write: cocotb drives them; outputs read-only), and the input ports of every module
+    instantiated more than once read-only.
 
     ``-var "*"`` would also make every internal signal of the top module public; Verilator
     must then assume VPI may write any of them and re-evaluates the logic they feed in its
     input-combinational region on every ``eval`` (both clock edges): on eie64 (the LNZD tree
     and the CCU live in the top module) that region was as costly as all the clocked logic.
-    Falls back to ``-var "*"`` when the ports cannot be found."""
-    head = re.compile(rf"^module {re.escape(toplevel)}\s*\(", re.M)
+    Falls back to ``-var "*"`` when the ports cannot be found.
+
+    A repeated module's input ports: Verilator otherwise replaces a port by the expression
+    its instance connects (PE k's slice of ``wr__data``, bit k of ``wr__pe_mask``), which makes
+    every instance's code different: eie64 compiled 64 copies of the PE's clocked logic
+    (6.5 KB of machine code each, 420 KB run every cycle, far more than the level-1
+    instruction cache). Kept as variables, the ports leave one copy that all instances run."""
+    texts = [Path(src).read_text(errors="replace") for src in sources]
     lines = ["`verilator_config"]
-    for src in sources:
-        text = Path(src).read_text(errors="replace")
-        m = head.search(text)
-        if m is None:
-            continue
-        body = text[m.end():text.find("endmodule", m.end())]
-        for direction, name in _PORT.findall(body):
-            kind = "public_flat_rw" if direction == "input" else "public_flat_rd"
-            lines.append(f'{kind} -module "{toplevel}" -var "{name}"')
-        break
+    for direction, name in _ports(texts, toplevel):
+        kind = "public_flat_rw" if direction == "input" else "public_flat_rd"
+        lines.append(f'{kind} -module "{toplevel}" -var "{name}"')
     if len(lines) == 1:
         lines.append(f'public_flat_rw -module "{toplevel}" -var "*"')
+    counts: dict[str, int] = {}
+    for text in texts:
+        for module in _INSTANCE.findall(text):
+            counts[module] = counts.get(module, 0) + 1
+    for module in sorted(m for m, n in counts.items() if n > 1 and m != toplevel):
+        lines += [f'public_flat_rd -module "{module}" -var "{name}"'
+                  for direction, name in _ports(texts, module) if direction == "input"]
     return "\n".join(lines) + "\n"
 
 
@@ -213,8 +288,9 @@ class Design:
 
 
 def build(sources: list[Path], toplevel: str, sim: str | None = None,
-          waves: bool | None = None) -> Design:
-    """Build ``sources`` for ``sim`` once; an identical later request reuses the build."""
+          waves: bool | None = None, fast: bool = False) -> Design:
+    """Build ``sources`` for ``sim`` once; an identical later request reuses the build.
+    ``fast``: Verilator only, the model's C++ unoptimised on one make job (see above)."""
     sim = sim or simulator()
     if not have_simulator(sim):
         raise EIEError(f"simulator {sim} is not available (Verilator comes with `make setup`; "
@@ -232,9 +308,11 @@ def build(sources: list[Path], toplevel: str, sim: str | None = None,
     h = hashlib.sha256()
     for src in sources:
         h.update(Path(src).read_bytes())
-    h.update(repr((toplevel, args, waves, ports_only, vlt_text)).encode())
+    fast = fast and ports_only
+    h.update(repr((toplevel, args, waves, ports_only, vlt_text) + (("fast",) if fast else ()))
+             .encode())
     build_dir = BUILD / f"{sim}-{toplevel}-{h.hexdigest()[:16]}"
-    runner = _runner(sim, ports_only)
+    runner = _runner(sim, ports_only, fast)
     srcs = [str(s) for s in sources]
     dump = build_dir / f"{ICARUS_DUMP}.v"
     if sim == "icarus" and waves:  # cocotb's own dump module needs SystemVerilog (see above)
