@@ -101,12 +101,19 @@ def _input(rng: np.random.Generator, n: int, config: EIEConfig) -> np.ndarray:
         v[rng.random(n) < 0.1] = lo
     else:  # small integers
         v = rng.integers(-4, 5, n)
+    v = np.clip(v, lo, hi)  # "typical" exceeds the range when act_frac is near act_bits
     return np.where(rng.random(n) < density, v, 0).astype(np.int64)
 
 
 def fuzz_case(seed: int) -> Case:
     """The random case of ``seed`` (its build: :func:`config_of`)."""
-    config = FUZZ_CONFIGS[config_of(seed)]
+    return random_case(seed, FUZZ_CONFIGS[config_of(seed)], config_of(seed))
+
+
+def random_case(seed: int, config: EIEConfig, label: str) -> Case:
+    """The random case of ``seed`` on any build ``config`` (named ``label`` in the case's name):
+    the layers, inputs, runs, stalls and resets :func:`fuzz_case` draws, sized to ``config``'s
+    memories (another draw while the network does not fit them)."""
     for attempt in range(100):
         rng = np.random.default_rng([seed, attempt, 0xE1E])
         cap = int(rng.choice([8, 40, 160, 600])) * max(1, config.n_pe // 8)
@@ -132,7 +139,7 @@ def fuzz_case(seed: int) -> Case:
             runs.append(run)
         stall = int(rng.integers(1 << 31)) if rng.random() < 0.5 else None
         desc = "-".join(map(str, sizes))
-        return Case(f"seed{seed}:{config_of(seed)}:{desc}", image, runs, stall_seed=stall,
+        return Case(f"seed{seed}:{label}:{desc}", image, runs, stall_seed=stall,
                     stall_p=float(rng.uniform(0.05, 0.5)))
     raise FitError(f"fuzz seed {seed}: no case fits {config.name} in 100 attempts")
 
@@ -285,6 +292,26 @@ def plan_seeds(n: int, seed: int = 0, configs: list[str] | None = None) -> dict[
     return {c: g for c, g in seeds.items() if g}
 
 
+STEER_POOL = 4  # --steer: candidate seeds per case run
+
+
+def steered_seeds(n: int, seed: int = 0, configs: list[str] | None = None, cov=None,
+                  pool: int = STEER_POOL) -> dict[str, list[int]]:
+    """Like :func:`plan_seeds`, but ``n`` of the first ``pool * n`` candidate seeds, those
+    whose cases hit bins that ``cov`` (a :class:`sim.coverage.Coverage`; None: empty) leaves at
+    0 first (:func:`sim.coverage.steer`: stimulus and model bins, known without simulating),
+    then the rest in seed order; each seed still reproduces alone."""
+    from .coverage import Coverage, steer
+
+    cands = sorted(x for g in plan_seeds(pool * n, seed, configs).values() for x in g)
+    chosen = set(steer(cov if cov is not None else Coverage(), cands, n, fuzz_case))
+    out: dict[str, list[int]] = {}
+    for x in cands:
+        if x in chosen:
+            out.setdefault(config_of(x), []).append(x)
+    return out
+
+
 def auto_chunk(seeds: dict[str, list[int]], workers: int) -> int:
     """Seeds per task: about two tasks per worker and build, 20..250 (a simulator process
     takes 1-3 s to start; smaller chunks balance the load and lose less to a dead worker)."""
@@ -296,15 +323,23 @@ def auto_chunk(seeds: dict[str, list[int]], workers: int) -> int:
 
 def run_fuzz(n: int, seed: int = 0, configs: list[str] | None = None,
              log: Callable[[str], None] = print, chunk: int | None = None, farm=None,
-             planted: tuple[int, ...] = ()) -> FuzzReport:
+             planted: tuple[int, ...] = (), steer=None) -> FuzzReport:
     """Cases ``seed, seed + 1, ...`` (only those whose build is in ``configs``, if given)
     until ``n`` have run, as farm tasks (:mod:`sim.farm`; default: in this process): one
     build task per build, then chunks of ``chunk`` seeds of one build each (one simulator
-    process per chunk). ``planted``: seeds whose case gets a corrupted image."""
+    process per chunk). ``planted``: seeds whose case gets a corrupted image. ``steer`` (a
+    :class:`sim.coverage.Coverage`): the ``n`` seeds are chosen toward its holes
+    (:func:`steered_seeds`) instead of the first ``n``."""
     from .farm import Ref, Task, chunks, open_farm, progress_logger
 
     t0 = time.perf_counter()
-    seeds = plan_seeds(n, seed, configs)
+    if steer is not None:
+        holes = len(steer.holes)
+        seeds = steered_seeds(n, seed, configs, steer)
+        log(f"fuzz: steered toward {holes} hole(s) of the coverage so far: {n} of "
+            f"{STEER_POOL * n} candidate seeds from {seed}, in {time.perf_counter() - t0:.0f} s")
+    else:
+        seeds = plan_seeds(n, seed, configs)
     own = farm is None
     farm = open_farm(workers=0) if own else farm
     try:

@@ -6,7 +6,9 @@ fc8 each alone and back to back, and LeNet-300-100 (compressed by `eie compress`
 images. Every output is compared bit for bit with the golden model and every cycle count with
 the cycle model; a table lists RTL cycles, cycle model, EIE's published cycles, the lower bound
 and the load-balance efficiency. Exit status 1 on any mismatch (the first one is localised:
-layer, PE, row, column, cycle). --fuzz N runs N random layer configurations instead.
+layer, PE, row, column, cycle). --fuzz N runs N random layer configurations instead
+(--steer: toward the coverage's holes); --fuzz-hw N draws N random hardware configurations,
+builds each and runs random layers on it.
 --model FILE --inputs FILE runs your network instead (any model file `eie` reads): its host
 segments in PyTorch, each EIE segment on the RTL, with accuracy (or RMSE) of float, golden and
 RTL and cycles per layer. WAVES=1 dumps waveforms (the path is printed).
@@ -38,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
              "eie sim --model my_model.onnx --inputs data.npz --limit 200   # your network",
              "eie sim --fuzz 1000 --seed 0     # random layers on N = 1, 2, 3, 4, 8, 64",
              "eie sim --fuzz 1000 --workers 2  # two worker processes on this machine",
+             "eie sim --fuzz-hw 200 --seed 0   # 200 random configurations, each built",
              "eie sim --fuzz 1000 --scheduler tcp://10.0.0.5:8786   # an existing Dask cluster",
              "SIM=icarus WAVES=1 eie sim --layers Alex-8 --mnist 0 --config eie64")
     add_config(p)
@@ -73,6 +76,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fuzz", type=int, metavar="N",
                    help="run N random layer configurations (shapes, densities, N, queue depths, "
                         "inputs, host stalls, resets) instead of the regression")
+    p.add_argument("--steer", action="store_true",
+                   help="with --fuzz: choose the N seeds among the next 4 N toward the holes of "
+                        "the coverage in $EIE_COVERAGE (empty if unset or missing): seeds whose "
+                        "cases hit bins still at 0 first (each still reproduces alone)")
+    p.add_argument("--fuzz-hw", type=int, metavar="N",
+                   help="random hardware: draw configurations from --seed on (N, queue depth, "
+                        "memory depths, every width) until N are legal, build each and run a "
+                        "few random cases on it; illegal draws are listed with the reason "
+                        "they are rejected")
     p.add_argument("--fuzz-configs", metavar="LIST",
                    help="restrict --fuzz to these of its builds (e.g. 'n1d1,n3d4'; default all)")
     p.add_argument("--chunk", type=int, metavar="N",
@@ -113,6 +125,22 @@ def run(args: argparse.Namespace) -> int:
         return _run_network(args, t0)
     if args.plant_fault and args.fuzz is None:
         raise DataError("--plant-fault needs --fuzz")
+    if args.steer and args.fuzz is None:
+        raise DataError("--steer needs --fuzz")
+    if args.fuzz_hw is not None:
+        from sim.fuzz_hw import plan, run_fuzz_hw
+
+        if args.fuzz is not None:
+            raise DataError("give --fuzz (random layers on fixed builds) or --fuzz-hw (random "
+                            "builds), not both")
+        plan(args.fuzz_hw, args.seed)  # bad input: one line before any worker starts
+        with farm_from_args(args, log_stderr) as farm:
+            log_stderr(f"farm: {farm.description}")
+            report = run_fuzz_hw(args.fuzz_hw, seed=args.seed, log=log_stderr, farm=farm,
+                                 keep=args.keep)
+        for line in report.lines():
+            print(line)
+        return 0 if report.ok else 1
     if args.fuzz is not None:
         from sim.fuzz import plan_seeds, run_fuzz
 
@@ -121,10 +149,23 @@ def run(args: argparse.Namespace) -> int:
         plan_seeds(args.fuzz, args.seed, configs)  # bad input: one line before any worker starts
         if args.chunk is not None and args.chunk < 1:
             raise DataError(f"--chunk must be >= 1, got {args.chunk}")
+        steer = None
+        if args.steer:
+            from pathlib import Path
+
+            from sim.coverage import ENV, Coverage
+
+            path = os.environ.get(ENV)
+            try:
+                steer = Coverage.load(Path(path)) if path and Path(path).exists() \
+                    else Coverage()
+            except (ValueError, KeyError) as e:
+                raise DataError(f"{ENV}={path}: not a coverage file ({e})") from None
         with farm_from_args(args, log_stderr) as farm:
             log_stderr(f"farm: {farm.description}")
             report = run_fuzz(args.fuzz, seed=args.seed, configs=configs, log=log_stderr,
-                              chunk=args.chunk, farm=farm, planted=tuple(args.plant_fault))
+                              chunk=args.chunk, farm=farm, planted=tuple(args.plant_fault),
+                              steer=steer)
         for line in report.lines():
             print(line)
         return 0 if report.ok else 1
