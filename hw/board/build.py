@@ -6,8 +6,12 @@
    board's resources, the oscillator's ``FREQUENCY``; nextpnr derives the PLL output's from it
    and the dividers): the platform is the one owner of the pin constraints;
    ``constraints/<board>.lpf`` is its output, checked in (:func:`constraints_text`).
-2. Yosys ``synth_ecp5`` (the platform's script, plus ``stat -json``): a design that already
-   overflows the part by Yosys' counts (:func:`hw.fpga.ecp5.overflow`) stops here.
+2. Yosys ``synth_ecp5 -noflatten`` (the platform's script), then ``flatten; opt_clean -purge``
+   and ``stat -json`` (:data:`SCRIPT_AFTER_SYNTH`): the hierarchy is kept through technology
+   mapping, as `eie synth` keeps it, so that the registers the core replicates per PE (host
+   writes, reset, layer parameters: the same data into every PE) are not merged back into one
+   by ``opt_merge`` on the flat design, one register driving every PE across the chip. A design
+   that already overflows the part by Yosys' counts (:func:`hw.fpga.ecp5.overflow`) stops here.
 3. nextpnr-ecp5 for the board's part and package (not out of context: every port on its pin),
    with ``--report`` (resources, Fmax per clock, critical paths) and ``--textcfg``.
 4. ``ecppack --compress``: the bitstream, only when the achieved Fmax of the PLL's clock meets
@@ -47,6 +51,10 @@ NAME = "eie_board"  # the design's name: top module, file names
 DEFAULT_BAUD = 3_000_000
 CONSTRAINTS = REPO / "constraints"
 STAT = "stat.json"
+# synthesis with the hierarchy kept, then flattened for nextpnr without opt_merge (module
+# docstring, step 2)
+SYNTH_OPTS = "-noflatten"
+SCRIPT_AFTER_SYNTH = f"flatten -noscopeinfo; opt_clean -purge; tee -q -o {STAT} stat -json"
 # what constraints_plan elaborates: the pins are the same for every configuration, so the
 # smallest one (1 PE, shallow memories) that elaborates in seconds
 CONSTRAINTS_CONFIG = EIEConfig(name="board_pins", n_pe=1, queue_depth=4, spmat_words=64,
@@ -93,12 +101,13 @@ def make_system(config: EIEConfig, clock_hz: float, baud: int, image=None):
 def prepare(b: Board, system, clock_hz: float, name: str = NAME, **overrides):
     """Elaborate ``system`` on board ``b`` at ``clock_hz``: (platform, top, build plan). The
     plan's files are the RTLIL (``<name>.il``), the Yosys script (``<name>.ys``, with
-    ``stat -json`` into :data:`STAT` after ``synth_ecp5``) and the LPF (``<name>.lpf``);
+    ``synth_ecp5 -noflatten``, then flattened and ``stat -json`` into :data:`STAT`) and the LPF
+    (``<name>.lpf``);
     ``overrides`` go to the platform (``debug_verilog=True``: ``<name>.debug.v`` too)."""
     platform = b.make_platform()
     top = BoardTop(b, system, clock_hz)
-    plan = platform.prepare(top, name, emit_src=False,
-                            script_after_synth=f"tee -q -o {STAT} stat -json", **overrides)
+    plan = platform.prepare(top, name, emit_src=False, synth_opts=SYNTH_OPTS,
+                            script_after_synth=SCRIPT_AFTER_SYNTH, **overrides)
     return platform, top, plan
 
 

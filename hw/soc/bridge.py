@@ -11,7 +11,8 @@ been quiet for ``gap_bytes`` byte times (docs/soc.md, "UART bridge and protocol"
 A strided frame (``SREAD``/``SWRITE``) runs its bus cycles at ``addr + (k % group) * stride
 + k // group`` (``stride`` added within a group, the group's first address plus one at its end).
 
-Bus cycles: ``classic=True`` (default) holds ``stb`` until ``ack``/``err`` (Wishbone B4
+Bus cycles (``cyc``, ``stb``, ``adr``, ``we``, ``dat_w`` straight from flip-flops: the
+initiator adds no logic in front of a target's decode): ``classic=True`` (default) holds ``stb`` until ``ack``/``err`` (Wishbone B4
 classic; a target's ``stall`` only delays its answer); ``classic=False`` is a pipelined single
 transfer: ``stb`` until the request is taken (``stb & ~stall``), then ``cyc`` alone until the
 answer.
@@ -146,7 +147,8 @@ class UARTBridge(wiring.Component):
         rlen = Signal(8)  # the response's word count
         rword = Signal(32)  # the response's word when not from the buffer (PING, failing address)
         from_buf = Signal()
-        taken = Signal()  # pipelined: the request has been taken
+        cyc = Signal()  # the bus outputs come from flip-flops (adr, we, dat_w too)
+        stb = Signal()
         gap = Signal(range(self.gap_cycles + 1))
         btimer = Signal(range(self.bus_timeout))
         quiet = gap == self.gap_cycles
@@ -284,25 +286,23 @@ class UARTBridge(wiring.Component):
 
             # -- the bus cycles ---------------------------------------------------------------
             with m.State("BUS_ADDR"):  # the buffer's read port presents word idx next cycle
-                m.d.sync += [btimer.eq(0), taken.eq(0)]
+                m.d.sync += btimer.eq(0)
                 with m.If(addr[aw:] != 0):
                     answer(p.Status.BUS_ERROR, addr)
                 with m.Else():
                     m.next = "BUS_DATA"
 
             with m.State("BUS_DATA"):  # ... and rdata holds it in the cycle after
+                m.d.sync += [cyc.eq(1), stb.eq(1)]
                 m.next = "BUS"
 
-            with m.State("BUS"):
-                m.d.comb += [bus.cyc.eq(1), bus.adr.eq(addr[:aw]), bus.we.eq(is_write),
-                             bus.dat_w.eq(rdata), bus.sel.eq(-1)]
-                if self.classic:
-                    m.d.comb += bus.stb.eq(1)
-                else:
-                    m.d.comb += bus.stb.eq(~taken)
-                    with m.If(~bus.stall):
-                        m.d.sync += taken.eq(1)
+            with m.State("BUS"):  # cyc (and stb) high
+                if not self.classic:
+                    with m.If(~bus.stall):  # the request is taken
+                        m.d.sync += stb.eq(0)
                 m.d.sync += btimer.eq(btimer + 1)
+                with m.If(bus.ack | bus.err | (btimer == self.bus_timeout - 1)):
+                    m.d.sync += [cyc.eq(0), stb.eq(0)]
                 with m.If(bus.ack):
                     with m.If(~is_write):
                         m.d.comb += [wp.data.eq(bus.dat_r), wp.en.eq(1)]
@@ -375,4 +375,6 @@ class UARTBridge(wiring.Component):
                 def sent_crc_l():
                     m.next = "IDLE"
                 send(crc[:8], sent_crc_l)
+        m.d.comb += [bus.cyc.eq(cyc), bus.stb.eq(stb), bus.adr.eq(addr[:aw]), bus.we.eq(is_write),
+                     bus.dat_w.eq(rdata), bus.sel.eq(-1)]
         return m
