@@ -63,7 +63,6 @@ def lenet_cycles(model: Path, config: EIEConfig, n_images: int, data: str | None
 def link_traffic(config: EIEConfig, model: Path, baud: float, n_images: int,
                  data: str | None) -> list[str]:
     """Lines: the link's traffic per inference on ``config``, strided frames and not."""
-    from hw import host
     from hw.board import protocol as p
     from hw.board.driver import Board, Link
     from hw.soc.regmap import regmap

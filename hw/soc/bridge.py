@@ -11,11 +11,11 @@ been quiet for ``gap_bytes`` byte times (docs/soc.md, "UART bridge and protocol"
 A strided frame (``SREAD``/``SWRITE``) runs its bus cycles at ``addr + (k % group) * stride
 + k // group`` (``stride`` added within a group, the group's first address plus one at its end).
 
-Bus cycles (``cyc``, ``stb``, ``adr``, ``we``, ``dat_w`` straight from flip-flops: the
-initiator adds no logic in front of a target's decode): ``classic=True`` (default) holds ``stb`` until ``ack``/``err`` (Wishbone B4
-classic; a target's ``stall`` only delays its answer); ``classic=False`` is a pipelined single
-transfer: ``stb`` until the request is taken (``stb & ~stall``), then ``cyc`` alone until the
-answer.
+Bus cycles (``cyc``, ``stb``, ``adr``, ``we``, ``dat_w`` straight from flip-flops: the initiator
+adds no logic in front of a target's decode): ``classic=True`` (default) holds ``stb`` until
+``ack``/``err`` (Wishbone B4 classic; a target's ``stall`` only delays its answer);
+``classic=False`` is a pipelined single transfer: ``stb`` until the request is taken
+(``stb & ~stall``), then ``cyc`` alone until the answer.
 """
 
 from __future__ import annotations

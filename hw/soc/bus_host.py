@@ -94,7 +94,7 @@ class BusRead:
     group: int = 0
 
 
-def op_addresses(op: "BusWrite | BusRead") -> list[int]:
+def op_addresses(op: BusWrite | BusRead) -> list[int]:
     """The word addresses of an operation's words, in order."""
     if not op.group:
         return [op.addr + k for k in range(op.count)]
@@ -189,7 +189,7 @@ def _strided_run(rm: RegisterMap, run: Sequence[host.HostWrite],
         return None
     if any(w.mask != every for w in run) or all(len(set(w.lanes)) == 1 for w in run):
         return None  # (a run with one value for every PE goes once, to the broadcast PE)
-    if any(b.addr != a.addr + 1 for a, b in zip(run, run[1:])):
+    if any(b.addr != a.addr + 1 for a, b in zip(run, run[1:], strict=False)):
         return None
     words = tuple(x for w in run for k in range(n) for x in win.split(w.lanes[k]))
     return BusWrite(win.addr(run[0].addr, 0), words, 1 << win.pe_shift, n)
