@@ -135,6 +135,22 @@ def test_trained_formats_are_the_packers_and_the_fake_quantized_network_is_the_g
     assert err == pytest.approx(np.mean(want.argmax(1) != te[1].numpy()), abs=0.011)
 
 
+def test_finetune_only_prunes_as_without_act_bits_and_then_adapts_the_centroids():
+    plain, *_ = _compressed("kmeans", act_bits=None, seed=4)
+    tr, te = _mlp_data(seed=4)
+    net = train(_chain_net([12, 24, 16, 4], 4), *tr, steps=60)
+    s = CompressSettings(density={"fc0": 0.5, "fc1": 0.5, "fc2": 0.6}, act_bits=4,
+                         act_phases="finetune", **QUICK)
+    late = compress_module(net, tr, te, s)
+    assert late.report["pruning"] == plain.report["pruning"]
+    assert late.report["error_pruned"] == plain.report["error_pruned"]
+    assert late.report["act_quant"]["phases"] == "finetune"
+    for a, b in zip(plain.layers, late.layers, strict=True):
+        assert np.array_equal(a.indices != 0, b.indices != 0)  # the same weights kept
+    assert any(not np.array_equal(a.codebook, b.codebook)
+               for a, b in zip(plain.layers, late.layers, strict=True))
+
+
 def test_act_bits_is_validated_in_one_line(tmp_path, capsys):
     for bad in (3, 17, 2.5):
         with pytest.raises(DataError, match=r"^--act-bits must be an integer in 4\.\.16"):
@@ -142,6 +158,10 @@ def test_act_bits_is_validated_in_one_line(tmp_path, capsys):
     code = main(["compress", "--model", "lenet300", "--act-bits", "20", "--out", str(tmp_path / "o")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "--act-bits must be an integer in 4..16" in err[0]
+    with pytest.raises(DataError, match=r"^--act-phases applies with --act-bits$"):
+        CompressSettings(act_phases="finetune").check([])
+    with pytest.raises(DataError, match=r"^--act-phases must be one of all, finetune"):
+        CompressSettings(act_bits=8, act_phases="dense").check([])
 
 
 class _HostInBetween(nn.Module):
@@ -219,3 +239,29 @@ def test_rtl_is_bit_and_cycle_exact_at_8_bit_activations(quantizer):
         assert r.cycles == sum(x.cycles for x in reports)
         assert r.stall_cycles == sum(x.stall_cycles for x in reports)
     assert np.abs(want[-1]).max() > 0  # not a network of zeros
+
+
+@pytest.mark.slow
+def test_verilator_rtl_is_bit_and_cycle_exact_at_8_bit_activations():
+    """The same two networks (8-bit activation training with k-means weights, and with ternary
+    weights) through the Verilator build of the 8-bit EIE (sim/tb_eie.py checks every output
+    against the golden model and every counter against the cycle model)."""
+    from sim.design import eie_design
+    from sim.job import Case, Job, make_run
+    from sim.session import run_job
+
+    cfg = _rtl_config()
+    cases = []
+    for quantizer in ("kmeans", "ternary"):
+        result, tr, te, _ = _compressed(quantizer, act_bits=8, seed=2)
+        image = pack_network(result.layers, cfg,
+                             formats=choose_formats(result.layers, tr[0][:1000].numpy(), cfg))
+        xs = image.quantize_input(te[0][:8].numpy())
+        runs = [make_run(image, image.input_to_physical(v), label=f"x{i}") for i, v in enumerate(xs)]
+        mid = golden.run_layer(image, 0, image.input_to_physical(xs[0]))  # layer 1's input
+        runs.append(make_run(image, mid, 1, 2, "from layer 1"))
+        cases.append(Case(quantizer, image, runs))
+    result = run_job(eie_design(cfg), Job(cases))
+    assert result.ok, result.first_failure.message
+    assert [len(c.runs) for c in result.cases] == [9, 9]
+    assert any(np.any(r.outputs[max(r.outputs)] != 0) for c in result.cases for r in c.runs)

@@ -136,6 +136,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "codebook and bias are fake-quantized to the fixed-point formats the "
                         "packer chooses from the first 1,000 training inputs, straight-through "
                         "gradients; the report gives the on-chip bytes saved against 16 bits")
+    g.add_argument("--act-phases", choices=("all", "finetune"),
+                   help="with --act-bits: fake-quantize while retraining after each pruning "
+                        "step and while fine-tuning centroids (all, the default), or while "
+                        "fine-tuning only (the pruned network as without --act-bits)")
 
     g = p.add_argument_group("accuracy budget (per-layer sensitivity analysis)")
     g.add_argument("--max-loss", type=float, metavar="POINTS",
@@ -277,7 +281,7 @@ def run(args: argparse.Namespace) -> int:
         layer_bits=layer_bits or None, init=args.init, finetune_epochs=args.finetune_epochs,
         quantizer=quantizer, layer_quantizer=layer_quantizer or None,
         ecsq_lambda=args.ecsq_lambda, hessian_batches=args.hessian_batches,
-        eie_config=args.config, act_bits=args.act_bits, max_loss=args.max_loss, val_fraction=args.val_fraction,
+        eie_config=args.config, act_bits=args.act_bits, act_phases=args.act_phases, max_loss=args.max_loss, val_fraction=args.val_fraction,
         budget_tries=args.budget_tries, budget_steps=args.budget_steps,
         finetune_lr=args.finetune_lr, distill=args.distill, temperature=args.temperature,
         shift=args.shift,

@@ -28,6 +28,11 @@ compressed layer's output (after its ReLU; found by comparing the calibration ac
 one EIE chain with it and takes that layer's output format as its input format, as
 :func:`sw.eie.formats.choose_formats` does. Everything else in the module (convolutions and
 other host nodes) stays in float, as it runs on the host.
+
+:func:`sw.compression.compress.compress_module` attaches it while retraining after every
+pruning step and while fine-tuning the centroids (``act_phases="all"``), or only while
+fine-tuning (``"finetune"``: the network is pruned exactly as without ``--act-bits``, and the
+centroids and biases adapt to the formats).
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ from sw.errors import DataError
 from sw.qlayer import QuantizedLayer
 
 ACT_BITS = (4, 16)  # the range --act-bits takes
+ACT_PHASES = ("all", "finetune")  # fake-quantized: retraining and fine-tuning, or fine-tuning
 CALIB = 1000  # calibration examples: the first training inputs, as `eie run` takes them
 
 

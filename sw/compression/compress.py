@@ -31,6 +31,7 @@ from torch import nn
 
 from sw.compression import modelfile
 from sw.compression.act_quant import (
+    ACT_PHASES,
     ActQuant,
     act_footprint,
     check_act_bits,
@@ -105,6 +106,7 @@ class CompressSettings:
     index_bits: int | None = None  # relative-index bits in the model file (None: per layer best)
     eie_config: str = "eie64"  # accelerator whose on-chip footprint the report gives
     act_bits: int | None = None  # activation-aware retraining/fine-tuning at these bits (4..16)
+    act_phases: str = "all"  # where --act-bits fake-quantizes: "all" or "finetune" (centroids only)
     max_loss: float | None = None  # accuracy budget (sw.compression.budget); None: off
     val_fraction: float = 0.1  # training examples held out for the budget's validation
     budget_tries: int = 4  # compress-and-verify attempts under the budget
@@ -163,6 +165,11 @@ class CompressSettings:
             raise DataError("--batch-size must be >= 1")
         EIEConfig.load(self.eie_config)  # an unknown preset or a bad file: one line, now
         check_act_bits(self.act_bits)
+        if self.act_phases not in ACT_PHASES:
+            raise DataError(f"--act-phases must be one of {', '.join(ACT_PHASES)}, "
+                            f"got {self.act_phases!r}")
+        if self.act_phases != "all" and self.act_bits is None:
+            raise DataError("--act-phases applies with --act-bits")
         if self.max_loss is not None and not (np.isfinite(self.max_loss) and self.max_loss >= 0):
             raise DataError(f"--max-loss must be >= 0, got {self.max_loss}")
         if not 0 < self.val_fraction < 1:
@@ -280,11 +287,13 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
     if meta is not None and s.act_bits is not None:
         meta["act_bits"] = s.act_bits  # the width the network was trained for
 
-    def attached():
-        return act_quant.attached() if act_quant is not None else contextlib.nullcontext()
+    def attached(phase: str = "finetune"):
+        on = act_quant is not None and (phase == "finetune" or s.act_phases == "all")
+        return act_quant.attached() if on else contextlib.nullcontext()
 
-    def recalibrate():
-        return None if act_quant is None else act_quant.calibrate
+    def recalibrate(phase: str = "finetune"):
+        on = act_quant is not None and (phase == "finetune" or s.act_phases == "all")
+        return act_quant.calibrate if on else None
 
     # 2. iterative pruning: threshold = quality x std, ramped up, retraining after each step
     t = time.perf_counter()
@@ -304,12 +313,12 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
         if retrain:
             pruner.attach()
             try:
-                with attached():
+                with attached("retrain"):
                     fit(module, module.parameters(), *train_data,
                         train_settings(s.retrain_epochs, s.retrain_lr, s.distill), seed=s.seed + i,
                         desc=f"retrain {i}/{iters}", progress=s.progress,
                         after_step=pruner.after_step, teacher=teacher,
-                        before_epoch=recalibrate())
+                        before_epoch=recalibrate("retrain"))
             finally:
                 pruner.detach()
         log(f"prune {i}/{iters}: kept {kept}; total {100 * pruner.kept() / pruner.total():.2f}%"
@@ -361,7 +370,8 @@ def compress_module(module: nn.Module, train_data: Data | None = None, test_data
     error_compressed = err()
     act_report = None
     if s.act_bits is not None:
-        act_report = {"act_bits": s.act_bits, "trained": act_quant is not None}
+        act_report = {"act_bits": s.act_bits, "trained": act_quant is not None,
+                      "phases": s.act_phases}
         if act_quant is not None:
             with act_quant.attached():  # the formats of the final weights
                 act_report["error_fake_quantized"] = err()
