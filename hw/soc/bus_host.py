@@ -94,13 +94,6 @@ class BusRead:
     group: int = 0
 
 
-def op_addresses(op: BusWrite | BusRead) -> list[int]:
-    """The word addresses of an operation's words, in order."""
-    if not op.group:
-        return [op.addr + k for k in range(op.count)]
-    return [op.addr + (k % op.group) * op.stride + k // op.group for k in range(op.count)]
-
-
 Op = BusWrite | BusRead
 Ops = Generator[Op, "list[int] | None", object]
 
