@@ -152,11 +152,14 @@ class NonZeroList(wiring.Component):
         src_bank: which bank is the source (the destination is the other).
         nz: the head of the source list: valid while ``compute``; ``sentinel`` once the list
             is exhausted; ``ready`` pops it.
+        entry_read: the list memory is read at an entry of the list in this cycle (for access
+            counters; its read port is also enabled past the list's end, ahead of a pop).
     """
 
     def __init__(self, params: HWParams):
         self._p = params
         super().__init__({
+            "entry_read": Out(1),
             "wr": In(write_signature(params.local_bits + 1, signed(params.act_bits))),
             "in_clear": In(1),
             "layer_start": In(1),
@@ -232,6 +235,7 @@ class NonZeroList(wiring.Component):
             l_rp.addr.eq(Cat(rd_addr[:lb], self.src_bank)), l_rp.en.eq(issue),
         ]
         past_end = rd_addr >= count_src
+        m.d.comb += self.entry_read.eq(issue & ~past_end)
         m.d.sync += s1.eq(issue)
         with m.If(issue):
             m.d.sync += [s1_sent.eq(past_end), rd_ptr.eq(rd_addr + ~past_end)]
@@ -303,6 +307,9 @@ class ActivationRW(wiring.Component):
             "bias_wr": In(write_signature(params.bias_addr_bits, ab)),
             "rd_addr": In(params.rd_addr_bits),
             "rd_data": Out(ab),
+            # for access counters: a source non-zero list entry read, a write-back write
+            "list_read": Out(1),
+            "act_write": Out(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -369,6 +376,7 @@ class ActivationRW(wiring.Component):
             nzl.compute.eq(compute), nzl.src_bank.eq(src_bank),
         ]
         wiring.connect(m, nzl.nz, wiring.flipped(self.nz))
+        m.d.comb += [self.list_read.eq(nzl.entry_read), self.act_write.eq(wb_o.en)]
         return m
 
 

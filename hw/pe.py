@@ -44,9 +44,18 @@ class PEInit:
     codebook: list[int] = field(default_factory=list)
 
 
-def pe_signature(params: HWParams) -> wiring.Signature:
-    """The PE's interface (from the PE's side)."""
-    return wiring.Signature({
+# Access counters (simulation builds only, ``PE(access_counters=True)``): per run, like the busy
+# counter, the cycles in which this PE reads a sparse-matrix word, reads a pointer pair, reads
+# its source non-zero list (an activation it broadcasts) and writes an activation (write-back);
+# one output ``n_access``, COUNTER_BITS each from the low bits (one port: see pe_signature).
+ACCESS_COUNTERS = ("n_spmat_reads", "n_ptr_reads", "n_act_reads", "n_act_writes")
+
+
+def pe_signature(params: HWParams, access_counters: bool = False) -> wiring.Signature:
+    """The PE's interface (from the PE's side); ``access_counters``: with the
+    :data:`ACCESS_COUNTERS` as the output ``n_access``."""
+    extra = {"n_access": Out(COUNTER_BITS * len(ACCESS_COUNTERS))} if access_counters else {}
+    return wiring.Signature({**extra,
         "control": In(control_signature(params)),  # from the central control unit
         "status": Out(status_signature()),  # to the central control unit
         "nz": Out(stream.Signature(params.leaf(0))),  # this PE's leaf of the LNZD tree
@@ -70,10 +79,12 @@ class PE(wiring.Component):
                             "ptr_odd": ("ptr_read", "odd"), "bias": ("act_rw", "bias"),
                             "codebook": ("arith", "codebook")}
 
-    def __init__(self, params: HWParams, init: PEInit | None = None):
+    def __init__(self, params: HWParams, init: PEInit | None = None,
+                 access_counters: bool = False):
         self._p = params
         self._init = init or PEInit()
-        super().__init__(pe_signature(params))
+        self._access = access_counters
+        super().__init__(pe_signature(params, access_counters))
 
     def elaborate(self, platform) -> Module:
         m = Module()
@@ -124,6 +135,16 @@ class PE(wiring.Component):
             m.d.pe += busy_count.eq(0)
         with m.Elif(control.count_en & busy):
             m.d.pe += busy_count.eq(busy_count + 1)
+        # the sparse-matrix reader forgets its held word at each layer's start
+        m.d.comb += sr.flush.eq(control.layer_start)
+        if self._access:
+            events = (sr.word_read, pr.bank_read, arw.list_read, arw.act_write)
+            for i, ev in enumerate(events):
+                n = self.n_access[i * COUNTER_BITS:(i + 1) * COUNTER_BITS]
+                with m.If(control.count_clear):
+                    m.d.pe += n.eq(0)
+                with m.Elif(control.count_en & ev):
+                    m.d.pe += n.eq(n + 1)
 
         # host writes: registered here (the top takes them from its port, and no net carries a
         # write to more than one PE's memories), then this PE's lane into the memory ``wr.mem``

@@ -14,8 +14,9 @@ decision of the same cycle (a 4-PE ECP5 build was limited to 55.7 MHz by pointer
 column length -> "free" -> queue pop):
 
 - the *pointer stage* reads the banks with the queue head as the address in every cycle in
-  which it can take a pair (it is empty, or its pair moves on); the bounds are the banks'
-  outputs in the next cycle, held there (read enable low) while the pair waits;
+  which it takes a pair (one is there, and the stage is empty or its pair moves on): one read
+  of both banks per pair; the bounds are the banks' outputs in the next cycle, held there
+  (read enable low) while the pair waits;
 - the *bounds register* takes the banks' outputs as they are (an ECP5 block RAM's output
   comes 5.8 ns after the clock: no logic fits after it in an 8 ns cycle);
 - the *column register* holds the next column: ``start``, its length ``e = end - start``
@@ -75,6 +76,7 @@ class PointerRead(wiring.Component):
             "i": In(stream.Signature(params.queue_entry)),
             "o": Out(stream.Signature(params.column)),
             "wr": In(write_signature(params.bank_addr_bits, 2 * params.ptr_bits)),
+            "bank_read": Out(1),  # both banks are read in this cycle (for access counters)
         })
 
     def elaborate(self, platform) -> Module:
@@ -110,10 +112,13 @@ class PointerRead(wiring.Component):
         ]
         # the queue holds the banks' addresses, computed by the central control unit as it
         # broadcasts (bank_addresses): no adder between the queue and the banks (docs/fpga.md)
+        # (read enable only for a pair that is there: without one the stage takes nothing and
+        # the banks' outputs are not used)
         head = self.i.payload
         m.d.comb += [
-            even.addr.eq(head.even), even.en.eq(self.i.ready),
-            odd.addr.eq(head.odd), odd.en.eq(self.i.ready),
+            self.bank_read.eq(self.i.ready & self.i.valid),
+            even.addr.eq(head.even), even.en.eq(self.bank_read),
+            odd.addr.eq(head.odd), odd.en.eq(self.bank_read),
         ]
         with m.If(self.i.ready):
             m.d.sync += [r_valid.eq(self.i.valid), odd_r.eq(head.odd_first), a_r.eq(head.a)]

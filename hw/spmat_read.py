@@ -11,6 +11,12 @@ in a cycle in which it has no entry left to issue; it issues the column's e entr
 cycle and the e - 1 after it (the first from the column register, the others from a counter),
 so the next column starts ``max(1, e)`` cycles later with no bubble (docs/format.md,
 "Timing"). Whether it can start depends only on registers.
+
+Word reads: the SRAM is read only when an issued entry lies in another word than the last
+one read (the read port's output holds that word while its enable is low), so a column that
+starts in the word the previous column ended in, or entries of one word, cost one read
+(docs/format.md, "Memory accesses"). ``flush`` (the layer's start, a host write) forgets the
+held word. ``word_read`` is the read enable, for access counters.
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ class SparseMatrixRead(wiring.Component):
             (the SRAM read, the word registered, the entry selected from it); ``first`` marks
             a column's first entry.
         wr: host write of one 64-bit word.
+        flush: forget the held word (the next issued entry reads its word).
+        word_read: the SRAM is read in this cycle.
     """
 
     def __init__(self, params: HWParams, init: Sequence[int] = ()):
@@ -44,6 +52,8 @@ class SparseMatrixRead(wiring.Component):
             "free": Out(1),
             "o": Out(stream.Signature(params.entry, always_ready=True)),
             "wr": In(write_signature(params.spmat_addr_bits, c.spmat_word_bits)),
+            "flush": In(1),
+            "word_read": Out(1),
         })
 
     def elaborate(self, platform) -> Module:
@@ -93,7 +103,19 @@ class SparseMatrixRead(wiring.Component):
         v1, first1, v2, first2 = Signal(), Signal(), Signal(), Signal()
         a1, a2 = Signal(signed(p.act_bits)), Signal(signed(p.act_bits))
         word2 = Signal(c.spmat_word_bits)
-        m.d.comb += rp.addr.eq(addr >> p.entry_sel_bits)
+        # the word the read port's output holds (read enable low: it keeps it)
+        word = Signal.like(rp.addr)
+        held, held_ok = Signal.like(rp.addr), Signal()
+        m.d.comb += [
+            word.eq(addr >> p.entry_sel_bits),
+            rp.addr.eq(word),
+            rp.en.eq(issue & ~(held_ok & (held == word))),
+            self.word_read.eq(rp.en),
+        ]
+        with m.If(self.flush | self.wr.en):
+            m.d.sync += held_ok.eq(0)
+        with m.Elif(rp.en):
+            m.d.sync += [held.eq(word), held_ok.eq(1)]
         m.d.sync += [
             v1.eq(issue),
             sel1.eq(addr[:p.entry_sel_bits] if p.entry_sel_bits else 0),

@@ -99,11 +99,16 @@ def header(config: EIEConfig, name: str, image: NetworkImage | None = None) -> s
     return "\n".join(lines) + "\n"
 
 
-def generate(config: EIEConfig, name: str = "eie", image: NetworkImage | None = None) -> Generated:
-    """Verilog for ``config``; with ``image``, memories initialised from it (ROM build)."""
+def generate(config: EIEConfig, name: str = "eie", image: NetworkImage | None = None,
+             access_counters: bool = False) -> Generated:
+    """Verilog for ``config``; with ``image``, memories initialised from it (ROM build);
+    ``access_counters``: each PE module with its access counters as extra outputs
+    (:data:`hw.pe.ACCESS_COUNTERS`; simulation only: the top leaves them unconnected, a
+    testbench reads them inside the PE instances)."""
     if image is None:
         pe_name = f"{name}_pe"
-        pe_text = _no_inline(convert(PE(HWParams(config)), pe_name), pe_name)
+        pe = PE(HWParams(config), access_counters=access_counters)
+        pe_text = _no_inline(convert(pe, pe_name), pe_name)
         top_text = convert(EIE(config, pe_module=pe_name), name)
         return Generated(header(config, name) + pe_text + top_text, name, pe_name)
     params = HWParams(config)

@@ -81,6 +81,8 @@ class RunResult:
     # a run aborted by a reset (Run.reset_after): the RTL's busy and layer ports just before it
     reset_busy: bool | None = None
     reset_layer: int | None = None
+    # builds with access counters (sim.access): counter name -> (N,) counts of the run
+    access: dict[str, np.ndarray] | None = None
 
 
 @dataclass

@@ -173,7 +173,8 @@ def _ports(texts: list[str], module: str) -> list[tuple[str, str]]:
     return []
 
 
-def ports_vlt(sources: list[Path], toplevel: str) -> str:
+def ports_vlt(sources: list[Path], toplevel: str,
+              public: tuple[tuple[str, str], ...] = ()) -> str:
     """A Verilator control file that makes the ports of ``toplevel`` public (inputs
     read-write: cocotb drives them; outputs read-only), and the input ports of every module
     instantiated more than once read-only.
@@ -182,7 +183,8 @@ def ports_vlt(sources: list[Path], toplevel: str) -> str:
     must then assume VPI may write any of them and re-evaluates the logic they feed in its
     input-combinational region on every ``eval`` (both clock edges): on eie64 (the LNZD tree
     and the CCU live in the top module) that region was as costly as all the clocked logic.
-    Falls back to ``-var "*"`` when the ports cannot be found.
+    Falls back to ``-var "*"`` when the ports cannot be found. ``public``: more ``(module,
+    variable)`` made readable (e.g. the PEs' access counters, :mod:`sim.access`).
 
     A repeated module's input ports: Verilator otherwise replaces a port by the expression
     its instance connects (PE k's slice of ``wr__data``, bit k of ``wr__pe_mask``), which makes
@@ -203,6 +205,7 @@ def ports_vlt(sources: list[Path], toplevel: str) -> str:
     for module in sorted(m for m, n in counts.items() if n > 1 and m != toplevel):
         lines += [f'public_flat_rd -module "{module}" -var "{name}"'
                   for direction, name in _ports(texts, module) if direction == "input"]
+    lines += [f'public_flat_rd -module "{mod}" -var "{var}"' for mod, var in public]
     return "\n".join(lines) + "\n"
 
 
@@ -288,9 +291,11 @@ class Design:
 
 
 def build(sources: list[Path], toplevel: str, sim: str | None = None,
-          waves: bool | None = None, fast: bool = False) -> Design:
+          waves: bool | None = None, fast: bool = False,
+          public: tuple[tuple[str, str], ...] = ()) -> Design:
     """Build ``sources`` for ``sim`` once; an identical later request reuses the build.
-    ``fast``: Verilator only, the model's C++ unoptimised on one make job (see above)."""
+    ``fast``: Verilator only, the model's C++ unoptimised on one make job (see above);
+    ``public``: Verilator only, ``(module, variable)`` readable besides the top's ports."""
     sim = sim or simulator()
     if not have_simulator(sim):
         raise EIEError(f"simulator {sim} is not available (Verilator comes with `make setup`; "
@@ -304,7 +309,7 @@ def build(sources: list[Path], toplevel: str, sim: str | None = None,
     if sim == "icarus" and waves:
         args += ["-s", ICARUS_DUMP]
     ports_only = sim == "verilator" and not waves
-    vlt_text = ports_vlt(sources, toplevel) if ports_only else ""
+    vlt_text = ports_vlt(sources, toplevel, public) if ports_only else ""
     h = hashlib.sha256()
     for src in sources:
         h.update(Path(src).read_bytes())

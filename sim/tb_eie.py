@@ -157,6 +157,17 @@ async def diagnose_cycles(drv: EIEDriver, case: Case, run: Run, c: host.Counters
     return head + ". Every layer matches the model when run alone (a hand-over difference)"
 
 
+def read_access_counters(dut, n_pe: int) -> dict[str, np.ndarray]:
+    """The access counters inside every PE instance (:data:`hw.pe.ACCESS_COUNTERS`) now."""
+    from hw.params import COUNTER_BITS
+    from hw.pe import ACCESS_COUNTERS
+
+    raw = [int(getattr(dut, f"pe{k}").n_access.value.to_unsigned()) for k in range(n_pe)]
+    mask = (1 << COUNTER_BITS) - 1
+    return {name: np.array([(v >> (i * COUNTER_BITS)) & mask for v in raw], np.int64)
+            for i, name in enumerate(ACCESS_COUNTERS)}
+
+
 async def run_case(drv: EIEDriver, case: Case, job: Job) -> CaseResult:
     image = case.image
     drv.stalls = None if case.stall_seed is None else \
@@ -179,6 +190,8 @@ async def run_case(drv: EIEDriver, case: Case, job: Job) -> CaseResult:
         rr = RunResult(outs, c.cycles, c.stall_cycles, c.busy, span.start_cycle, span.done_cycle,
                        span.wall_s, span.cpu_s, reset_busy=reset_ports[0],
                        reset_layer=reset_ports[1])
+        if os.environ.get("EIE_SIM_ACCESS"):  # a build with access counters (sim.access)
+            rr.access = read_access_counters(drv.dut, drv.p.n_pe)
         res.runs.append(rr)
         wrong = [li for idx, li in enumerate(run.layers)
                  if li in outs and not np.array_equal(outs[li], run.expect[idx])]

@@ -160,3 +160,34 @@ def test_bad_inputs_and_timings_are_refused():
         replace(T, drain=-1)
     with pytest.raises(DataError, match="column_latency"):
         replace(T, column_latency=0)
+
+
+def test_word_reads_keep_the_last_word_across_columns():
+    from sw.eie.cycles import word_reads
+
+    # one PE, 8 entries per word; columns [lo, hi) in broadcast order
+    lo = np.array([[0, 3, 3, 20, 23, 40]])
+    hi = np.array([[3, 3, 10, 23, 24, 48]])
+    # words read: 0 | (empty) | 0 (held: no read), 1 | 2 | 2 (held) | 5
+    assert word_reads(lo, hi, 8).tolist() == [1 + 0 + 1 + 1 + 0 + 1]
+    # distinct words per column (a reader that forgets its word) would be 1 + 2 + 1 + 1 + 1 = 6
+    per_column = np.where(hi > lo, (hi - 1) // 8 - lo // 8 + 1, 0).sum()
+    assert per_column == 6
+
+
+def test_access_counts_of_a_layer():
+    cfg = roomy(4)
+    rng = np.random.default_rng(5)
+    img = pack_network([random_layer(rng, 24, 40, density=0.3)], cfg)
+    a = np.where(rng.random(40) < 0.5, rng.integers(1, 50, 40), 0)
+    r = simulate_layer(img, 0, a, T)
+    j = np.flatnonzero(a)
+    assert r.pointer_reads.tolist() == [j.size] * 4  # one pair per broadcast in every PE
+    # the owner of j is PE j mod N; its first non-zero comes from a register, not the list
+    assert r.act_reads.tolist() == [max(0, int(np.sum(j % 4 == k)) - 1) for k in range(4)]
+    assert r.act_writes.tolist() == [img.layers[0].rows_per_pe] * 4
+    p = img.ptr[:, : 41]
+    lo, hi = p[:, :-1][:, j], p[:, 1:][:, j]
+    distinct = np.where(hi > lo, (hi - 1) // cfg.entries_per_word - lo // cfg.entries_per_word
+                        + 1, 0).sum(axis=1)
+    assert (r.spmat_word_reads <= distinct).all() and (r.spmat_word_reads > 0).all()

@@ -101,8 +101,11 @@ class CycleReport:
     stall_cycles: int  # cycles the next broadcast was held back by a full queue
     broadcasts: int  # non-zero inputs M
     queue_depth: int
-    spmat_word_reads: np.ndarray  # (N,) sparse-matrix word reads (distinct words per column)
+    spmat_word_reads: np.ndarray  # (N,) sparse-matrix word reads (a new word: word_reads)
     pointer_reads: np.ndarray  # (N,) pointer pairs read (one per popped column, both banks)
+    act_reads: np.ndarray  # (N,) source non-zero list reads: the PE's non-zero inputs but
+    # the first (which the hardware keeps in a register as it is written)
+    act_writes: np.ndarray  # (N,) activations written (every local row, in the write-back)
     n_out: int
     rows_per_pe: int
     broadcast_cycle: np.ndarray = field(repr=False)  # (M,) cycle of each broadcast
@@ -164,6 +167,24 @@ def schedule(work: np.ndarray, queue_depth: int, start: int = 0,
     return b, s_all.T, free
 
 
+def word_reads(lo: np.ndarray, hi: np.ndarray, entries_per_word: int) -> np.ndarray:
+    """Sparse-matrix word reads per PE of a reader that keeps the last word it read
+    (:mod:`hw.spmat_read`; forgotten at the layer's start): the columns ``[lo, hi)`` (entry
+    addresses, ``(N, M)`` in broadcast order) read their words ``lo // epw .. (hi - 1) // epw``
+    in order, and a word equal to the one read just before it costs nothing. Per PE: the
+    distinct words of each column, less one for every non-empty column that starts in the
+    word the previous non-empty column ended in."""
+    epw = entries_per_word
+    nonempty = hi > lo
+    per_column = np.where(nonempty, (hi - 1) // epw - lo // epw + 1, 0).sum(axis=1)
+    out = np.empty(lo.shape[0], np.int64)
+    for k in range(lo.shape[0]):
+        sel = nonempty[k]
+        first, last = lo[k, sel] // epw, (hi[k, sel] - 1) // epw
+        out[k] = per_column[k] - int(np.count_nonzero(first[1:] == last[:-1]))
+    return out
+
+
 def simulate_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
                    timing: Timing, queue_depth: int | None = None) -> CycleReport:
     """Cycles of one layer for the input ``a_phys`` (physical order; only its non-zero pattern
@@ -187,9 +208,7 @@ def simulate_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
     compute = done - timing.start
     busy = work.sum(axis=1)
     entries = e.sum(axis=1)
-    epw = c.entries_per_word
-    lo, hi = p[:, :-1][:, j], p[:, 1:][:, j]
-    words = np.where(hi > lo, (hi - 1) // epw - lo // epw + 1, 0).sum(axis=1)
+    words = word_reads(p[:, :-1][:, j], p[:, 1:][:, j], c.entries_per_word)
     bound = max(int(entries.max(initial=0)), m)
     cycles = done + timing.drain + timing.writeback_per_row * d.rows_per_pe + timing.writeback_latency
     return CycleReport(
@@ -197,7 +216,10 @@ def simulate_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
         efficiency=bound / compute if compute else 1.0, busy=busy, idle=compute - busy,
         entries=entries, stall_cycles=int(b[-1] - timing.start - (m - 1)) if m else 0,
         broadcasts=m, queue_depth=depth, spmat_word_reads=words,
-        pointer_reads=np.full(c.n_pe, m, np.int64), n_out=d.n_out, rows_per_pe=d.rows_per_pe,
+        pointer_reads=np.full(c.n_pe, m, np.int64),
+        act_reads=np.maximum(np.bincount(j % c.n_pe, minlength=c.n_pe) - 1, 0).astype(np.int64),
+        act_writes=np.full(c.n_pe, d.rows_per_pe, np.int64), n_out=d.n_out,
+        rows_per_pe=d.rows_per_pe,
         broadcast_cycle=b, finish=free)
 
 

@@ -13,7 +13,8 @@ DRAM access 640 pJ. Scaling to other widths ``b`` (stated, first-order):
 EIE's side counts, per layer and input (from :class:`sw.eie.cycles.CycleReport`):
 
 - pointer SRAM: two ``ptr_bits`` reads (even and odd bank) per PE per broadcast column;
-- sparse-matrix SRAM: one ``spmat_word_bits`` read per distinct word a column's entries touch;
+- sparse-matrix SRAM: one ``spmat_word_bits`` read per word the reader does not hold already
+  (it keeps the last word it read, across columns: ``sw.eie.cycles.word_reads``);
 - codebook lookup (register file, ``act_bits``), multiply (``act_bits`` x ``act_bits``) and
   accumulate (``acc_bits`` add, accumulator register-file read + write) per entry, padding
   included (the hardware does not skip them);
