@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from hw.pe import ACCESS_COUNTERS
-from sim.access import counting_design, compare, table
+from sim.access import compare, counting_design, table
 from sim.fuzz import random_case
 from sw.eie.config import PRESETS
 

@@ -18,9 +18,9 @@ from hw.lnzd import LNZDNode, LNZDTree, lnzd_fill
 from hw.params import HWParams, lnzd_levels
 from hw.pointer_read import PointerRead
 from hw.spmat_read import SparseMatrixRead
-from sw.eie.cycles import word_reads
 from sw.eie import fixedpoint
 from sw.eie.config import PRESETS, EIEConfig
+from sw.eie.cycles import word_reads
 
 TINY = PRESETS["tiny"]
 P = HWParams(TINY)
