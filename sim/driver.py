@@ -129,7 +129,8 @@ class EIEDriver:
     def sample_run_ports(self) -> tuple[bool, int]:
         """The ``busy`` and ``layer`` ports now (read between steps, no clock edge taken)."""
         d = self.dut
-        return _high(d.busy), int(d.layer.value.to_unsigned())
+        layer = d.layer.value  # a Logic, not a LogicArray, when the port is one bit wide
+        return _high(d.busy), int(layer.to_unsigned() if hasattr(layer, "to_unsigned") else layer)
 
     async def _reset(self, cycles: int) -> None:
         d = self.dut

@@ -224,7 +224,8 @@ class HwReport:
             out.append(f"... and {len(self.failures) - 20} more failing draw(s)")
         out.append(f"fuzz-hw {'PASS' if self.ok else 'FAIL'}: {self.built} configurations "
                    f"built, {self.cases} cases ({self.runs} runs), {len(self.failures)} "
-                   f"failing configuration(s), {self.wall_s:.0f} s")
+                   f"failure(s) in {len({s for s, _ in self.failures})} configuration(s), "
+                   f"{self.wall_s:.0f} s")
         return out
 
 
