@@ -17,6 +17,7 @@ own CPU time (Verilator's model and cocotb's Python), so it is comparable on a l
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 
@@ -63,6 +64,7 @@ def main() -> None:
               f"second of the simulator")
     print(f"image load: {case.load_writes:,} writes in {case.load_s:.2f} s "
           f"({case.load_writes / case.load_s:,.0f} writes/s)")
+    print("load average (1, 5, 15 min): " + ", ".join(f"{x:.1f}" for x in os.getloadavg()))
     if args.no_small:
         return
 

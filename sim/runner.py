@@ -45,6 +45,10 @@ BUILD = Path(os.environ.get("EIE_SIM_BUILD") or REPO / "build" / "sim")  # gener
 VERILATOR_ARGS = ["-Wno-fatal", "-Wno-WIDTHEXPAND", "-Wno-WIDTHTRUNC", "-Wno-CASEINCOMPLETE",
                   "-Wno-UNOPTFLAT", "-Wno-UNUSEDSIGNAL", "-Wno-PINCONNECTEMPTY", "-O3",
                   "--x-assign", "fast", "--x-initial", "fast", "--no-timing"]
+# The model's C++ (verilated.mk's OPT_FAST; its default -Os): eie64 Alex-6 88K simulated
+# cycles per CPU second with -O3, 86K with -O2, 77K with -Os (docs/verification.md, Results).
+# Before the PE's code was shared by its 64 instances (ports_vlt), -O2 gained nothing.
+MODEL_OPT = "OPT_FAST=-O3"
 
 # Icarus: cocotb's runner compiles with -g2012, in which a declaration initialiser
 # (``reg t = 0;``) is not an event at time 0, so the trigger Yosys adds to every ``always @*``
@@ -152,6 +156,8 @@ def _runner(sim: str, ports_only: bool, fast: bool = False):
                 j = make.index("-j")
                 make = make[:j] + ["-j", "1", "OPT_FAST=-O0", "VM_PARALLEL_BUILDS=0"] + \
                     make[j + 2:]
+            else:
+                make = make + [MODEL_OPT]
             step = [sys.executable, "-c", _RUNTIME_STEP]
             tail = [str(self.build_dir), str(RUNTIME_CACHE), *RUNTIME_OBJECTS]
             return [verilate, step + ["restore", *tail], make, step + ["save", *tail], *rest]
@@ -314,8 +320,8 @@ def build(sources: list[Path], toplevel: str, sim: str | None = None,
     for src in sources:
         h.update(Path(src).read_bytes())
     fast = fast and ports_only
-    h.update(repr((toplevel, args, waves, ports_only, vlt_text) + (("fast",) if fast else ()))
-             .encode())
+    h.update(repr((toplevel, args, waves, ports_only, vlt_text) + (
+        ("fast",) if fast else (MODEL_OPT,) if ports_only else ())).encode())
     build_dir = BUILD / f"{sim}-{toplevel}-{h.hexdigest()[:16]}"
     runner = _runner(sim, ports_only, fast)
     srcs = [str(s) for s in sources]
