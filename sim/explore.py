@@ -112,6 +112,12 @@ def synth_task(point: ex.Point, base: EIEConfig, pnr: bool = True, seed: int = 1
                 tmp.rename(final)
             except OSError:  # another run finished the same point first: keep its result
                 shutil.rmtree(tmp, ignore_errors=True)
+        except EIEError as e:  # keep the failed run's logs where the message points
+            failed = root / f"{final.name}.failed"
+            shutil.rmtree(failed, ignore_errors=True)
+            if tmp.exists():
+                tmp.rename(failed)
+            raise EIEError(str(e).replace(str(tmp), str(failed))) from None
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -192,3 +192,23 @@ def test_synthesis_is_cached(tmp_path):
     again = read_synth(p, next(tmp_path.glob("n1q2-*/report.json")), True)
     assert again.resources == a.resources
     assert np.isfinite(a.resources["FF"])
+
+
+def test_failed_synthesis_keeps_its_log_and_names_the_signal(tmp_path, monkeypatch):
+    from hw.fpga.tools import ToolError
+    from sw.errors import EIEError
+
+    def crash(config, out, **kw):  # a tool killed by SIGBUS half-way through its log
+        out.mkdir(parents=True)
+        (out / "yosys_ecp5.log").write_text("Using template ... for cells of type $alu.\n")
+        raise ToolError("yosys", -7, out / "yosys_ecp5.log")
+
+    monkeypatch.setattr("hw.fpga.flow.synthesize_config", crash)
+    p = ex.Point(1, 2, 256, 512, 64, 128, 100.0)
+    with pytest.raises(EIEError) as e:
+        synth_task(p, BASE, pnr=False, cache=str(tmp_path))
+    msg = str(e.value)
+    assert "yosys failed (killed by SIGBUS)" in msg and "$alu" in msg
+    (failed,) = tmp_path.glob("n1q2-*.failed")
+    assert str(failed / "yosys_ecp5.log") in msg and (failed / "yosys_ecp5.log").exists()
+    assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob("n1q2-*/report.json"))

@@ -9,6 +9,7 @@ passed relative to the tool's working directory.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -50,7 +51,13 @@ class ToolError(EIEError):
     def __init__(self, tool: str, code: int, log: Path) -> None:
         self.tool, self.code, self.log = tool, code, log
         self.message = first_error(log)
-        super().__init__(f"{tool} failed (exit {code}): {self.message} (log: {log})")
+        how = f"exit {code}"
+        if code < 0:  # killed by a signal (subprocess's convention)
+            try:
+                how = f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"killed by signal {-code}"
+        super().__init__(f"{tool} failed ({how}): {self.message} (log: {log})")
 
 
 def first_error(log: Path) -> str:
