@@ -207,6 +207,12 @@ def test_a_model_file_with_host_nodes_trains_with_the_formats_eie_run_chooses(tm
         for i, d in enumerate(seg.image.layers):
             want.append((d.in_frac, d.out_frac, d.w_frac, i > 0))
     assert fmts == want and [c for *_, c in fmts] == [False, True, False]
+    # the file says what it was trained for; a configuration of another width says so once
+    assert net.act_bits == 6 and not any(ln.startswith("note:") for ln in model6.describe())
+    model16 = compile_network(net, EIEConfig.load("eie64"), xtr.numpy()[:1000])
+    notes = [ln for ln in model16.describe() if ln.startswith("note:")]
+    assert len(notes) == 1 and "trained for 6-bit activations" in notes[0] and \
+        "16-bit" in notes[0]
 
 
 # -- RTL == golden model and cycle model at 8-bit activations ----------------------------------

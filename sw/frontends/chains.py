@@ -191,9 +191,13 @@ def load_eie_model(path: str | Path) -> Network:
     if isinstance(meta, dict) and "network" in meta:
         from sw.frontends.stored import network_from_meta
 
-        return network_from_meta(meta["network"], layers, str(path))
-    shape = tuple(meta.get("input_shape") or ()) if isinstance(meta, dict) else ()
-    return network_from_layers(layers, shape or None, str(path))
+        net = network_from_meta(meta["network"], layers, str(path))
+    else:
+        shape = tuple(meta.get("input_shape") or ()) if isinstance(meta, dict) else ()
+        net = network_from_layers(layers, shape or None, str(path))
+    bits = meta.get("act_bits") if isinstance(meta, dict) else None
+    net.act_bits = bits if isinstance(bits, int) and not isinstance(bits, bool) else None
+    return net
 
 
 def network_from_layers(layers: list[QuantizedLayer], input_shape: tuple[int, ...] | None = None,

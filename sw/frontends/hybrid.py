@@ -119,6 +119,12 @@ class HybridModel:
                          + (f"; one-shot {self.config.weight_bits}-bit k-means (no pruning) of "
                             f"{', '.join(seg.requantized)}: run `eie compress` first for Deep "
                             f"Compression" if seg.requantized else ""))
+        trained, bits = self.original.act_bits, self.config.act_bits
+        if trained is not None and trained != bits:
+            lines.append(f"note: the network was trained for {trained}-bit activations (eie "
+                         f"compress --act-bits {trained}); config {self.config.name} computes "
+                         f"with {bits}-bit ones, so the results are that hardware's, not what was "
+                         f"trained (a configuration with act_bits {trained} runs what was trained)")
         return lines
 
     def manifest(self) -> dict:

@@ -113,6 +113,7 @@ class Network:
     source: str = ""  # file the network came from (for messages)
     format: str = ""  # "onnx", "torch.export", "torchscript", "state_dict", "eie"
     segments: list[Segment] = field(default_factory=list)
+    act_bits: int | None = None  # activations it was trained for (eie compress --act-bits)
 
     def __post_init__(self) -> None:
         seen = {INPUT}
