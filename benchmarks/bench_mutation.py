@@ -47,6 +47,33 @@ EXPLANATIONS: dict[str, str] = {
         "low in CLEAR either way); in cycle 1 rst_ctl = rst_q = 1 in both, so every state "
         "reached in cycle 0 is reset again and both leave reset in cycle 2 with the PEs. "
         "After any rst pulse rst_ctl follows rst_q, the same in both",
+    "hw/lnzd.py|constant|less = {(a, b): keys[b] < keys[a] for a in range(4) for b in "
+    "range(a + 1, 4)}|4|3":
+        "equivalent: the same design. The outer range only stops one step earlier, at a = 3, "
+        "whose inner range(4, 4) is empty: both comprehensions build the same six comparisons "
+        "(0, 1) .. (2, 3) (a different source text, not a different circuit)",
+    "hw/spmat_read.py|constant|rem.eq(Mux(col.nonempty, col.e - 1, 0)),|0|1":
+        "equivalent: rem is read only while free is low (the continue branch: rem - 1 and "
+        "free <= rem == 1), and every column start writes it. A column with nonempty low comes "
+        "from the pointer reader's column register with e = 0, hence short = (e <= 1) high, "
+        "so that start sets free: the mutant's rem = 1 (instead of 0) is never read before the "
+        "next column start overwrites it (after reset rem = 0 and free = 1 as before)",
+    "hw/arithmetic_unit.py|operator|m.d.comb += self.busy.eq(self.i.valid | valid2 | valid3)|"
+    "self.i.valid | valid2 | valid3|((self.i.valid | valid2) & valid3)":
+        "equivalent: ArithmeticUnit.busy has no reader (hw/pe.py counts busy cycles from the "
+        "sparse-matrix reader's `free` and the column start), as for its deleted assignment "
+        "at 9928eda: a dead output, reported to the RTL owner",
+    "hw/pe.py|operator|m.d.pe += n.eq(n + 1)|n + 1|(n - 1)":
+        "a missing test, added after the 4b66a06 run: tests/test_hw_eie.py::"
+        "test_access_counters_count_what_the_cycle_model_counts kills it (the "
+        "simulation build's access counters were checked only by the slow Verilator test "
+        "tests/test_access.py, which the fast suite skips)",
+    "hw/top.py|delete-assignment|m.d.comb += ccu.start.eq(self.start & ~self.wr.valid)|"
+    "m.d.comb += ccu.start.eq(self.start & ~self.wr.valid)|pass":
+        "a missing test, added after the 4b66a06 run: tests/test_hw_eie.py::"
+        "test_a_start_with_a_host_write_in_the_same_cycle_waits_for_a_cycle_without_one kills "
+        "it (without the line the run-port loop drives ccu.start = start "
+        "ungated, and no test asserted start in a cycle with a write)",
 }
 
 

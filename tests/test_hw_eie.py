@@ -226,3 +226,100 @@ def test_rom_program_writes_only_the_input():
     writes = [w for s in prog if isinstance(s, host.Write) for w in s.writes]
     assert {w.mem for w in writes} == {WrMem.ACT_CLEAR, WrMem.ACT}
     assert isinstance(prog[0], host.Reset) and sum(isinstance(s, host.Start) for s in prog) == 1
+
+
+def test_access_counters_count_what_the_cycle_model_counts(monkeypatch):
+    """The simulation build's per-PE access counters (``PE(access_counters=True)``: sparse-matrix
+    word reads, pointer-pair reads, source-list reads, activation writes; sim/access.py compares
+    them through Verilator in a slow test) equal the cycle model's counts, which the energy
+    model prices: here in Amaranth's simulator, on a two-layer run and then a one-layer run (the
+    counters restart at each start and sum over the run's layers). Added for the surviving
+    mutant ``n + 1 -> n - 1`` of the counters (benchmarks/bench_mutation.py)."""
+    import hw.top
+    from hw.params import COUNTER_BITS
+    from hw.pe import ACCESS_COUNTERS, PE
+    from sim.access import MODEL_FIELD
+
+    pes = []
+
+    def counting_pe(params, init=None):
+        pes.append(PE(params, init, access_counters=True))
+        return pes[-1]
+
+    monkeypatch.setattr(hw.top, "PE", counting_pe)
+    rng = np.random.default_rng(12)
+    img = pack_network(chain(rng, [40, 36, 12], 0.35, scale=0.5), TINY)
+    xs = [img.input_to_physical(_input(rng, 40, d, TINY, 2.0)) for d in (0.6, 0.3)]
+    runs = [(xs[0], 2), (xs[1], 1)]
+    dut = EIE(TINY)
+    top, rst = with_reset(dut)
+    p = dut.params
+    seen = []
+
+    async def bench(ctx):
+        drv = AmaranthHost(dut, ctx, rst)
+        await drv.run(host.load_program(p, img))
+        for x, n in runs:
+            await drv.run(host.inference_program(p, img, x, 0, n))
+            seen.append([ctx.get(pe.n_access) for pe in pes])
+
+    run_sim(top, bench)
+    assert len(pes) == TINY.n_pe
+    t = rtl_timing(TINY)
+    mask = (1 << COUNTER_BITS) - 1
+    for (x, n), raw in zip(runs, seen, strict=True):
+        got = {k: np.array([(v >> (i * COUNTER_BITS)) & mask for v in raw])
+               for i, k in enumerate(ACCESS_COUNTERS)}
+        want = {k: np.zeros(TINY.n_pe, np.int64) for k in ACCESS_COUNTERS}
+        a = x
+        for li in range(n):
+            rep = cycles.simulate_layer(img, li, a, t)
+            for k in ACCESS_COUNTERS:
+                want[k] += getattr(rep, MODEL_FIELD[k])
+            a = golden.run_layer(img, li, a)
+        for k in ACCESS_COUNTERS:
+            assert np.array_equal(got[k], want[k]), (n, k, got[k], want[k])
+            assert want[k].sum() > 0, (n, k)  # every counter counts something
+
+
+def test_a_start_with_a_host_write_in_the_same_cycle_waits_for_a_cycle_without_one():
+    """hw.top: a write lands one cycle after it is taken, so ``start`` is not taken in a cycle
+    with ``wr.valid`` (docs/hardware.md): the control unit stays idle and ready, and a later
+    start runs the layer bit-exact and cycle-exact. Added for the surviving mutant that deleted
+    the gate ``ccu.start = start & ~wr.valid`` (benchmarks/bench_mutation.py)."""
+    rng = np.random.default_rng(13)
+    img = pack_network([random_layer(rng, 16, 20, 0.5, "fc")], TINY)
+    x = img.input_to_physical(_input(rng, 20, 0.6, TINY, 2.0))
+    dut = EIE(TINY)
+    top, rst = with_reset(dut)
+    p = dut.params
+    out = {}
+
+    async def bench(ctx):
+        drv = AmaranthHost(dut, ctx, rst)
+        await drv.run(host.load_program(p, img) + [host.input_load(p, img, x)])
+        assert ctx.get(dut.ready) and ctx.get(dut.wr.ready)
+        # start together with a write that selects no PE (pe_mask 0: no memory changes)
+        ctx.set(dut.first_layer, 0)
+        ctx.set(dut.n_layers, 1)
+        ctx.set(dut.wr.mem, WrMem.BIAS)
+        ctx.set(dut.wr.addr, 0)
+        ctx.set(dut.wr.pe_mask, 0)
+        ctx.set(dut.wr.data, 0)
+        ctx.set(dut.wr.valid, 1)
+        ctx.set(dut.start, 1)
+        await ctx.tick()
+        ctx.set(dut.wr.valid, 0)
+        ctx.set(dut.start, 0)
+        out["after"] = []
+        for _ in range(6):
+            await ctx.tick()
+            out["after"].append((ctx.get(dut.ready), ctx.get(dut.busy), ctx.get(dut.cycles)))
+        out["run"] = await drv.run(host.inference_program(p, img, x))
+
+    run_sim(top, bench)
+    assert out["after"] == [(1, 0, 0)] * 6  # the start was not taken
+    ((_, y),) = out["run"].outputs
+    assert np.array_equal(y, golden.run_layer(img, 0, x))
+    rep = cycles.simulate_layer(img, 0, x, rtl_timing(TINY))
+    assert out["run"].counters[0].cycles == rep.cycles
