@@ -10,16 +10,22 @@ padding, pointers, codebooks, biases, activations) and the energy per inference 
 layers on EIE (sw.eie.energy from the cycle model's access counts, mean over test images).
 Prints a Markdown table and writes a plot of ratio against error to build/.
 
+The rows are tasks on the farm (sim/sweep.py, sim/farm.py): ``--workers N`` runs them on N
+worker processes of this machine (default one per core; 0: in this process), ``--scheduler
+ADDRESS`` on an existing Dask cluster, as `eie sim` does; each row reads MNIST on its worker
+from ``--data`` and seeds torch with ``--seed``, so a row's figures do not depend on where
+or in which order it ran.
+
     EIE_MNIST_DIR=<mnist> .venv/bin/python benchmarks/bench_quantizers.py [--models lenet300]
         [--weights lenet300=dense.pt] [--retrain-epochs N] [--finetune-epochs N]
-        [--energy-inputs 50]
+        [--energy-inputs 50] [--workers N | --scheduler ADDRESS]
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -27,71 +33,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from torch import nn  # noqa: E402
 
-from hw.timing import rtl_timing  # noqa: E402
+from sim.farm import Task, add_farm_arguments, farm_from_args, progress_logger  # noqa: E402
+from sim.sweep import CONFIG, Data, Row, quantizer_row  # noqa: E402
 from sw.compression.compress import compress_module, default_settings  # noqa: E402
 from sw.compression.data import load_mnist, to_tensors  # noqa: E402
-from sw.compression.footprint import fc_chains, onchip_footprint  # noqa: E402
-from sw.compression.models import build_model, load_checkpoint, load_into, weight_layers  # noqa: E402
-from sw.eie.config import PRESETS  # noqa: E402
-from sw.eie.cycles import simulate_layer  # noqa: E402
-from sw.eie.energy import layer_energy  # noqa: E402
-from sw.eie.fixedpoint import to_fixed  # noqa: E402
-from sw.eie.formats import choose_formats  # noqa: E402
-from sw.eie.golden import run_layer  # noqa: E402
-from sw.eie.pack import pack_network  # noqa: E402
+from sw.compression.models import build_model, load_checkpoint, load_into  # noqa: E402
 from sw.errors import EIEError  # noqa: E402
 
-# (label, quantizer, bits, ECSQ lambda)
-GRID = [("k-means 4", "kmeans", 4, None), ("k-means 3", "kmeans", 3, None),
-        ("k-means 2", "kmeans", 2, None), ("Hessian k-means 4", "hessian", 4, None),
-        ("Hessian k-means 3", "hessian", 3, None), ("uniform 4", "uniform", 4, None),
-        ("uniform 3", "uniform", 3, None), ("ECSQ 4, lambda 0.02", "ecsq", 4, 0.02),
-        ("ECSQ 4, lambda 0.05", "ecsq", 4, 0.05), ("ECSQ 3, lambda 0.02", "ecsq", 3, 0.02),
-        ("ternary", "ternary", 2, None), ("binary (pruned)", "binary", 2, None)]
-CONFIG = "eie64"
+GRID = [Row("k-means 4", "kmeans", 4), Row("k-means 3", "kmeans", 3),
+        Row("k-means 2", "kmeans", 2), Row("Hessian k-means 4", "hessian", 4),
+        Row("Hessian k-means 3", "hessian", 3), Row("uniform 4", "uniform", 4),
+        Row("uniform 3", "uniform", 3), Row("ECSQ 4, lambda 0.02", "ecsq", 4, 0.02),
+        Row("ECSQ 4, lambda 0.05", "ecsq", 4, 0.05), Row("ECSQ 3, lambda 0.02", "ecsq", 3, 0.02),
+        Row("ternary", "ternary", 2), Row("binary (pruned)", "binary", 2)]
 
 
-def fc_inputs(module: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """The inputs of the first FC layer: the images through the conv part (host), flattened."""
-    with torch.no_grad():
-        for s in module.specs:
-            if s.kind == "linear":
-                break
-            x = module.layer(s.name)(x)
-            if s.relu:
-                x = torch.relu(x)
-            if s.pool:
-                x = torch.nn.functional.max_pool2d(x, s.pool)
-        return x.flatten(1).numpy().astype(np.float64)
-
-
-def energy_per_inference(layers, x_fc: np.ndarray, calib: np.ndarray) -> float:
-    """pJ per inference of the FC chain on eie64 (mean over the rows of ``x_fc``)."""
-    cfg = PRESETS[CONFIG]
-    chain = fc_chains(layers)[0]
-    formats = choose_formats(chain, calib, cfg)
-    image = pack_network(chain, cfg, formats=formats)
-    timing = rtl_timing(cfg)
-    pj = 0.0
-    for x in x_fc:
-        a = image.input_to_physical(to_fixed(x, image.input_frac, cfg.act_bits))
-        for li in range(len(image.layers)):
-            r = simulate_layer(image, li, a, timing)
-            pj += layer_energy(image, li, r).total
-            if li + 1 < len(image.layers):
-                a = run_layer(image, li, a)
-    return pj / len(x_fc)
-
-
-def bench_model(model: str, weights: str | None, args, log) -> list[dict]:
+def pruned_base(model: str, weights: str | None, data: Data, args, log):
+    """The shared start of every row: the built-in recipe's dense training (or ``weights``)
+    and iterative pruning with retraining, no quantization."""
     torch.manual_seed(args.seed)
     net = build_model(model)
-    tr, te = load_mnist(None)
-    train, test = to_tensors(tr.take(args.limit_train)), to_tensors(te.take(args.limit_test))
+    tr, te = load_mnist(data.path)
+    train, test = to_tensors(tr.take(data.limit_train)), to_tensors(te.take(data.limit_test))
     base_s = default_settings(model, seed=args.seed, progress=False, finetune_epochs=0,
                               retrain_epochs=args.retrain_epochs)
     if weights:
@@ -101,39 +66,7 @@ def bench_model(model: str, weights: str | None, args, log) -> list[dict]:
     base = compress_module(net, train, test, base_s, log=log)
     log(f"{model}: dense + pruning {time.perf_counter() - t:.0f} s, dense test error "
         f"{100 * base.report['error_dense']:.2f}%, pruned {100 * base.report['error_pruned']:.2f}%")
-    pruned = base.weights["pruned"]
-    names = [n for n, _ in weight_layers(base.module)]
-    last = names[-1]
-    x_fc = fc_inputs(base.module, test[0][: args.energy_inputs])
-    calib = fc_inputs(base.module, train[0][:500])
-    rows = []
-    for label, quantizer, bits, lam in GRID:
-        mod = copy.deepcopy(base.module)
-        with torch.no_grad():
-            for n, m in weight_layers(mod):
-                m.weight.copy_(torch.from_numpy(pruned[n]))
-        density = {n: float(np.count_nonzero(pruned[n]) / pruned[n].size) for n in names}
-        s = default_settings(model, seed=args.seed, progress=False, dense_epochs=0,
-                             prune_iters=1, retrain_epochs=0, density=density,
-                             quantizer=quantizer, bits=bits,
-                             layer_quantizer={last: "kmeans"}, layer_bits={last: 4},
-                             ecsq_lambda=lam, finetune_epochs=args.finetune_epochs)
-        t = time.perf_counter()
-        res = compress_module(mod, train, test, s)
-        fp = onchip_footprint(fc_chains(res.layers), CONFIG)
-        pj = energy_per_inference(res.layers, x_fc, calib)
-        row = {"model": model, "quantizer": label, "bits": bits, "ratio": res.report["ratio"],
-               "file_bytes": res.report["compressed_bytes"],
-               "error": res.report["error_compressed"],
-               "error_before_finetune": res.report["error_quantized"],
-               "onchip_bytes": fp.get("total_bytes"), "onchip_spmat_bytes": fp.get("spmat_bytes"),
-               "energy_nj": pj / 1e3, "seconds": time.perf_counter() - t,
-               "weight_bits_huffman": res.report["layers"]["total"]["weight_bits_pqh"],
-               "index_bits_huffman": res.report["layers"]["total"]["index_bits_pqh"]}
-        rows.append(row)
-        log(f"{model} {label}: {row['ratio']:.1f}x, error {100 * row['error']:.2f}%, on-chip "
-            f"{row['onchip_bytes']:,} B, {row['energy_nj']:.1f} nJ ({row['seconds']:.0f} s)")
-    return rows
+    return base.module, base.weights["pruned"]
 
 
 def plot(rows: list[dict], path: Path) -> None:
@@ -173,9 +106,14 @@ def main() -> int:
     ap.add_argument("--limit-train", type=int)
     ap.add_argument("--limit-test", type=int)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--data", default=os.environ.get("EIE_MNIST_DIR"),
+                    help="MNIST directory (default: $EIE_MNIST_DIR; the same path on every "
+                         "worker of a cluster)")
     ap.add_argument("--out", default=str(ROOT / "build" / "bench_quantizers"))
+    add_farm_arguments(ap)
     args = ap.parse_args()
     torch.set_num_threads(1)
+    data = Data(args.data, args.limit_train, args.limit_test, args.energy_inputs)
     weights = dict(w.split("=", 1) for w in args.weights)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -183,14 +121,29 @@ def main() -> int:
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    rows = []
-    for m in args.models:
-        try:
-            rows += bench_model(m, weights.get(m), args, log)
-        except EIEError as e:  # no MNIST, a bad checkpoint: one line
-            print(f"bench_quantizers: {e}", file=sys.stderr)
-            return 2
-        (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    # each model's pruned base here, then one farm task per row (the rows of all models at
+    # once: on a cluster they all run side by side)
+    tasks = []
+    try:
+        for m in args.models:
+            module, pruned = pruned_base(m, weights.get(m), data, args, log)
+            tasks += [Task(f"{m}-{i}", quantizer_row, (m, module, pruned, row, data, args.seed,
+                                                       args.finetune_epochs), f"{m} {row.label}")
+                      for i, row in enumerate(GRID)]
+        with farm_from_args(args, log) as farm:
+            outcomes = farm.run(tasks, progress_logger(log, "row"))
+            for line in farm.lines():
+                log(line)
+    except EIEError as e:  # no MNIST, a bad checkpoint, a bad --workers: one line
+        print(f"bench_quantizers: {e}", file=sys.stderr)
+        return 2
+    failed = [o for o in outcomes if not o.ok]
+    rows = [o.value for o in outcomes if o.ok]
+    (out / "results.json").write_text(json.dumps(rows, indent=2) + "\n")
+    for o in failed:
+        print(f"bench_quantizers: row {o.task.label} failed: {o.error}", file=sys.stderr)
+    if not rows:
+        return 1
     plot(rows, out / "ratio_vs_error.png")
     print(f"| model | quantizer (all but the output layer) | ratio | test error | before fine-tuning "
           f"| weight bits +H | on-chip bytes ({CONFIG}) | energy / inference (nJ) |")
@@ -200,7 +153,7 @@ def main() -> int:
               f"{100 * r['error_before_finetune']:.2f}% | {r['weight_bits_huffman']:.2f} | "
               f"{r['onchip_bytes']:,} | {r['energy_nj']:.1f} |")
     print(f"plot: {out / 'ratio_vs_error.png'}; figures: {out / 'results.json'}")
-    return 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
