@@ -145,6 +145,7 @@ class Result:
     synth: list[ex.Synthesised]
     notes: list[str] = field(default_factory=list)
     farm: list[str] = field(default_factory=list)
+    failed: int = 0  # tasks that failed (their points are estimated, or missing)
 
 
 def explore(specs: list[WorkloadSpec], base: EIEConfig, pes: list[int], queues: list[int],
@@ -172,7 +173,9 @@ def explore(specs: list[WorkloadSpec], base: EIEConfig, pes: list[int], queues: 
     log(f"explore: {len(points)} point(s) x {len(specs)} workload(s): {len(per_n)} cycle-model "
         f"task(s), {len(synth_points)} synthesis task(s) on {farm.description}")
     outcomes = farm.run(tasks, progress_logger(log))
-    raise_user_error(outcomes)
+    # bad input (a network that cannot be read) stops here; a synthesis that failed (a tool
+    # error, a crash) leaves its point to the estimates, is noted, and fails the command
+    raise_user_error([o for o in outcomes if o.task.fn is not synth_task])
     synth, figures, notes = [], {}, []
     for o in outcomes:
         if not o.ok:
@@ -218,7 +221,8 @@ def explore(specs: list[WorkloadSpec], base: EIEConfig, pes: list[int], queues: 
         notes.append("points whose memory depths have no synthesised point have no resource "
                      "estimate and take no part in the fronts")
     fronts = ex.mark_fronts(rows)
-    return Result(rows, fronts, fits, synth, notes, farm.lines(outcomes))
+    return Result(rows, fronts, fits, synth, notes, farm.lines(outcomes),
+                  sum(not o.ok for o in outcomes))
 
 
 def result_from_json(path: Path) -> tuple[Result, dict]:

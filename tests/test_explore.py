@@ -212,3 +212,25 @@ def test_failed_synthesis_keeps_its_log_and_names_the_signal(tmp_path, monkeypat
     (failed,) = tmp_path.glob("n1q2-*.failed")
     assert str(failed / "yosys_ecp5.log") in msg and (failed / "yosys_ecp5.log").exists()
     assert not list(tmp_path.glob(".tmp-*")) and not list(tmp_path.glob("n1q2-*/report.json"))
+
+
+def test_a_failed_synthesis_point_is_reported_and_the_sweep_completes(tmp_path, monkeypatch,
+                                                                      capsys):
+    from hw.fpga.tools import ToolError
+
+    def crash(config, out, **kw):
+        out.mkdir(parents=True)
+        (out / "yosys_ecp5.log").write_text("ERROR: out of luck\n")
+        raise ToolError("yosys", -7, out / "yosys_ecp5.log")
+
+    monkeypatch.setattr("hw.fpga.flow.synthesize_config", crash)
+    monkeypatch.setattr("sim.explore.SYNTH_CACHE", tmp_path / "synth")
+    rc = main(["explore", "--config", "tiny", "--networks", "lenet300", "--pe", "1,8",
+               "--queue", "2", "--synth", "1", "--no-pnr", "--workers", "0",
+               "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert rc == 1 and "1 task(s) failed" in err
+    assert "killed by SIGBUS" in out and "ERROR: out of luck" in out
+    d = json.loads((tmp_path / "out" / "explore.json").read_text())
+    # every point still has its cycles (the synthesised point is N=1 at tiny's queue depth 4)
+    assert len(d["points"]) == 3 and all(p["cycles"] > 0 for p in d["points"])
