@@ -26,3 +26,16 @@ def blobs(n: int = 500, d: int = 12, k: int = 4, seed: int = 0, spread: float = 
     centers = torch.randn(k, d, generator=g) * spread
     y = torch.randint(0, k, (n,), generator=g)
     return centers[y] + torch.randn(n, d, generator=g), y
+
+
+def write_mnist(d, n_train=32, n_test=8):
+    """A fake MNIST directory of random images (the real files' names and layout)."""
+    from sw.compression.data import write_idx
+
+    rng = np.random.default_rng(0)
+    for stem, shape in (("train-images-idx3-ubyte", (n_train, 28, 28)),
+                        ("train-labels-idx1-ubyte", (n_train,)),
+                        ("t10k-images-idx3-ubyte", (n_test, 28, 28)),
+                        ("t10k-labels-idx1-ubyte", (n_test,))):
+        hi = 256 if len(shape) == 3 else 10
+        write_idx(d / f"{stem}.gz", rng.integers(0, hi, shape, dtype=np.uint8))

@@ -9,7 +9,7 @@ from torch import nn
 
 from eie.cli import main
 from sw.compression.compress import CompressSettings, compress_module, write_outputs
-from sw.compression.data import idx_bytes, load_mnist, to_tensors, write_idx
+from sw.compression.data import idx_bytes, load_mnist, to_tensors
 from sw.compression.modelfile import load_model
 from sw.compression.models import (
     ChainNet,
@@ -20,23 +20,13 @@ from sw.compression.models import (
     count_params,
 )
 from sw.compression.train import predict, random_shift
+from tests.helpers_nets import write_mnist
 
 MNIST = os.environ.get("EIE_MNIST_DIR")
 needs_mnist = pytest.mark.skipif(not MNIST, reason="EIE_MNIST_DIR is not set (point it at the "
                                                    "MNIST IDX files to run the end-to-end test)")
 QUICK = ["--epochs", "1", "--prune-iters", "1", "--retrain-epochs", "0", "--finetune-epochs", "0",
          "--quiet"]
-
-
-def write_mnist(d, n_train=32, n_test=8):
-    """A fake MNIST directory of random images (the real files' names and layout)."""
-    rng = np.random.default_rng(0)
-    for stem, shape in (("train-images-idx3-ubyte", (n_train, 28, 28)),
-                        ("train-labels-idx1-ubyte", (n_train,)),
-                        ("t10k-images-idx3-ubyte", (n_test, 28, 28)),
-                        ("t10k-labels-idx1-ubyte", (n_test,))):
-        hi = 256 if len(shape) == 3 else 10
-        write_idx(d / f"{stem}.gz", rng.integers(0, hi, shape, dtype=np.uint8))
 
 
 def run_cli(capsys, *argv):

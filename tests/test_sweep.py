@@ -9,22 +9,12 @@ import torch
 
 from sim.farm import Task, open_farm
 from sim.sweep import Data, Row, quantizer_row
-from sw.compression.data import write_idx
 from sw.compression.models import build_model, weight_layers
-
-
-def _fake_mnist(d, n_train=64, n_test=32):
-    rng = np.random.default_rng(0)
-    for stem, shape in (("train-images-idx3-ubyte", (n_train, 28, 28)),
-                        ("train-labels-idx1-ubyte", (n_train,)),
-                        ("t10k-images-idx3-ubyte", (n_test, 28, 28)),
-                        ("t10k-labels-idx1-ubyte", (n_test,))):
-        write_idx(d / f"{stem}.gz", rng.integers(0, 256 if len(shape) == 3 else 10, shape,
-                                                 dtype=np.uint8))
+from tests.helpers_nets import write_mnist
 
 
 def test_rows_are_the_same_in_process_and_on_dask_workers(tmp_path):
-    _fake_mnist(tmp_path)
+    write_mnist(tmp_path, n_train=64, n_test=32)
     torch.manual_seed(0)
     base = build_model("lenet300")
     rng = np.random.default_rng(1)
