@@ -68,7 +68,8 @@ class WriteBack(wiring.Component):
     - W2: t = (acc + (bias << shift)) mod 2**acc_bits, registered;
     - W2b: of s = t >> shift (arithmetic) keep the bits that survive saturation (:func:`_window`);
     - W3: y = s + bit shift-1 of t (round half up), saturated to act_bits, ReLU if ``relu``;
-    - W4: ``o`` writes y at the row (of the destination bank: :class:`ActivationRW`).
+    - W4: ``o`` writes y at the row (of the destination bank: :class:`ActivationRW`), with
+      ``o.nonzero`` (y != 0, from W3's flags: :func:`_round_saturate`).
 
     ``i`` is the central control unit's row (``valid``, ``row``, ``clear``); a ``clear`` row only zeroes the accumulator (the central control unit
     clears all of them after reset, so a reset in the middle of a layer leaves no stale sums).
@@ -87,7 +88,7 @@ class WriteBack(wiring.Component):
             "bias_data": In(signed(params.act_bits)),
             "clear_valid": Out(1),
             "clear_row": Out(lb),
-            "o": Out(write_signature(lb, signed(params.act_bits))),
+            "o": Out(write_signature(lb, signed(params.act_bits), nonzero=True)),
         })
 
     def elaborate(self, platform) -> Module:
@@ -127,9 +128,11 @@ class WriteBack(wiring.Component):
         m.d.sync += [v3.eq(v2b), row3.eq(row2b), r3.eq(win[0]), s3.eq(win[1:]),
                      over3.eq(over), neg3.eq(t[-1])]
         # W3: round half up, saturate, ReLU; W4: the row's result
-        y_sat = Signal(signed(ab))
-        m.d.comb += y_sat.eq(_round_saturate(s3, r3, over3, neg3, self.relu))
-        m.d.sync += [self.o.en.eq(v3), self.o.addr.eq(row3), self.o.data.eq(y_sat)]
+        y_sat, y_nonzero = Signal(signed(ab)), Signal()
+        y, nonzero = _round_saturate(s3, r3, over3, neg3, self.relu)
+        m.d.comb += [y_sat.eq(y), y_nonzero.eq(nonzero)]
+        m.d.sync += [self.o.en.eq(v3), self.o.addr.eq(row3), self.o.data.eq(y_sat),
+                     self.o.nonzero.eq(y_nonzero)]
         return m
 
 
@@ -144,7 +147,10 @@ class NonZeroList(wiring.Component):
     emptied: host input writes into bank 0 (``in_clear`` empties it) and the write-back.
 
     Ports:
-        wr: a write of a dense file (above).
+        wr: a write of a dense file (above), with ``nonzero`` (``data != 0``) computed by the
+            writer a stage ahead: between the write's registers and the list memory's write
+            enable and address there is no compare (the longest path of a routed 24-PE design
+            ran through one: docs/fpga.md).
         in_clear: empty bank 0's list (host ACT_CLEAR).
         layer_start: pulse before a layer: rewinds the source list (its first element is at
             the head when ``compute`` rises) and empties the destination list.
@@ -160,7 +166,8 @@ class NonZeroList(wiring.Component):
         self._p = params
         super().__init__({
             "entry_read": Out(1),
-            "wr": In(write_signature(params.local_bits + 1, signed(params.act_bits))),
+            "wr": In(write_signature(params.local_bits + 1, signed(params.act_bits),
+                                     nonzero=True)),
             "in_clear": In(1),
             "layer_start": In(1),
             "compute": In(1),
@@ -185,8 +192,11 @@ class NonZeroList(wiring.Component):
         # host while the control unit is idle (never both in one cycle)
         dst = ~self.src_bank
         idx, bank = self.wr.addr[:lb], self.wr.addr[lb]
-        append = self.wr.en & (self.wr.data != 0)
+        append = self.wr.en & self.wr.nonzero
         counts = [Signal(p.count_bits, name=f"count{b}") for b in range(2)]
+        # count == 0 kept as a register beside each count: it enables the first element's
+        # register, after the append (no compare of the count on that path)
+        emptys = [Signal(name=f"empty{b}", init=1) for b in range(2)]
         count_wr = Mux(bank, counts[1], counts[0])
         item = Signal(p.nz_item)
         m.d.comb += [
@@ -202,10 +212,10 @@ class NonZeroList(wiring.Component):
             if b == 0:
                 empty = empty | self.in_clear
             with m.If(empty):
-                m.d.sync += count.eq(0)
+                m.d.sync += [count.eq(0), emptys[b].eq(1)]
             with m.Elif(append & (bank == b)):
-                m.d.sync += count.eq(count + 1)
-                with m.If(count == 0):
+                m.d.sync += [count.eq(count + 1), emptys[b].eq(0)]
+                with m.If(emptys[b]):
                     m.d.sync += firsts[b].eq(item)
 
         # The leaf is registered on both sides: its head is a register (the first element's,
@@ -283,7 +293,8 @@ class ActivationRW(wiring.Component):
             all but ``src_bank`` registered here before use, WB_ROW_STAGES).
         wb: a write-back or clear row (:class:`WriteBack`), registered here (WB_ROW_STAGES):
             W0 is the cycle after it arrives.
-        in_wr / in_clear: host input writes into bank 0 (appended to its list when non-zero;
+        in_wr / in_clear: host input writes into bank 0 (appended to its list when
+            ``in_wr.nonzero``, which the PE registers with the write;
             write in ascending address after ``in_clear``; never while a write-back row is in
             flight, as the host writes only while idle).
         bias_wr: host bias writes.
@@ -302,7 +313,7 @@ class ActivationRW(wiring.Component):
             "compute": In(1),
             "ctl": In(params.ctl),
             "wb": In(params.wb),
-            "in_wr": In(write_signature(params.local_bits, ab)),
+            "in_wr": In(write_signature(params.local_bits, ab, nonzero=True)),
             "in_clear": In(1),
             "bias_wr": In(write_signature(params.bias_addr_bits, ab)),
             "rd_addr": In(params.rd_addr_bits),
@@ -372,6 +383,7 @@ class ActivationRW(wiring.Component):
             self.rd_data.eq(d_rp.data),
             # every dense write goes into the bank's non-zero list too
             nzl.wr.en.eq(d_wp.en), nzl.wr.addr.eq(d_wp.addr), nzl.wr.data.eq(d_wp.data),
+            nzl.wr.nonzero.eq(Mux(wb_o.en, wb_o.nonzero, host.nonzero)),
             nzl.in_clear.eq(self.in_clear), nzl.layer_start.eq(layer_start),
             nzl.compute.eq(compute), nzl.src_bank.eq(src_bank),
         ]
@@ -411,7 +423,9 @@ def _window(t, shift, ab: int, shift_max: int):
 def _round_saturate(s, r, over, neg, relu):
     """W3 of the write-back: ``y = s + r`` (round half up) saturated to ``len(s)`` signed bits,
     then ReLU, from :func:`_window`'s low bits ``s`` (signed), rounding bit ``r``, ``over`` and
-    the sign ``neg`` of the whole shifted value.
+    the sign ``neg`` of the whole shifted value. Returns ``(y, y != 0)``, the second from the
+    inputs directly (not after the adder): in range, ``s + r`` is zero exactly when ``s`` is 0
+    and ``r`` is 0 or ``s`` is -1 and ``r`` is 1; saturated values are never zero.
 
     In range, ``s + r`` is at most ``hi + 1`` (saturates to ``hi``) and never below ``lo``;
     out of range, ``s + r`` saturates by the sign (``s < lo`` gives ``s + r <= lo``) and is
@@ -426,4 +440,6 @@ def _round_saturate(s, r, over, neg, relu):
     # the equivalent chain of multiplexers with constants)
     low = (y[:ab - 1] | to_hi.replicate(ab - 1)) & ~(zero | to_lo).replicate(ab - 1)
     top = (y[ab - 1] | to_lo) & ~(zero | to_hi)
-    return Cat(low, top).as_signed()
+    sum_zero = Mux(r, s.all(), ~s.any())
+    nonzero = ~zero & (over | ~sum_zero)
+    return Cat(low, top).as_signed(), nonzero

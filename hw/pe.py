@@ -152,9 +152,18 @@ class PE(wiring.Component):
         wr = Signal(p.pe_wr)
         m.d.pe += wr.eq(self.wr)
         for mem, port in ((WrMem.SPMAT, sr.wr), (WrMem.PTR, pr.wr), (WrMem.BIAS, arw.bias_wr),
-                          (WrMem.CODEBOOK, au.cb_wr), (WrMem.ACT, arw.in_wr)):
+                          (WrMem.CODEBOOK, au.cb_wr)):
             m.d.comb += [port.en.eq(wr.en & (wr.mem == mem)), port.addr.eq(wr.addr),
                          port.data.eq(wr.data)]  # each takes the lane's low bits
+        # Input activations have a register of their own (zero unless the write is one, so that
+        # synthesis keeps it apart from ``wr``), placed by the activation files rather than
+        # among all the PE's memories, with the non-zero flag computed before it from the act_bits
+        # the file keeps: from these registers to the non-zero list's write enable there is no
+        # compare (hw.activation_rw.NonZeroList; docs/fpga.md, the 24-PE critical path)
+        act = self.wr.en & (self.wr.mem == WrMem.ACT)
+        act_data = Mux(act, self.wr.data[:p.act_bits], 0)
+        m.d.pe += [arw.in_wr.en.eq(act), arw.in_wr.addr.eq(Mux(act, self.wr.addr, 0)),
+                   arw.in_wr.data.eq(act_data), arw.in_wr.nonzero.eq(act_data != 0)]
         m.d.comb += arw.in_clear.eq(wr.en & (wr.mem == WrMem.ACT_CLEAR))
 
         # host reads: two cycles from request to rd_data

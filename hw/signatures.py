@@ -15,10 +15,18 @@ from amaranth.lib.wiring import In, Out
 from .params import COUNTER_BITS, HWParams, RdMem, WrMem
 
 
-def write_signature(addr_bits: int, shape: ShapeCastable | Shape | int) -> wiring.Signature:
+def write_signature(addr_bits: int, shape: ShapeCastable | Shape | int,
+                    nonzero: bool = False) -> wiring.Signature:
     """A write into one memory (from the writer's side): ``en``, ``addr``, ``data``; the data
-    reaches the memory in the next cycle. Every host-loaded memory has one."""
-    return wiring.Signature({"en": Out(1), "addr": Out(addr_bits), "data": Out(shape)})
+    reaches the memory in the next cycle. Every host-loaded memory has one.
+
+    ``nonzero``: the write also carries ``nonzero`` (``data != 0``), which the writer computes
+    a register stage ahead of the write, so that a reader acting on it (the activation files'
+    non-zero lists) needs no compare between the write's registers and its memory's enable."""
+    members = {"en": Out(1), "addr": Out(addr_bits), "data": Out(shape)}
+    if nonzero:
+        members["nonzero"] = Out(1)
+    return wiring.Signature(members)
 
 
 def accumulator_signature(params: HWParams) -> wiring.Signature:

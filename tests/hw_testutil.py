@@ -33,11 +33,14 @@ async def stream_get(ctx, stream):
 
 async def mem_write(ctx, port, items) -> None:
     """Write ``(addr, data)`` pairs through a block's :func:`hw.signatures.write_signature`
-    port, one per cycle."""
+    port, one per cycle (with ``nonzero`` where the port carries it)."""
+    flagged = hasattr(port, "nonzero")
     ctx.set(port.en, 1)
     for addr, data in items:
         ctx.set(port.addr, addr)
         ctx.set(port.data, data)
+        if flagged:
+            ctx.set(port.nonzero, data != 0)
         await ctx.tick()
     ctx.set(port.en, 0)
 

@@ -6,9 +6,10 @@ from collections import deque
 
 import numpy as np
 import pytest
-from amaranth.hdl import Module, signed
+from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import memory, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
 from hw_testutil import mem_write, run_sim, stream_get
 
 from hw.activation_queue import ActivationQueue
@@ -443,6 +444,34 @@ def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(shift,
     assert seen["cleared"] == [0] * rows
     assert seen["items"] == [(r, int(want[r])) for r in range(rows) if want[r] != 0]
     assert want[3] == 0  # the zero row is not in the list
+
+
+def test_write_back_nonzero_flag_is_y_not_zero_for_every_input():
+    """W3's non-zero flag (from the flags, ahead of the adder) against its own y, exhaustively
+    at 4 bits: every s, rounding bit, out-of-range flag, sign and ReLU."""
+    from hw.activation_rw import _round_saturate
+
+    m = Module()
+    s, r, over, neg, relu = Signal(signed(4)), Signal(), Signal(), Signal(), Signal()
+    y, nonzero = Signal(signed(4)), Signal()
+    y_v, nz_v = _round_saturate(s, r, over, neg, relu)
+    m.d.comb += [y.eq(y_v), nonzero.eq(nz_v)]
+    bad = []
+
+    async def bench(ctx):
+        for v in range(-8, 8):
+            for bits in range(16):
+                ins = (bits & 1, bits >> 1 & 1, bits >> 2 & 1, bits >> 3 & 1)
+                for sig, x in zip((r, over, neg, relu), ins, strict=True):
+                    ctx.set(sig, x)
+                ctx.set(s, v)
+                if ctx.get(nonzero) != (ctx.get(y) != 0):
+                    bad.append((v, ins, ctx.get(y), ctx.get(nonzero)))
+
+    sim = Simulator(m)  # combinational: no clock
+    sim.add_testbench(bench)
+    sim.run()
+    assert bad == []
 
 
 def test_input_writes_build_the_list_and_act_clear_empties_it():
