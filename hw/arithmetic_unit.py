@@ -36,7 +36,6 @@ class ArithmeticUnit(wiring.Component):
         acc: the destination (accumulator) file's read port (data one cycle after the
             address) and write port (:func:`hw.signatures.accumulator_signature`).
         cb_wr: host write of codebook entry ``layer * 16 + v``.
-        busy: an entry is in the pipeline.
         bypass: S3 takes the previous sum instead of the accumulator read (registered: decided
             in S2 from the rows of the entries in S2 and S3).
     """
@@ -49,7 +48,6 @@ class ArithmeticUnit(wiring.Component):
             "layer": In(params.layer_bits),
             "acc": Out(accumulator_signature(params)),
             "cb_wr": In(write_signature(params.cb_addr_bits, signed(params.act_bits))),
-            "busy": Out(1),
             "bypass": Out(1),
         })
 
@@ -102,5 +100,4 @@ class ArithmeticUnit(wiring.Component):
             self.acc.wr.data.eq(total),
         ]
         m.d.sync += last_sum.eq(total)
-        m.d.comb += self.busy.eq(self.i.valid | valid2 | valid3)
         return m

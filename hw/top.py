@@ -107,11 +107,12 @@ class EIE(wiring.Component):
         # the host's run ports are the control unit's, except that a write lands one cycle
         # after it is taken: start waits for a cycle without one
         for name, member in run_members(p).items():
-            if member.flow == In:
+            if name == "start":
+                m.d.comb += ccu.start.eq(self.start & ~self.wr.valid)
+            elif member.flow == In:
                 m.d.comb += getattr(ccu, name).eq(getattr(self, name))
             else:
                 m.d.comb += getattr(self, name).eq(getattr(ccu, name))
-        m.d.comb += ccu.start.eq(self.start & ~self.wr.valid)
 
         # host writes: every PE registers its lane (hw.pe.PE) and the control unit's layer
         # table write is registered here, so a write reaches every memory in the cycle after it
