@@ -208,10 +208,10 @@ class NonZeroList(wiring.Component):
         # registered item) delivers the second
         firsts = [Signal(p.nz_item, name=f"first{b}") for b in range(2)]
         for b, count in enumerate(counts):
-            empty = self.layer_start & (dst if b else ~dst)
+            clear = self.layer_start & (dst if b else ~dst)
             if b == 0:
-                empty = empty | self.in_clear
-            with m.If(empty):
+                clear = clear | self.in_clear
+            with m.If(clear):
                 m.d.sync += [count.eq(0), emptys[b].eq(1)]
             with m.Elif(append & (bank == b)):
                 m.d.sync += [count.eq(count + 1), emptys[b].eq(0)]

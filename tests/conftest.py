@@ -10,7 +10,9 @@ def pytest_collection_modifyitems(config, items):
     (``pytest -m "not slow"`` would otherwise collect them and fail where Icarus is absent)."""
     if "icarus" in (config.getoption("markexpr") or ""):
         return
-    drop = [item for item in items if item.get_closest_marker("icarus")]
+    keep, drop = [], []
+    for item in items:
+        (drop if item.get_closest_marker("icarus") else keep).append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = [item for item in items if not item.get_closest_marker("icarus")]
+        items[:] = keep

@@ -13,7 +13,7 @@ from amaranth.sim import Simulator
 from hw_testutil import mem_write, run_sim, stream_get
 
 from hw.activation_queue import ActivationQueue
-from hw.activation_rw import ActivationRW
+from hw.activation_rw import ActivationRW, _round_saturate
 from hw.arithmetic_unit import ArithmeticUnit
 from hw.lnzd import LNZDNode, LNZDTree, lnzd_fill
 from hw.params import HWParams, lnzd_levels
@@ -449,8 +449,6 @@ def test_write_back_matches_golden_requantize_and_builds_the_nonzero_list(shift,
 def test_write_back_nonzero_flag_is_y_not_zero_for_every_input():
     """W3's non-zero flag (from the flags, ahead of the adder) against its own y, exhaustively
     at 4 bits: every s, rounding bit, out-of-range flag, sign and ReLU."""
-    from hw.activation_rw import _round_saturate
-
     m = Module()
     s, r, over, neg, relu = Signal(signed(4)), Signal(), Signal(), Signal(), Signal()
     y, nonzero = Signal(signed(4)), Signal()
