@@ -26,6 +26,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import RegisteredMultiplier
 from .params import HOST_LOADED_MEMORY, HWParams
 from .signatures import accumulator_signature, write_signature
 
@@ -64,7 +65,9 @@ class WriteBack(wiring.Component):
     - W0 (in :class:`ActivationRW`): read accumulator[row] and bias[bias_base + row];
     - W1: both registered as they leave their memories (``acc_data``, ``bias_data``);
       accumulator[row] := 0 (``clear_valid`` / ``clear_row``: ready for the next layer);
-    - W1b: bias << shift, registered with the accumulator;
+    - W1b: bias << shift (the product bias * 2**shift, :class:`hw.dsp.RegisteredMultiplier`:
+      on an ECP5 registered in the MULT18X18D's own output register), registered with the
+      accumulator;
     - W2: t = (acc + (bias << shift)) mod 2**acc_bits, registered;
     - W2b: of s = t >> shift (arithmetic) keep the bits that survive saturation (:func:`_window`);
     - W3: y = s + bit shift-1 of t (round half up), saturated to act_bits, ReLU if ``relu``;
@@ -104,18 +107,24 @@ class WriteBack(wiring.Component):
         acc1b, bias1b = Signal(signed(accb)), Signal(signed(ab))
         m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(self.acc_data),
                      bias1b.eq(self.bias_data)]
-        # W1b: bias << shift, written as the product bias * 2**shift so that synthesis gives
-        # it to a multiplier block (an ECP5 MULT18X18D; the arithmetic unit uses another, the
-        # LFE5U-85F has 156) instead of a barrel shifter in LUTs (measured on ecp5_small: 194
-        # LUT4 per PE fewer); registered, with the accumulator.
+        # W1b, W2: bias << shift, written as the product bias * 2**shift so that synthesis
+        # gives it to a multiplier block (an ECP5 MULT18X18D; the arithmetic unit uses another,
+        # the LFE5U-85F has 156) instead of a barrel shifter in LUTs (measured on ecp5_small:
+        # 194 LUT4 per PE fewer). The bias is registered at W1b as it leaves its memory (in
+        # logic: the block RAM's clock-to-output delay leaves no time for the route into the
+        # DSP column, docs/fpga.md), and the product at W2 (mod 2**acc_bits), on an ECP5 in
+        # the block's own output register (hw.dsp: no route back into the fabric before it).
         # The factor 2**shift is registered here (shift is constant during a layer and comes
-        # from the central control unit), so that both multiplier inputs are local registers.
+        # from the central control unit), so that both multiplier operands are registers.
         scale = Signal(1 << p.shift_bits)
         m.d.sync += scale.eq(1 << self.shift)
+        m.submodules.scale_mult = mult = RegisteredMultiplier(signed(ab), scale.shape(), accb,
+                                                              input_registers=False)
+        m.d.comb += [mult.a.eq(bias1b), mult.b.eq(scale)]
         v2, row2 = Signal(), Signal(lb)
         acc2, bias2 = Signal(signed(accb)), Signal(signed(accb))
-        m.d.sync += [v2.eq(v1b), row2.eq(row1b), acc2.eq(acc1b),
-                     bias2.eq(bias1b * scale)]  # mod 2**acc_bits
+        m.d.sync += [v2.eq(v1b), row2.eq(row1b), acc2.eq(acc1b)]
+        m.d.comb += bias2.eq(mult.o)
         # W2: t = (acc + (bias << shift)) mod 2**acc_bits, registered
         v2b, row2b, t = Signal(), Signal(lb), Signal(signed(accb))
         m.d.sync += [v2b.eq(v2), row2b.eq(row2), t.eq(acc2 + bias2)]

@@ -65,7 +65,8 @@ class LNZDNode(wiring.Component):
         m = Module()
         bufs = []
         for n, ch in enumerate(self.i):
-            buf = SkidBuffer(self._p.leaf(2 * (self.level - 1)))
+            # the heads in registers of their own: the comparisons start at them
+            buf = SkidBuffer(self._p.leaf(2 * (self.level - 1)), head=True)
             m.submodules[f"in{n}"] = buf
             wiring.connect(m, wiring.flipped(ch), buf.i)
             m.d.comb += buf.flush.eq(self.flush)

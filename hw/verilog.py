@@ -73,11 +73,14 @@ def _no_inline(text: str, module: str) -> str:
     return text[:m.end()] + "\n  /* verilator no_inline_module */" + text[m.end():]
 
 
-def convert(component, name: str, *, strip_zero_init: bool = True) -> str:
+def convert(component, name: str, *, strip_zero_init: bool = True, platform=None) -> str:
     """Deterministic Verilog of ``component`` as module ``name``: no source locations, no
     Amaranth-internal attributes, and (unless ``strip_zero_init`` is false: ROM builds replace
-    those blocks by ``$readmemh``) no all-zero memory initialisations."""
-    text = verilog.convert(component, name=name, emit_src=False, strip_internal_attrs=True)
+    those blocks by ``$readmemh``) no all-zero memory initialisations. ``platform``: elaborate
+    for an FPGA family's primitives (:meth:`hw.fpga.flow.Family.platform`; None: portable
+    Verilog, what simulation runs)."""
+    text = verilog.convert(component, name=name, platform=platform, emit_src=False,
+                           strip_internal_attrs=True)
     return strip_zero_memory_init(text)[0] if strip_zero_init else text
 
 
@@ -100,18 +103,19 @@ def header(config: EIEConfig, name: str, image: NetworkImage | None = None) -> s
 
 
 def generate(config: EIEConfig, name: str = "eie", image: NetworkImage | None = None,
-             access_counters: bool = False) -> Generated:
+             access_counters: bool = False, platform=None) -> Generated:
     """Verilog for ``config``; with ``image``, memories initialised from it (ROM build);
     ``access_counters``: each PE module with its access counters as extra outputs
     (:data:`hw.pe.ACCESS_COUNTERS`; simulation only: the top leaves them unconnected, a
-    testbench reads them inside the PE instances)."""
+    testbench reads them inside the PE instances); ``platform``: as :func:`convert`."""
     if image is None:
         pe_name = f"{name}_pe"
         pe = PE(HWParams(config), access_counters=access_counters)
-        pe_text = _no_inline(convert(pe, pe_name), pe_name)
-        top_text = convert(EIE(config, pe_module=pe_name), name)
+        pe_text = _no_inline(convert(pe, pe_name, platform=platform), pe_name)
+        top_text = convert(EIE(config, pe_module=pe_name), name, platform=platform)
         return Generated(header(config, name) + pe_text + top_text, name, pe_name)
     params = HWParams(config)
     host.check_image(params, image)
     top = EIE(config, pe_inits=host.pe_inits(image), layer_init=host.layer_table(params, image))
-    return Generated(header(config, name, image) + convert(top, name), name, None)
+    return Generated(header(config, name, image) + convert(top, name, platform=platform),
+                     name, None)

@@ -18,6 +18,7 @@ from hw.arithmetic_unit import ArithmeticUnit
 from hw.lnzd import LNZDNode, LNZDTree, lnzd_fill
 from hw.params import HWParams, lnzd_levels
 from hw.pointer_read import PointerRead
+from hw.skid import SkidBuffer
 from hw.spmat_read import SparseMatrixRead
 from sw.eie import fixedpoint
 from sw.eie.config import PRESETS, EIEConfig
@@ -290,6 +291,44 @@ def test_arithmetic_unit_bypass_on_back_to_back_hits_of_the_same_accumulator():
 
 
 # -- LNZD ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("head", [False, True])
+def test_skid_buffer_is_a_two_entry_fifo_cycle_for_cycle(head):
+    # both layouts against a two-entry FIFO model under random valid / ready / flush: the same
+    # ready, valid and payload in every cycle, nothing lost, nothing duplicated
+    import random
+
+    dut = SkidBuffer(16, head=head)
+    rng = random.Random(5 + head)
+
+    async def bench(ctx):
+        fifo, nxt, popped = deque(), 0, 0
+        for _ in range(3000):
+            valid, ready = rng.random() < 0.7, rng.random() < 0.6
+            flush = rng.random() < 0.02
+            ctx.set(dut.i.valid, valid)
+            ctx.set(dut.i.payload, nxt)
+            ctx.set(dut.o.ready, ready)
+            ctx.set(dut.flush, flush)
+            assert ctx.get(dut.i.ready) == (len(fifo) < 2)
+            assert ctx.get(dut.o.valid) == bool(fifo)
+            if fifo:
+                assert ctx.get(dut.o.payload) == fifo[0]
+            load, pop = valid and len(fifo) < 2 and not flush, ready and bool(fifo)
+            await ctx.tick()
+            if flush:
+                fifo.clear()
+                continue
+            if pop:
+                fifo.popleft()
+                popped += 1
+            if load:
+                fifo.append(nxt)
+                nxt += 1
+        assert popped > 500
+
+    run_sim(dut, bench)
+
 
 def _lnzd_run(n_pe: int, lists: list[list[int]], ready_p: float, seed: int):
     cfg = TINY.replace(n_pe=n_pe)

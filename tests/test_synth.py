@@ -217,7 +217,7 @@ def test_tiny_eie_config_synthesises_with_per_block_costs(tmp_path):
 
     cfg = EIEConfig(name="smoke", n_pe=2, queue_depth=2, spmat_words=64, ptr_depth=128,
                     act_depth=16, bias_depth=32, max_layers=2)
-    r = flow.synthesize_config(cfg, tmp_path / "eie", pnr=False)
+    r = flow.synthesize_config(cfg, tmp_path / "eie", pnr=False, xilinx=True)
     assert r.fits and r.resources_from == "yosys" and r.config["n_pe"] == 2
     assert list(r.blocks) == ["PE", "LNZD", "CCU", "other"]
     pe = r.blocks["PE"]
@@ -228,6 +228,13 @@ def test_tiny_eie_config_synthesises_with_per_block_costs(tmp_path):
     assert total == sum(m.per_instance["MULT18X18D"] * m.instances for m in r.modules if m.depth == 1) \
         + r.glue["MULT18X18D"]
     assert "verilog" in r.wall_s and (tmp_path / "eie" / "eie.v").exists()
+    # elaborated for the ECP5 (hw.dsp): the write-back's product in a MULT18X18D's own output
+    # register, not in fabric flip-flops (the arithmetic unit's product is inferred)
+    text = (tmp_path / "eie" / "eie.v").read_text()
+    assert text.count("MULT18X18D #(") == 1 and text.count('.REG_OUTPUT_CLK("CLK0")') == 1
+    # ... and the Xilinx estimate reads the portable Verilog (no ECP5 primitives in it)
+    assert "MULT18X18D" not in (tmp_path / "eie" / "eie.generic.v").read_text()
+    assert r.xilinx["DSP48"] == 2 * 2
 
 
 def test_eie_synth_command_on_a_verilog_file(tmp_path, capsys):

@@ -93,6 +93,22 @@ def overflow(used: Mapping[str, int], cells: Mapping[str, int], device: Device) 
     return overflow_of(used, device) + dpram_overflow(cells, device)
 
 
+def platform(device: Device):
+    """An Amaranth ECP5 platform of ``device`` with no board (no pins, no clock): what
+    :mod:`hw.dsp` elaborates its MULT18X18D for."""
+    from amaranth.vendor import LatticeECP5Platform
+
+    part = type("ECP5Part", (LatticeECP5Platform,), {
+        "device": device.name, "package": "BG" + re.sub(r"\D", "", device.package),
+        "speed": "8", "resources": [], "connectors": []})
+    return part()
+
+
+def read_primitives() -> str:
+    """The ECP5 primitives as Yosys black boxes (what ``synth_ecp5`` reads at its start)."""
+    return "read_verilog -lib +/ecp5/cells_bb.v"
+
+
 def synth_script(top: str) -> str:
     """Yosys technology mapping with the hierarchy kept (the per-block table needs it)."""
     return f"synth_ecp5 -noflatten -top {top}"

@@ -43,8 +43,17 @@ class Family(Protocol):
                    out: Path) -> tuple[Path, float]:
         """The constraint file to use and its clock target in MHz."""
 
+    def read_primitives(self) -> str:
+        """The Yosys command that declares the family's primitives (black boxes), read before
+        the hierarchy check: a design elaborated for :meth:`platform` may instantiate them."""
+
     def synth_script(self, top: str) -> str:
         """The Yosys technology mapping, hierarchy kept."""
+
+    def platform(self, device: Part):
+        """An Amaranth platform of ``device`` without a board, to elaborate a design for it:
+        components that use the family's primitives where Yosys does not infer them ask for it
+        (:mod:`hw.dsp`)."""
 
     def resources(self, cells: Mapping[str, int]) -> dict[str, int]:
         """Yosys cell counts -> the device's resources."""
@@ -76,7 +85,8 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
                blocks: Mapping[str, str] | None = None, seed: int = 1, nice: int = 0,
                router: str = "router1", config: dict | None = None,
                extra_wall: Mapping[str, float] | None = None,
-               inline: Sequence[str] = ()) -> SynthReport:
+               inline: Sequence[str] = (),
+               xilinx_sources: Sequence[str | Path] | None = None) -> SynthReport:
     """Synthesise ``top`` from Verilog ``sources`` into ``out_dir`` and measure it.
 
     ``freq_mhz`` overrides the frequency of the constraint file (``lpf``, default
@@ -84,7 +94,9 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
     ``blocks`` maps a block label to a regular expression over module names (outermost match
     wins) for the per-block table. ``inline``: Yosys selections of modules whose submodules
     are flattened into them before technology mapping (components a block is built from, which
-    would otherwise cost LUTs at a boundary Yosys does not optimise across). Place and route is skipped when ``pnr`` is false or when
+    would otherwise cost LUTs at a boundary Yosys does not optimise across). ``xilinx_sources``:
+    the Verilog for the Xilinx estimate when ``sources`` hold the family's primitives (default:
+    ``sources``). Place and route is skipped when ``pnr`` is false or when
     Yosys' counts already overflow the device. Writes ``report.json`` and ``report.txt``; does
     *not* raise on overflow (call :func:`hw.fpga.report.check_fit`). Raises :class:`EIEError`
     when a tool fails on the design.
@@ -108,7 +120,8 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
     inline_cmds = "".join(f"flatten {sel}; " for sel in inline)
     if inline_cmds:
         inline_cmds = f"proc; {inline_cmds}hierarchy -top {top}; "
-    script = (f"{yosys_read(srcs, cwd)}; hierarchy -check -top {top}; {inline_cmds}"
+    script = (f"{family.read_primitives()}; {yosys_read(srcs, cwd)}; "
+              f"hierarchy -check -top {top}; {inline_cmds}"
               f"{family.synth_script(top)}; "
               f"tee -q -o stat_hier.json stat -json; "
               f"flatten -noscopeinfo; opt_clean -purge; "
@@ -133,7 +146,8 @@ def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
 
     # 3. Xilinx estimate.
     if xilinx:
-        report.xilinx_cells, wall["yosys_xilinx"] = xilinx_estimate(srcs, top, out, nice)
+        xsrcs = [Path(s).resolve() for s in xilinx_sources] if xilinx_sources else srcs
+        report.xilinx_cells, wall["yosys_xilinx"] = xilinx_estimate(xsrcs, top, out, nice)
         report.xilinx = xilinx_resources(report.xilinx_cells)
 
     wall["total"] = sum(v for k, v in wall.items() if k != "total")
@@ -184,7 +198,15 @@ def synthesize_config(config, out_dir: str | Path, *, name: str = "eie", image=N
     from hw.verilog import generate
 
     t0 = time.monotonic()
-    g = generate(config, name, image)
+    family = family_of(kwargs.get("device", DEFAULT_DEVICE))
+    platform = family.platform(family.DEVICES[kwargs.get("device", DEFAULT_DEVICE)])
+    g = generate(config, name, image, platform=platform)
+    if kwargs.get("xilinx"):  # the estimate reads Verilog without the family's primitives
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        generic = out / f"{g.top}.generic.v"
+        atomic_write_text(generic, generate(config, name, image).text)
+        kwargs["xilinx_sources"] = [generic]
     return _synthesize_text(g.text, g.top, Path(out_dir), t0,
                             blocks=eie_blocks(g.top, g.pe_module), config=config.to_dict(),
                             inline=eie_inline(g.top, g.pe_module), **kwargs)

@@ -125,7 +125,10 @@ class EIEBus(wiring.Component):
         wr_mem = Signal(WrMem)
         wr_addr = Signal(p.wr_addr_bits)
         wr_pe = Signal(max(1, n.bit_length()))
-        wr_all = Signal()
+        # the PEs a write goes to, decoded before its register: from this register to every
+        # PE's write register there is no decode (on the ULX3S top, wr_pe -> its decode -> a
+        # PE's write enable and non-zero flag was the critical path, docs/fpga.md)
+        wr_mask = Signal(n)
         rd_mem = Signal(RdMem)
         rd_addr = Signal(p.rd_addr_bits)
         dat_r = Signal(DATA_WIDTH)
@@ -139,7 +142,7 @@ class EIEBus(wiring.Component):
             core.wr.valid.eq(core_wr_valid),
             core.wr.mem.eq(wr_mem),
             core.wr.addr.eq(wr_addr),
-            core.wr.pe_mask.eq(Mux(wr_all, (1 << n) - 1, Const(1, n) << wr_pe)),
+            core.wr.pe_mask.eq(wr_mask),
             core.wr.data.eq(stage[:p.lane_bits].replicate(n)),
             core.rd.valid.eq(core_rd_valid),
             core.rd.mem.eq(rd_mem),
@@ -302,7 +305,8 @@ class EIEBus(wiring.Component):
                         # the core's request, used only if the access is not refused
                         wr_mem.eq(Mux(is_reg, WrMem.ACT_CLEAR, mem_w)),
                         wr_addr.eq(index), wr_pe.eq(pe_f),
-                        wr_all.eq(is_reg | broadcast | win_sel[layer_win.name]),
+                        wr_mask.eq(Mux(is_reg | broadcast | win_sel[layer_win.name],
+                                       (1 << n) - 1, Const(1, n) << pe_f)),
                         rd_mem.eq(mem_r),
                         rd_addr.eq(Mux(win_sel[act_win.name], Cat(index[:p.local_bits], bank),
                                        index)),
