@@ -23,6 +23,7 @@ def test_eie64_matches_the_paper():
         ({"acc_bits": 20}, "acc_bits"),
         ({"spmat_word_bits": 60}, "multiple"),
         ({"spmat_word_bits": 48}, "power of two"),
+        ({"spmat_word_bits": 128}, "at most 64"),
         ({"ptr_depth": 1}, "ptr_depth"),
         ({"n_pe": 2.5}, "integer"),
     ],

@@ -16,7 +16,7 @@ CONFIGS = [*PRESETS.values(),
            EIEConfig(name="odd", n_pe=3, spmat_words=100, ptr_depth=90, act_depth=20,
                      bias_depth=33, max_layers=3, act_bits=8, act_frac=4, acc_bits=20),
            EIEConfig(name="one", n_pe=1, spmat_words=16, ptr_depth=2, act_depth=1,
-                     bias_depth=1, max_layers=1, spmat_word_bits=128)]
+                     bias_depth=1, max_layers=1, act_bits=32, act_frac=8, acc_bits=64)]
 
 
 def _spans(m: RegisterMap) -> list[tuple[int, int, str]]:
@@ -94,7 +94,7 @@ def test_config_hash_follows_every_field():
     assert config_hash(base) == config_hash(EIEConfig.from_dict(base.to_dict()))
     seen, changed_fields = {config_hash(base)}, 0
     for f, v in base.to_dict().items():
-        for alt in ([v + "x"] if f == "name" else [v * 2, v + 1, v - 1]):
+        for alt in ([v + "x"] if f == "name" else [v * 2, v + 1, v - 1, v // 2]):
             try:
                 changed = base.replace(**{f: alt})
             except ConfigError:

@@ -56,6 +56,8 @@ class EIEConfig:
         need(4 <= self.act_bits <= 32, f"act_bits must be in 4..32, got {self.act_bits}")
         need(0 <= self.act_frac < self.act_bits, f"act_frac must be in 0..act_bits-1 ({self.act_bits - 1}), got {self.act_frac}")
         need(2 * self.act_bits <= self.acc_bits <= 64, f"acc_bits must be in 2*act_bits ({2 * self.act_bits})..64, got {self.acc_bits}")
+        # the images hold a sparse-matrix word as one 64-bit integer (sw.eie.pack)
+        need(self.spmat_word_bits <= 64, f"spmat_word_bits must be at most 64 (an image word), got {self.spmat_word_bits}")
         need(self.spmat_word_bits % self.entry_bits == 0,
              f"spmat_word_bits ({self.spmat_word_bits}) must be a multiple of the entry width ({self.entry_bits})")
         need(_pow2(self.entries_per_word), f"entries per word ({self.entries_per_word}) must be a power of two")

@@ -283,9 +283,6 @@ def decode_layer(image: NetworkImage, layer_index: int, columns: np.ndarray | No
 
 def _check_layers(layers: list[QuantizedLayer], config: EIEConfig) -> None:
     c = config
-    if c.spmat_word_bits > 64:
-        raise FitError(f"config {c.name!r}: the images hold sparse-matrix words of at most 64 bits, "
-                       f"spmat_word_bits = {c.spmat_word_bits}")
     if not layers:
         raise FitError("no layers to pack")
     if len(layers) > c.max_layers:
