@@ -95,13 +95,15 @@ def synth_task(point: ex.Point, base: EIEConfig, pnr: bool = True, seed: int = 1
                previous: object = None) -> ex.Synthesised:
     """Task: synthesise ``point`` (or take it from the cache). ``previous``: the preceding
     synthesis task's result (a dependency: one place and route at a time)."""
-    from hw.fpga.flow import DEFAULT_DEVICE, synthesize_config
+    from hw.fpga.flow import DEFAULT_DEVICE, platform_of, synthesize_config
     from hw.verilog import generate
 
     device = device or DEFAULT_DEVICE
     config = point.config(base)
     root = Path(cache) if cache else SYNTH_CACHE
-    key = synth_key(config, point.clock_mhz, pnr, seed, device, generate(config, "eie").text)
+    # keyed by the Verilog the flow synthesises (elaborated for the part)
+    key = synth_key(config, point.clock_mhz, pnr, seed, device,
+                    generate(config, "eie", platform=platform_of(device)).text)
     final = root / f"n{point.n_pe}q{point.queue_depth}-{key}"
     if not (final / "report.json").exists():
         tmp = root / f".tmp-{final.name}-{os.getpid()}-{time.time_ns() % 10**9}"

@@ -148,3 +148,16 @@ def test_eie_verilog_command_writes_the_file_and_rejects_bad_names(tmp_path, cap
     assert "module eie_t(" in text and "module eie_t_pe(" in text
     assert main(["verilog", "--config", "tiny", "--name", "3bad", "--out", str(out)]) == 2
     assert "not a Verilog identifier" in capsys.readouterr().err
+
+
+def test_eie_verilog_device_elaborates_for_the_part_and_refuses_an_unknown_one(tmp_path, capsys):
+    from eie.cli import main
+
+    out = tmp_path / "eie_ecp5.v"
+    assert main(["verilog", "--config", "tiny", "--device", "LFE5U-85F", "--out", str(out)]) == 0
+    assert '.REG_OUTPUT_CLK("CLK0")' in out.read_text()  # hw.dsp's MULT18X18D
+    capsys.readouterr()
+    assert main(["verilog", "--config", "tiny", "--device", "XC7A35T", "--out", str(tmp_path / "x.v")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown device 'XC7A35T'" in err and "\n" not in err
+    assert not (tmp_path / "x.v").exists()

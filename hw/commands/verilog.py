@@ -7,6 +7,10 @@ atomically. For Verilog whose memories hold a model's images (FPGA ROM builds) s
 
 --bus wishbone: the accelerator behind a 32-bit Wishbone B4 target instead (hw/soc/frontend.py;
 ports bus__*, ready, busy, done), at the addresses `eie regmap` writes (docs/soc.md).
+
+--device PART: elaborated for that FPGA part's primitives, as `eie synth` does (hw/dsp.py: on an
+ECP5 the write-back's product in a MULT18X18D with its own output register, which Yosys does not
+infer); without it the Verilog is portable (what the simulations run).
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     describe(p, __doc__,
              "eie verilog --config eie64 --out build/eie.v",
              "eie verilog --config my_config.json --name eie_small --out build/eie_small.v",
-             "eie verilog --config ecp5_small --bus wishbone --name eie_bus --out build/eie_bus.v")
+             "eie verilog --config ecp5_small --bus wishbone --name eie_bus --out build/eie_bus.v",
+             "eie verilog --config ecp5_small --device LFE5U-85F --out build/eie_ecp5.v")
     add_config(p)
     p.add_argument("--name", default="eie", help="top module name (default: eie)")
     p.add_argument("--bus", choices=["none", "wishbone"], default="none",
                    help="host interface: the core's wide port (none) or a Wishbone B4 target "
                         "with the register map of `eie regmap` (wishbone)")
+    p.add_argument("--device", metavar="PART", default=None,
+                   help="elaborate for this FPGA part's primitives (e.g. LFE5U-85F; default: "
+                        "portable Verilog)")
     p.add_argument("--out", required=True, metavar="FILE", help="output Verilog file")
 
 
@@ -46,7 +54,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         from hw.verilog import generate
 
-    g = generate(config, name=args.name)
+    platform = None
+    if args.device is not None:
+        from hw.fpga.flow import platform_of
+
+        platform = platform_of(args.device)
+    g = generate(config, name=args.name, platform=platform)
     atomic_write_text(args.out, g.text)
     dt = time.perf_counter() - t0
     print(f"wrote {args.out}: module {g.top} ({config.n_pe} x {g.pe_module}), "

@@ -79,6 +79,13 @@ def family_of(device: str) -> Family:
     raise EIEError(f"unknown device {device!r} (known: {', '.join(DEVICES)})")
 
 
+def platform_of(device: str):
+    """The Amaranth platform to elaborate a design for ``device`` (:meth:`Family.platform`);
+    an unknown part is one line naming the known ones."""
+    family = family_of(device)
+    return family.platform(family.DEVICES[device])
+
+
 def synthesize(sources: Sequence[str | Path], top: str, out_dir: str | Path, *,
                device: str = DEFAULT_DEVICE, freq_mhz: float | None = None,
                lpf: str | Path | None = None, pnr: bool = True, xilinx: bool = False,
@@ -198,9 +205,7 @@ def synthesize_config(config, out_dir: str | Path, *, name: str = "eie", image=N
     from hw.verilog import generate
 
     t0 = time.monotonic()
-    family = family_of(kwargs.get("device", DEFAULT_DEVICE))
-    platform = family.platform(family.DEVICES[kwargs.get("device", DEFAULT_DEVICE)])
-    g = generate(config, name, image, platform=platform)
+    g = generate(config, name, image, platform=platform_of(kwargs.get("device", DEFAULT_DEVICE)))
     if kwargs.get("xilinx"):  # the estimate reads Verilog without the family's primitives
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

@@ -365,14 +365,15 @@ class EIEBus(wiring.Component):
         return m
 
 
-def generate(config: EIEConfig, name: str = "eie_bus"):
+def generate(config: EIEConfig, name: str = "eie_bus", platform=None):
     """Verilog of :class:`EIEBus` for ``config`` as module ``name``, the PE emitted once as
-    ``<name>_pe`` (as :func:`hw.verilog.generate` does for the bare core)."""
+    ``<name>_pe`` (as :func:`hw.verilog.generate` does for the bare core; ``platform`` as
+    there)."""
     from ..verilog import Generated, _no_inline, convert, header
 
     pe_name = f"{name}_pe"
-    pe_text = _no_inline(convert(PE(HWParams(config)), pe_name), pe_name)
-    top_text = convert(EIEBus(config, pe_module=pe_name), name)
+    pe_text = _no_inline(convert(PE(HWParams(config)), pe_name, platform=platform), pe_name)
+    top_text = convert(EIEBus(config, pe_module=pe_name), name, platform=platform)
     rm = regmap(config)
     head = (header(config, name) + f"// Wishbone B4 target (bus__*: 32-bit data, {rm.addr_width}-bit "
             f"word address, err, stall); register map hash {rm.config_hash:#010x}: eie regmap\n")
