@@ -95,7 +95,8 @@ def overflow(used: Mapping[str, int], cells: Mapping[str, int], device: Device) 
 
 def platform(device: Device):
     """An Amaranth ECP5 platform of ``device`` with no board (no pins, no clock): what
-    :mod:`hw.dsp` elaborates its MULT18X18D for."""
+    :mod:`hw.dsp` elaborates its MULT18X18D for. Only the family matters to elaboration; the
+    speed grade given here is not used (nextpnr's is the flow's)."""
     from amaranth.vendor import LatticeECP5Platform
 
     part = type("ECP5Part", (LatticeECP5Platform,), {
