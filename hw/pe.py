@@ -97,17 +97,22 @@ class PE(wiring.Component):
         m.d.sync += rst_local.eq(ResetSignal())
         m.domains.pe = pe_domain = ClockDomain("pe", local=True)
         m.d.comb += [pe_domain.clk.eq(ClockSignal()), pe_domain.rst.eq(rst_local)]
-        local = DomainRenamer("pe")
         q = ActivationQueue(p, extra=HELD_PAIRS)
         pr = PointerRead(p, ini.ptr_even, ini.ptr_odd)
         sr = SparseMatrixRead(p, ini.spmat)
         au = ArithmeticUnit(p, ini.codebook)
         arw = ActivationRW(p, ini.bias)
-        m.submodules.queue = local(q)
-        m.submodules.ptr_read = local(pr)
-        m.submodules.spmat_read = local(sr)
-        m.submodules.arith = local(au)
-        m.submodules.act_rw = local(arw)
+        # ... and each block by a register of its own, the same one cycle behind the reset (a
+        # module of its own, so that synthesis does not merge the copies): no reset net reaches
+        # more than one block (a PE's single reset net, to 940 flip-flops, was the critical
+        # path of a routed 16-PE design: docs/fpga.md)
+        for name, block in (("queue", q), ("ptr_read", pr), ("spmat_read", sr), ("arith", au),
+                            ("act_rw", arw)):
+            m.submodules[f"{name}_rst"] = rst = ResetRegister()
+            domain = ClockDomain(f"pe_{name}", local=True)
+            m.domains += domain
+            m.d.comb += [domain.clk.eq(ClockSignal()), domain.rst.eq(rst.q)]
+            m.submodules[name] = DomainRenamer(f"pe_{name}")(block)
 
         # datapath
         control = self.control
@@ -174,6 +179,20 @@ class PE(wiring.Component):
             # activations sign-extended to the lane
             self.rd_data.eq(Mux(rd_mem == RdMem.BUSY, busy_count, arw.rd_data)),
         ]
+        return m
+
+
+class ResetRegister(wiring.Component):
+    """``q``: the domain's reset, one cycle later (a register with no reset of its own)."""
+
+    def __init__(self):
+        super().__init__({"q": Out(1, init=1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        q = Signal(init=1, reset_less=True)
+        m.d.sync += q.eq(ResetSignal())
+        m.d.comb += self.q.eq(q)
         return m
 
 

@@ -167,8 +167,12 @@ def format_report(d: dict) -> str:
             for label, b in d["blocks"].items():
                 rows.append((label, b["instances"], b["per_instance"], b["total"]))
                 root = mods.get(b["modules"][0]) if len(b["modules"]) == 1 else None
-                if root and len(root["submodules"]) <= 8:  # its parts, one level down
-                    for sub, n in root["submodules"].items():
+                # its parts, one level down; a part of one cell (a PE block's reset register,
+                # hw.pe.ResetRegister) is not a row
+                parts = {sub: n for sub, n in (root or {}).get("submodules", {}).items()
+                         if sub in mods and sum(mods[sub]["per_instance"].values()) > 1}
+                if root and len(parts) <= 8:
+                    for sub, n in parts.items():
                         if sub in mods:
                             part = sub.rsplit(".", 1)[-1] if "." in sub else sub
                             per = {k: n * v for k, v in mods[sub]["per_instance"].items()}
