@@ -246,3 +246,40 @@ def test_a_config_that_does_not_fit_the_part_stops_after_yosys(tmp_path, monkeyp
     assert len(err) == 1 and re.match(
         r"eie board: error: config small does not fit the ulx3s25's LFE5U-25F: .*DP16KD \d+/56", err[0])
     assert not out.exists() and not list(tmp_path.glob(".b.*"))
+
+
+def test_rtlil_no_rw_check_maps_a_host_loaded_memory_without_collision_logic(tmp_path):
+    # the board flow reads RTLIL, where Yosys ignores no_rw_check unless told
+    # (hw.fpga.ecp5.RTLIL_NO_RW_CHECK): a block RAM with an enabled read port then needs no
+    # register and multiplexer per bit after it
+    from amaranth.back import rtlil
+    from amaranth.hdl import Module
+    from amaranth.lib import memory, wiring
+    from amaranth.lib.wiring import In, Out
+
+    from hw.fpga import ecp5
+    from hw.params import HOST_LOADED_MEMORY
+
+    class Ram(wiring.Component):
+        def __init__(self):
+            super().__init__({"we": In(1), "wa": In(10), "wd": In(14), "re": In(1),
+                              "ra": In(10), "rd": Out(14)})
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.mem = mem = memory.Memory(shape=14, depth=1024, init=[],
+                                                   attrs=HOST_LOADED_MEMORY)
+            wp, rp = mem.write_port(), mem.read_port()
+            m.d.comb += [wp.en.eq(self.we), wp.addr.eq(self.wa), wp.data.eq(self.wd),
+                         rp.en.eq(self.re), rp.addr.eq(self.ra), self.rd.eq(rp.data)]
+            return m
+
+    (tmp_path / "ram.il").write_text(rtlil.convert(Ram(), name="ram"))
+    ffs = {}
+    for label, before in (("plain", ""), ("marked", ecp5.RTLIL_NO_RW_CHECK + "; ")):
+        run_tool("yosys", ["-p", f"read_rtlil ram.il; {before}synth_ecp5 -top ram; "
+                           f"tee -q -o {label}.json stat -json"], tmp_path, tmp_path / f"{label}.log")
+        cells = json.loads((tmp_path / f"{label}.json").read_text())["modules"]["\\ram"]
+        ffs[label] = cells["num_cells_by_type"].get("TRELLIS_FF", 0)
+        assert cells["num_cells_by_type"]["DP16KD"] == 1
+    assert ffs["marked"] == 0 and ffs["plain"] > 14  # the emulation's data and compare registers

@@ -6,7 +6,9 @@
    board's resources, the oscillator's ``FREQUENCY``; nextpnr derives the PLL output's from it
    and the dividers): the platform is the one owner of the pin constraints;
    ``constraints/<board>.lpf`` is its output, checked in (:func:`constraints_text`).
-2. Yosys ``synth_ecp5 -noflatten`` (the platform's script), then ``flatten; opt_clean -purge``
+2. Yosys reads the RTLIL and marks the read ports of ``no_rw_check`` memories as the Verilog
+   frontend would (:data:`hw.fpga.ecp5.RTLIL_NO_RW_CHECK`), then ``synth_ecp5 -noflatten`` (the
+   platform's script), then ``flatten; opt_clean -purge``
    and ``stat -json`` (:data:`SCRIPT_AFTER_SYNTH`): the hierarchy is kept through technology
    mapping, as `eie synth` keeps it, so that the registers the core replicates per PE (host
    writes, reset, layer parameters: the same data into every PE) are not merged back into one
@@ -107,6 +109,7 @@ def prepare(b: Board, system, clock_hz: float, name: str = NAME, **overrides):
     platform = b.make_platform()
     top = BoardTop(b, system, clock_hz)
     plan = platform.prepare(top, name, emit_src=False, synth_opts=SYNTH_OPTS,
+                            script_after_read=ecp5.RTLIL_NO_RW_CHECK,
                             script_after_synth=SCRIPT_AFTER_SYNTH, **overrides)
     return platform, top, plan
 

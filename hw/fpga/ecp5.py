@@ -105,6 +105,17 @@ def platform(device: Device):
     return part()
 
 
+# Yosys's Verilog frontend turns a memory's ``no_rw_check`` attribute (hw.params
+# HOST_LOADED_MEMORY: a read never meets a write of the same word) into "such a read may return
+# anything"; reading RTLIL, as the board builds do (amaranth-boards' platforms write RTLIL), it
+# does not, and memory mapping then emulates old-data reads with a register and a multiplexer
+# per bit after the block RAM (on the ULX3S top, a pointer bank's DP16KD -> that multiplexer
+# was the critical path). Run after read_rtlil, this does what the Verilog frontend does (every
+# such memory of the design has one read and one write port: the mask is one bit).
+RTLIL_NO_RW_CHECK = ("proc; memory_collect; "
+                     "setparam -set RD_COLLISION_X_MASK 1'1 t:$mem_v2 a:no_rw_check %i")
+
+
 def read_primitives() -> str:
     """The ECP5 primitives as Yosys black boxes (what ``synth_ecp5`` reads at its start)."""
     return "read_verilog -lib +/ecp5/cells_bb.v"
