@@ -90,28 +90,29 @@ class PE(wiring.Component):
         m = Module()
         p = self._p
         ini = self._init
+        def local_domain(name: str) -> None:
+            # domain ``name``: ``sync`` reset by a register of its own, one cycle behind the
+            # reset (a module of its own, so that synthesis does not merge the copies)
+            m.submodules[f"{name}_rst"] = rst = ResetRegister()
+            domain = ClockDomain(name, local=True)
+            m.domains += domain
+            m.d.comb += [domain.clk.eq(ClockSignal()), domain.rst.eq(rst.q)]
+
         # The PE's registers are reset by a register of its own: the reset net of a PE then
         # reaches one PE's registers only (a net from the top to every register of 8 PEs was
         # an FPGA build's critical path). Domain ``pe`` is ``sync`` with that reset.
-        rst_local = Signal(init=1, reset_less=True)
-        m.d.sync += rst_local.eq(ResetSignal())
-        m.domains.pe = pe_domain = ClockDomain("pe", local=True)
-        m.d.comb += [pe_domain.clk.eq(ClockSignal()), pe_domain.rst.eq(rst_local)]
+        local_domain("pe")
         q = ActivationQueue(p, extra=HELD_PAIRS)
         pr = PointerRead(p, ini.ptr_even, ini.ptr_odd)
         sr = SparseMatrixRead(p, ini.spmat)
         au = ArithmeticUnit(p, ini.codebook)
         arw = ActivationRW(p, ini.bias)
-        # ... and each block by a register of its own, the same one cycle behind the reset (a
-        # module of its own, so that synthesis does not merge the copies): no reset net reaches
-        # more than one block (a PE's single reset net, to 940 flip-flops, was the critical
-        # path of a routed 16-PE design: docs/fpga.md)
+        # ... and each block by a register of its own: no reset net reaches more than one
+        # block (a PE's single reset net, to 940 flip-flops, was the critical path of a routed
+        # 16-PE design: docs/fpga.md)
         for name, block in (("queue", q), ("ptr_read", pr), ("spmat_read", sr), ("arith", au),
                             ("act_rw", arw)):
-            m.submodules[f"{name}_rst"] = rst = ResetRegister()
-            domain = ClockDomain(f"pe_{name}", local=True)
-            m.domains += domain
-            m.d.comb += [domain.clk.eq(ClockSignal()), domain.rst.eq(rst.q)]
+            local_domain(f"pe_{name}")
             m.submodules[name] = DomainRenamer(f"pe_{name}")(block)
 
         # datapath
