@@ -9,12 +9,14 @@ Timing (docs/format.md "Timing", the room rule): a pair occupies its place until
 its column, also while it waits in the pointer read unit's three registers (``HELD_PAIRS``)
 after leaving the FIFO; ``room`` is a register, so a start in the same cycle never makes room
 for a push (the broadcast decision is an AND of registers, not of the PEs' logic). A pushed pair
-is at the head from the next cycle.
+is at the head from the next cycle. The central control unit's broadcast reaches the queue
+``BROADCAST_STAGES`` cycles after its decision, so ``room`` is a vector: bit ``i`` says there is
+room for ``i + 1`` more pairs, and the unit reads the bit for the pairs it has in flight.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -29,24 +31,24 @@ class ActivationQueue(wiring.Component):
     registers hold (distributed RAM is 16 words deep anyway).
 
     Ports:
-        push, push_data: a broadcast pair; ignored while ``room`` is low (the central control
+        push, push_data: a broadcast pair; ignored while ``room[0]`` is low (the central control
             unit never pushes then).
-        room: registered, fewer than ``capacity = depth + extra`` pairs pending.
-        room2: registered, fewer than ``capacity - 1`` pairs pending (room for two more).
+        room: ``rooms`` registered flags, bit ``i``: fewer than ``capacity - i`` pairs pending
+            (room for ``i + 1`` more; ``capacity = depth + extra``).
         o: the head (``valid`` = non-empty); ``ready`` pops it.
         start: a pair's column starts (it leaves the pending count).
         level: pairs in the FIFO (registered).
         pending: pairs pushed and not started (registered; >= ``level``).
     """
 
-    def __init__(self, params: HWParams, extra: int = 0):
+    def __init__(self, params: HWParams, extra: int = 0, rooms: int = 1):
         self._p = params
         self.depth = params.config.queue_depth + extra  # the capacity
+        self.rooms = rooms
         super().__init__({
             "push": In(1),
             "push_data": In(params.queue_entry),
-            "room": Out(1, init=1),
-            "room2": Out(1, init=int(self.depth > 1)),
+            "room": Out(rooms, init=sum(1 << i for i in range(rooms) if self.depth > i)),
             "o": Out(stream.Signature(params.queue_entry)),
             "start": In(1),
             "level": Out(range(self.depth + 1)),
@@ -63,7 +65,7 @@ class ActivationQueue(wiring.Component):
         wr_ptr = Signal(range(depth))
         rd_ptr = Signal(range(depth))
 
-        do_push = self.push & self.room
+        do_push = self.push & self.room[0]
         do_pop = self.o.valid & self.o.ready
         m.d.comb += [
             wp.addr.eq(wr_ptr), wp.data.eq(self.push_data), wp.en.eq(do_push),
@@ -77,14 +79,14 @@ class ActivationQueue(wiring.Component):
         # constants are made on the register, ``push`` and ``start`` only pick one
         delta = Signal(range(-1, 2))
         m.d.comb += delta.eq(do_push - self.start)
-        below = {k: self.pending < k for k in range(depth - 2, depth + 2)}
+        below = {k: self.pending < k for k in range(depth - self.rooms, depth + 2)}
         m.d.sync += [
             self.level.eq(self.level + do_push - do_pop),
             self.pending.eq(self.pending + delta),
-            self.room.eq(Mux(delta == 1, below[depth - 1],
-                             Mux(delta == 0, below[depth], below[depth + 1]))),
-            self.room2.eq(Mux(delta == 1, below[depth - 2],
-                              Mux(delta == 0, below[depth - 1], below[depth]))),
+            # bit i: pending + delta < capacity - i
+            self.room.eq(Cat(Mux(delta == 1, below[depth - 1 - i],
+                                 Mux(delta == 0, below[depth - i], below[depth + 1 - i]))
+                             for i in range(self.rooms))),
         ]
         return m
 

@@ -12,13 +12,19 @@ of it docs/hardware.md "Timing"):
 - LSTART (1 cycle): latch the layer's table entry; rewind the PEs' source lists.
 - COMPUTE: the LNZD tree fills (the root is valid from cycle ``2 levels + 2``); from then on the
   root's item is broadcast in every cycle in which every queue has room; a cycle with an item
-  but a full queue is a stall. The broadcast pair is registered here and written into the
-  queues in the next cycle, so a PE's registered ``room`` ("fewer than D pairs pending") does
-  not yet count a pair broadcast in the previous cycle: after a broadcast the unit asks for
-  ``room2`` ("fewer than D - 1") instead. Both are registers: no path runs from the PEs through
-  this unit back into the PEs in one cycle. COMPUTE ends in the cycle after the first
-  cycle E in which the root shows the sentinel and every PE is done (queue empty, column
-  finished): the PEs' ``done`` and the root's sentinel are both registered, so both describe E.
+  but a full queue is a stall. The broadcast pair goes through ``BROADCAST_STAGES`` = 2
+  registers here: the first holds the root's item (``j = idx * N + pe`` and ``a_j``), the
+  second the pointer banks' addresses of ``ptr_base + j``, in one copy per group of
+  ``BROADCAST_GROUP`` PEs (:class:`BroadcastRegister`: no net carries the pair to more than a
+  group's queues); the queues write it in the cycle after the second. So a PE's registered
+  ``room`` does not yet count the pairs broadcast in the two previous cycles: with ``i`` of them
+  in flight the unit reads bit ``i`` of every PE's ``room`` ("fewer than D - i pairs pending",
+  ``ROOM_FLAGS`` bits). They are registers: no path runs from the PEs through this unit back
+  into the PEs in one cycle. COMPUTE ends in the cycle after the first cycle E in which the
+  root shows the sentinel, every PE is done (queue empty, column finished, no pair arriving)
+  and no pair is in flight here: the PEs' ``done`` and the root's sentinel are both
+  registered, so both describe E, and of the pairs in flight only the one broadcast in E - 1
+  is not in the PEs' ``done`` yet (none is broadcast in E).
 - FLUSH (``FLUSH_STATES`` = 2 cycles): the sparse-matrix read (3 stages) and arithmetic
   (3 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
   latest) while the first row is on its way: every PE registers the rows (``WB_ROW_STAGES``).
@@ -37,7 +43,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Array, Cat, Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -52,7 +58,12 @@ from .signatures import control_signature, run_members, status_signature, write_
 FLUSH_STATES = 3 - WB_ROW_STAGES
 # cycles after the last write-back row this unit sends until its list append is done in the PEs
 TAIL_STATES = WB_ROW_STAGES + WB_STAGES
-BROADCAST_STAGES = 1  # the broadcast pair is registered here before it reaches the queues
+# the broadcast pair is registered twice here before it reaches the queues: the root's item,
+# then the pointer banks' addresses (one copy per group of BROADCAST_GROUP PEs)
+BROADCAST_STAGES = 2
+BROADCAST_GROUP = 4
+# the PEs' room flags: bit i, room for i + 1 more pairs (0 .. BROADCAST_STAGES in flight)
+ROOM_FLAGS = BROADCAST_STAGES + 1
 
 # Timing constants in the cycle model's terms (docs/format.md "Timing"), the rows counted where
 # the PEs read them (W0).
@@ -70,10 +81,12 @@ def start_latency(n_pe: int) -> int:
 
 class CentralControl(wiring.Component):
     """Ports:
-        pes: to every PE (:func:`hw.signatures.control_signature`): the broadcast pair, the
-            layer's parameters, the phase, the write-back rows.
-        status[k]: from PE k (:func:`hw.signatures.status_signature`): room for one / two
-            more pairs, done; all registered.
+        pes[g]: to the PEs of group g (PEs ``g * BROADCAST_GROUP`` and on,
+            :func:`broadcast_groups`; :func:`hw.signatures.control_signature`): the broadcast
+            pair (a register of the group's own), the layer's parameters, the phase, the
+            write-back rows (the same registers for every group).
+        status[k]: from PE k (:func:`hw.signatures.status_signature`): room for 1 ..
+            ``ROOM_FLAGS`` more pairs, done; all registered.
         root: from the LNZD tree (``ready`` = broadcast now).
         start ... stall_cycles: the host's (:func:`hw.signatures.run_members`; ``start``,
             ``first_layer``, ``n_layers`` sampled while ``ready``).
@@ -87,8 +100,8 @@ class CentralControl(wiring.Component):
                       for v in init_layers]
         super().__init__({
             "root": In(stream.Signature(params.leaf(2 * params.levels))),
-            "status": In(status_signature()).array(params.n_pe),
-            "pes": Out(control_signature(params)),
+            "status": In(status_signature(ROOM_FLAGS)).array(params.n_pe),
+            "pes": Out(control_signature(params)).array(broadcast_groups(params.n_pe)),
             **run_members(params),
             "layer_wr": In(write_signature(params.layer_bits, params.layer_entry)),
         })
@@ -110,7 +123,9 @@ class CentralControl(wiring.Component):
         row = Signal(p.local_bits + 1)
         timer = Signal(range(max(FLUSH_STATES, TAIL_STATES) + 1))
         sentinel_q = Signal()  # the root showed the sentinel in the previous cycle
-        pes = self.pes
+        # the registers every group of PEs shares (the broadcast pair is each group's own)
+        csig = control_signature(p)
+        pes = csig.create(path=("pes",))
         ctl = pes.ctl
         m.d.comb += [
             ctl.layer.eq(self.layer),
@@ -120,25 +135,38 @@ class CentralControl(wiring.Component):
             ctl.src_bank.eq(src_bank),
         ]
 
-        # broadcast: j = local index * N + PE index, sent as the pointer banks' addresses of
-        # column j (ptr_base + j split by bank), registered on its way to the queues
+        # broadcast: stage A registers the root's item as j = local index * N + PE index and
+        # a_j; stage B (one register per group of PEs) column j's pointer banks' addresses
+        # (ptr_base + j split by bank)
         root = self.root.payload
-        even, odd, odd_first = bank_addresses(p, cur.ptr_base + root.idx * p.n_pe + root.pe)
+        j = root.idx * p.n_pe + root.pe
+        a_valid, b_valid = Signal(), Signal()
+        a_j = Signal(j.shape())
+        a_value = Signal.like(root.value)
+        fire = Signal()
+        m.d.sync += [a_valid.eq(fire), a_j.eq(j), a_value.eq(root.value), b_valid.eq(a_valid)]
+        even, odd, odd_first = bank_addresses(p, cur.ptr_base + a_j)
+        pair = Signal(p.queue_entry)
+        m.d.comb += [pair.even.eq(even), pair.odd.eq(odd), pair.odd_first.eq(odd_first),
+                     pair.a.eq(a_value)]
+        for g, out in enumerate(self.pes):
+            m.submodules[f"bcast{g}"] = reg = BroadcastRegister(p)
+            m.d.comb += [reg.i_valid.eq(a_valid), reg.i.eq(pair),
+                         out.bcast_valid.eq(reg.valid), out.bcast.eq(reg.o)]
+            m.d.comb += [getattr(out, name).eq(getattr(pes, name)) for name in csig.members
+                         if name not in ("bcast_valid", "bcast")]
+
+        # room: the PEs' registered flags do not count the pairs broadcast in the previous
+        # BROADCAST_STAGES cycles (in_flight); with i of them, every PE needs room for i + 1
+        in_flight = (a_valid, b_valid)
+        assert len(in_flight) == BROADCAST_STAGES
+        rooms = Array(Cat(st.room[i] for st in self.status).all() for i in range(ROOM_FLAGS))
         room = Signal()
         real = Signal()
-        fire = Signal()
         m.d.comb += [
-            room.eq(Mux(pes.bcast_valid, Cat(st.room2 for st in self.status).all(),
-                        Cat(st.room for st in self.status).all())),
+            room.eq(rooms[sum(in_flight)]),
             real.eq(self.root.valid & ~root.sentinel),
             self.root.ready.eq(fire),
-        ]
-        m.d.sync += [
-            pes.bcast_valid.eq(fire),
-            pes.bcast.even.eq(even),
-            pes.bcast.odd.eq(odd),
-            pes.bcast.odd_first.eq(odd_first),
-            pes.bcast.a.eq(root.value),
         ]
 
         with m.If(pes.count_en):
@@ -183,7 +211,8 @@ class CentralControl(wiring.Component):
             with m.State("COMPUTE"):
                 m.d.comb += fire.eq(real & room)
                 m.d.sync += sentinel_q.eq(self.root.valid & root.sentinel)
-                with m.If(sentinel_q & Cat(st.done for st in self.status).all()):
+                with m.If(sentinel_q & Cat(st.done for st in self.status).all()
+                          & ~Cat(in_flight).any()):
                     m.d.sync += timer.eq(FLUSH_STATES - 1)
                     goto("FLUSH")
             with m.State("FLUSH"):
@@ -207,5 +236,25 @@ class CentralControl(wiring.Component):
                         m.d.sync += [self.layer.eq(self.layer + 1), src_bank.eq(~src_bank)]
                         goto("LSTART")
         m.d.comb += self.busy.eq(pes.count_en)
+        return m
+
+
+def broadcast_groups(n_pe: int) -> int:
+    """Groups of PEs with a broadcast register of their own: PEs ``g * BROADCAST_GROUP`` to
+    ``(g + 1) * BROADCAST_GROUP - 1`` form group ``g``."""
+    return -(-n_pe // BROADCAST_GROUP)
+
+
+class BroadcastRegister(wiring.Component):
+    """A group's copy of the broadcast pair's last register (a module of its own, so that
+    synthesis does not merge the copies: each drives its group's queues only)."""
+
+    def __init__(self, params: HWParams):
+        super().__init__({"i_valid": In(1), "i": In(params.queue_entry),
+                          "valid": Out(1), "o": Out(params.queue_entry)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.d.sync += [self.valid.eq(self.i_valid), self.o.eq(self.i)]
         return m
 

@@ -27,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 from .activation_queue import ActivationQueue
 from .activation_rw import ActivationRW
 from .arithmetic_unit import ArithmeticUnit
+from .central_control import ROOM_FLAGS
 from .params import COUNTER_BITS, HWParams, RdMem, WrMem
 from .pointer_read import HELD_PAIRS, PointerRead
 from .signatures import control_signature, status_signature
@@ -57,7 +58,7 @@ def pe_signature(params: HWParams, access_counters: bool = False) -> wiring.Sign
     extra = {"n_access": Out(COUNTER_BITS * len(ACCESS_COUNTERS))} if access_counters else {}
     return wiring.Signature({**extra,
         "control": In(control_signature(params)),  # from the central control unit
-        "status": Out(status_signature()),  # to the central control unit
+        "status": Out(status_signature(ROOM_FLAGS)),  # to the central control unit
         "nz": Out(stream.Signature(params.leaf(0))),  # this PE's leaf of the LNZD tree
         # host port (this PE's lane). Packed structs, not signatures: Yosys breaks a module
         # header of more than 21 ports over two lines, which hw.verilog's Verilator hint and
@@ -102,7 +103,7 @@ class PE(wiring.Component):
         # reaches one PE's registers only (a net from the top to every register of 8 PEs was
         # an FPGA build's critical path). Domain ``pe`` is ``sync`` with that reset.
         local_domain("pe")
-        q = ActivationQueue(p, extra=HELD_PAIRS)
+        q = ActivationQueue(p, extra=HELD_PAIRS, rooms=ROOM_FLAGS)
         pr = PointerRead(p, ini.ptr_even, ini.ptr_odd)
         sr = SparseMatrixRead(p, ini.spmat)
         au = ArithmeticUnit(p, ini.codebook)
@@ -119,7 +120,7 @@ class PE(wiring.Component):
         control = self.control
         m.d.comb += [
             q.push.eq(control.bcast_valid), q.push_data.eq(control.bcast),
-            self.status.room.eq(q.room), self.status.room2.eq(q.room2),
+            self.status.room.eq(q.room),
             au.layer.eq(control.ctl.layer),
             arw.layer_start.eq(control.layer_start), arw.compute.eq(control.compute),
             arw.ctl.eq(control.ctl), arw.wb.eq(control.wb),

@@ -58,11 +58,12 @@ def control_signature(params: HWParams) -> wiring.Signature:
     })
 
 
-def status_signature() -> wiring.Signature:
-    """PE -> central control unit (from the PE's side), all registered in the PE: its queue has
-    room for one (``room``) / two (``room2``) more pairs; it is ``done`` with the layer's
-    columns."""
-    return wiring.Signature({"room": Out(1), "room2": Out(1), "done": Out(1)})
+def status_signature(rooms: int) -> wiring.Signature:
+    """PE -> central control unit (from the PE's side), all registered in the PE: bit ``i`` of
+    ``room``, its queue has room for ``i + 1`` more pairs (``rooms`` bits: the control unit has
+    up to ``rooms - 1`` pairs on their way, ``hw.central_control.ROOM_FLAGS``); it is ``done``
+    with the layer's columns."""
+    return wiring.Signature({"room": Out(rooms), "done": Out(1)})
 
 
 def run_members(params: HWParams) -> dict[str, wiring.Member]:

@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from sw.eie.config import EIEConfig
 
-from .central_control import CentralControl
+from .central_control import BROADCAST_GROUP, CentralControl
 from .lnzd import LNZDTree
 from .params import HWParams, WrMem
 from .pe import PE, PEInit, pe_instance
@@ -99,11 +99,13 @@ class EIE(wiring.Component):
         m.submodules.ccu = ResetInserter(rst_ctl)(ccu)
 
         wiring.connect(m, lnzd.root, ccu.root)
-        wiring.connect(m, ccu.pes, *(pe.control for pe in pes))
+        g = BROADCAST_GROUP  # each group of PEs has its own broadcast register in the unit
+        for i, group in enumerate(ccu.pes):
+            wiring.connect(m, group, *(pe.control for pe in pes[i * g:(i + 1) * g]))
         for k, pe in enumerate(pes):
             wiring.connect(m, pe.status, ccu.status[k])
             wiring.connect(m, pe.nz, lnzd.leaves[k])
-        m.d.comb += lnzd.flush.eq(~ccu.pes.compute)
+        m.d.comb += lnzd.flush.eq(~ccu.pes[0].compute)
         # the host's run ports are the control unit's, except that a write lands one cycle
         # after it is taken: start waits for a cycle without one
         for name, member in run_members(p).items():

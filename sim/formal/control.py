@@ -2,7 +2,7 @@
 around the real ``CentralControl``.
 
 The environment: ``start``, ``first_layer``, ``n_layers``, the LNZD root (``valid``, payload),
-every PE's ``room``/``room2``/``done`` and the reset are free in every cycle; layer-table writes
+every PE's ``room`` flags, ``done`` and the reset are free in every cycle; layer-table writes
 are free but only while ``ready`` (the top registers the host's writes, which it takes only
 while ready) and only with ``rows <= act_depth`` (a valid entry). The wrapper keeps a shadow of the table's ``rows`` fields and a ghost of the run
 (first layer, layer count, layers started). The phase is read off the unit's registered outputs
@@ -18,7 +18,8 @@ Asserted:
 - ``order``: the k-th LSTART of a run is layer ``first_layer + k`` (modulo the table) reading
   bank ``k mod 2``, and never more than ``n_layers`` of them;
 - ``sequence``: LSTART -> COMPUTE (1 cycle); COMPUTE ends exactly in the cycle after the root
-  showed the sentinel with every PE done; FLUSH lasts ``FLUSH_STATES`` cycles; WB writes rows
+  showed the sentinel with every PE done and no pair broadcast in the ``BROADCAST_STAGES``
+  cycles before; FLUSH lasts ``FLUSH_STATES`` cycles; WB writes rows
   0 .. max(1, rows)-1 of the layer's table entry, one per cycle; TAIL lasts ``TAIL_STATES``
   cycles, then the next LSTART or IDLE;
 - ``done``: in IDLE, ``done`` is high exactly when a run was started and all its ``n_layers``
@@ -26,9 +27,11 @@ Asserted:
 - ``counters``: ``cycles`` counts the run's busy cycles and ``stall_cycles`` its COMPUTE cycles
   in which the root held a non-zero that was not taken, both from 0 at the start;
 - ``broadcast``: the root is taken only in COMPUTE, only a non-zero, only when every PE has room
-  (``room2`` in the cycle after a broadcast); the pair reaches the PEs in the next cycle as
-  the pointer banks' addresses of ``ptr_base + j``, ``j = idx * N + pe``, ``ptr_base`` the
-  running layer's (a shadow of the table's ``ptr_base`` fields).
+  for the pairs in flight and this one (bit ``i`` of ``room`` with ``i`` pairs broadcast in
+  the ``BROADCAST_STAGES`` cycles before); the pair reaches every group of PEs
+  ``BROADCAST_STAGES`` cycles later as the pointer banks' addresses of ``ptr_base + j``,
+  ``j = idx * N + pe``, ``ptr_base`` the running layer's (a shadow of the table's
+  ``ptr_base`` fields).
 
 These are bounded proofs (BMC, the depth covers a reset, CLEAR and two short layers; ``cover``
 shows such runs are reached).
@@ -40,7 +43,7 @@ from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Module, Mux, Signal
 from amaranth.hdl._ast import AnySeq
 from amaranth.lib import wiring
 
-from hw.central_control import FLUSH_STATES, TAIL_STATES, CentralControl
+from hw.central_control import BROADCAST_STAGES, FLUSH_STATES, TAIL_STATES, CentralControl
 from hw.params import HWParams
 from hw.pointer_read import bank_addresses
 from sw.eie.config import EIEConfig
@@ -69,13 +72,13 @@ class ControlProperties(wiring.Component):
         c = self.config
         p = HWParams(c)
         m.submodules.ccu = ccu = self.control_cls(p)
-        pes = ccu.pes
+        pes = ccu.pes[0]  # the registers every group shares (the broadcast: each group's)
 
         # the environment
         _free(m, ccu.start, ccu.first_layer, ccu.n_layers, ccu.root.valid, ccu.root.payload,
               ccu.layer_wr.en, ccu.layer_wr.addr, ccu.layer_wr.data)
         for st in ccu.status:
-            _free(m, st.room, st.room2, st.done)
+            _free(m, st.room, st.done)
         # the host writes while ready, and only valid entries: rows = ceil(n_out / N) <= act_depth
         # (with more, the write-back row would wrap: the first BMC run found that)
         m.d.comb += Assume(~ccu.layer_wr.en | (ccu.ready & (ccu.layer_wr.data.rows <= c.act_depth)))
@@ -122,9 +125,14 @@ class ControlProperties(wiring.Component):
         prev_age = Signal(8)
         sent_q = Signal()  # the root showed the sentinel in the previous COMPUTE cycle
         all_done = Cat(st.done for st in ccu.status).all()
+        # the pairs broadcast in the BROADCAST_STAGES cycles before this one (a ghost)
+        fires = Signal(BROADCAST_STAGES)
+        m.d.sync += fires.eq(Cat(ccu.root.ready, fires[:-1]))
+        in_flight = Signal(range(BROADCAST_STAGES + 1))
+        m.d.comb += in_flight.eq(sum(fires[i] for i in range(BROADCAST_STAGES)))
         m.d.sync += [prev["clear"].eq(clear), prev["idle"].eq(idle), prev["lstart"].eq(lstart),
                      prev["compute"].eq(compute), prev["wb"].eq(wb), prev["flush"].eq(flush),
-                     prev["tail"].eq(tail), prev["exit"].eq(compute & sent_q & all_done),
+                     prev["tail"].eq(tail), prev["exit"].eq(compute & sent_q & all_done & (in_flight == 0)),
                      prev_age.eq(age)]
         with m.If(compute):
             m.d.sync += sent_q.eq(ccu.root.valid & ccu.root.payload.sentinel)
@@ -211,26 +219,35 @@ class ControlProperties(wiring.Component):
                          Assert(ccu.stall_cycles == stalls, "counters: stall cycles")]
 
         # broadcast
-        room = Cat(st.room for st in ccu.status).all()
-        room2 = Cat(st.room2 for st in ccu.status).all()
+        room = Signal()  # every PE has room for the pairs in flight and one more
+        m.d.comb += room.eq(Array(Cat(st.room[i] for st in ccu.status).all()
+                                  for i in range(BROADCAST_STAGES + 1))[in_flight])
         item = ccu.root.payload
         with m.If(ccu.root.ready):
             m.d.comb += [
                 Assert(compute & ccu.root.valid & ~item.sentinel, "broadcast: a non-zero, in COMPUTE"),
-                Assert(Mux(pes.bcast_valid, room2, room), "broadcast: every PE has room"),
+                Assert(room, "broadcast: every PE has room"),
             ]
-        m.d.comb += Assert(ccu.root.ready == (compute & ccu.root.valid & ~item.sentinel
-                                              & Mux(pes.bcast_valid, room2, room)),
+        m.d.comb += Assert(ccu.root.ready == (compute & ccu.root.valid & ~item.sentinel & room),
                            "broadcast: whenever it can")
         fired = Signal()
         want = Signal.like(pes.bcast)
         even, odd, odd_first = bank_addresses(p, ptr_bases[ccu.layer] + item.idx * p.n_pe + item.pe)
-        m.d.sync += [fired.eq(ccu.root.ready), want.even.eq(even), want.odd.eq(odd),
-                     want.odd_first.eq(odd_first), want.a.eq(item.value)]
-        m.d.comb += Assert(pes.bcast_valid == fired, "broadcast: registered once")
-        with m.If(fired):
-            m.d.comb += Assert(pes.bcast.as_value() == want.as_value(),
-                               "broadcast: column j's pointer bank addresses, a_j")
+        m.d.comb += [fired.eq(fires[-1])]
+        sent = Signal.like(pes.bcast)
+        m.d.comb += [sent.even.eq(even), sent.odd.eq(odd), sent.odd_first.eq(odd_first),
+                     sent.a.eq(item.value)]
+        delayed = sent
+        for _ in range(BROADCAST_STAGES):
+            q = Signal.like(pes.bcast)
+            m.d.sync += q.eq(delayed)
+            delayed = q
+        m.d.comb += want.eq(delayed)
+        for group in ccu.pes:
+            m.d.comb += Assert(group.bcast_valid == fired, "broadcast: registered, once")
+            with m.If(fired):
+                m.d.comb += Assert(group.bcast.as_value() == want.as_value(),
+                                   "broadcast: column j's pointer bank addresses, a_j")
 
         # not vacuous: a two-layer run completes; a run with a stall completes
         done_rise = Signal()

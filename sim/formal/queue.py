@@ -12,8 +12,8 @@ Asserted in every cycle, D = ``queue_depth + HELD_PAIRS`` as docs/format.md "Tim
 - ``bounds``: ``level <= pending <= D`` (no overflow, and pending never below the FIFO's fill);
 - ``no_overflow``: a push is taken only while the FIFO has a free slot; ``no_underflow``: a pop
   only while it holds a pair (``o.valid`` = ``level != 0``);
-- ``room``: ``room == (pending < D)`` and ``room2 == (pending < D - 1)``, both registered, as the
-  central control unit reads them;
+- ``room``: bit ``i`` of ``room`` is ``pending < D - i`` (``i`` = 0 .. ``ROOM_FLAGS - 1``),
+  registered, as the central control unit reads them;
 - ``order``: a pair chosen by the solver (any push, any data) comes out of ``o`` with its data
   after exactly the pairs that were in the FIFO when it went in (a FIFO, nothing lost, nothing
   invented: ``level`` counts pushes taken minus pops).
@@ -31,6 +31,7 @@ from amaranth.lib import wiring
 
 from hw.activation_queue import ActivationQueue
 from hw.params import HWParams
+from hw.central_control import ROOM_FLAGS
 from hw.pointer_read import HELD_PAIRS
 from sw.eie.config import EIEConfig
 
@@ -42,7 +43,8 @@ def small_config(queue_depth: int = 2) -> EIEConfig:
 
 
 class QueueProperties(wiring.Component):
-    """``queue_cls(params, extra=HELD_PAIRS)`` with free inputs and the properties above."""
+    """``queue_cls(params, extra=HELD_PAIRS, rooms=ROOM_FLAGS)`` with free inputs and the
+    properties above."""
 
     def __init__(self, config: EIEConfig | None = None, queue_cls=ActivationQueue):
         super().__init__({})  # no ports: every input is free (AnySeq/AnyConst)
@@ -53,7 +55,7 @@ class QueueProperties(wiring.Component):
         m = Module()
         p = HWParams(self.config)
         D = self.config.queue_depth + HELD_PAIRS  # the contract's capacity
-        q = self.queue_cls(p, extra=HELD_PAIRS)
+        q = self.queue_cls(p, extra=HELD_PAIRS, rooms=ROOM_FLAGS)
         q._MustUse__silence = True  # elaborated here, so that its memory can be read
         dut = q.elaborate(platform)
         m.submodules.dut = dut
@@ -75,7 +77,7 @@ class QueueProperties(wiring.Component):
 
         do_push = Signal()
         do_pop = Signal()
-        m.d.comb += [do_push.eq(q.push & q.room), do_pop.eq(q.o.valid & q.o.ready)]
+        m.d.comb += [do_push.eq(q.push & q.room[0]), do_pop.eq(q.o.valid & q.o.ready)]
 
         # bounds, overflow, underflow, room
         m.d.comb += [
@@ -83,9 +85,9 @@ class QueueProperties(wiring.Component):
             Assert(q.pending <= D, "bounds: pending <= D"),
             Assert(~do_push | (q.level < D), "no_overflow: push into a free slot"),
             Assert(q.o.valid == (q.level != 0), "no_underflow: valid iff the FIFO holds a pair"),
-            Assert(q.room == (q.pending < D), "room == (pending < D)"),
-            Assert(q.room2 == (q.pending < D - 1), "room2 == (pending < D - 1)"),
         ]
+        m.d.comb += [Assert(q.room[i] == (q.pending < D - i), f"room[{i}] == (pending < D - {i})")
+                     for i in range(ROOM_FLAGS)]
 
         # order: one tracked pair; ``ahead`` = pairs in the FIFO in front of it
         track = Signal()  # the solver picks this cycle's push (once)
@@ -121,7 +123,7 @@ class QueueProperties(wiring.Component):
         # not vacuous: the queue fills, reports no room, and the tracked pair comes out
         m.d.comb += [
             Cover(q.pending == D),
-            Cover((q.level == size) & ~q.room),
+            Cover((q.level == size) & ~q.room[0]),
             Cover(tracking & do_pop & (ahead == 0) & (q.level > 1)),
         ]
         return m
@@ -136,6 +138,6 @@ class RoomOffByOne(ActivationQueue):
     """A deliberately broken queue for the tests: its capacity is one more than the contract's
     (as if ``room`` compared with ``queue_depth + extra + 1``). The real block is untouched."""
 
-    def __init__(self, params: HWParams, extra: int = 0):
-        super().__init__(params, extra)
+    def __init__(self, params: HWParams, extra: int = 0, rooms: int = 1):
+        super().__init__(params, extra, rooms)
         self.depth += 1
