@@ -117,8 +117,9 @@ RTLIL_NO_RW_CHECK = ("proc; memory_collect; "
 
 
 def read_primitives() -> str:
-    """The ECP5 primitives as Yosys black boxes (what ``synth_ecp5`` reads at its start)."""
-    return "read_verilog -lib +/ecp5/cells_bb.v"
+    """The ECP5 primitives as Yosys black boxes (what ``synth_ecp5`` reads at its start: the
+    block RAMs are in ``cells_sim.v``, the DSPs in ``cells_bb.v``)."""
+    return "read_verilog -lib +/ecp5/cells_sim.v +/ecp5/cells_bb.v"
 
 
 def synth_script(top: str) -> str:
