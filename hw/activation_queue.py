@@ -10,8 +10,9 @@ its column, also while it waits in the pointer read unit's three registers (``HE
 after leaving the FIFO; ``room`` is a register, so a start in the same cycle never makes room
 for a push (the broadcast decision is an AND of registers, not of the PEs' logic). A pushed pair
 is at the head from the next cycle. The central control unit's broadcast reaches the queue
-``BROADCAST_STAGES`` cycles after its decision, so ``room`` is a vector: bit ``i`` says there is
-room for ``i + 1`` more pairs, and the unit reads the bit for the pairs it has in flight.
+``BROADCAST_STAGES`` cycles after its decision and ``room`` reaches the decision through
+``STATUS_STAGES`` more registers, so ``room`` is a vector: bit ``i`` says there is room for
+``i + 1`` more pairs, and the unit reads the bit for the pairs it has in flight.
 """
 
 from __future__ import annotations

@@ -16,16 +16,21 @@ of it docs/hardware.md "Timing"):
   registers here: the first holds the root's item (``j = idx * N + pe`` and ``a_j``), the
   second the pointer banks' addresses of ``ptr_base + j``, in one copy per group of
   ``BROADCAST_GROUP`` PEs (:class:`BroadcastRegister`: no net carries the pair to more than a
-  group's queues); the queues write it in the cycle after the second. So a PE's registered
-  ``room`` does not yet count the pairs broadcast in the two previous cycles: with ``i`` of them
-  in flight the unit reads bit ``i`` of every PE's ``room`` ("fewer than D - i pairs pending",
-  ``ROOM_FLAGS`` bits). They are registers: no path runs from the PEs through this unit back
-  into the PEs in one cycle. COMPUTE ends in the cycle after the first cycle E in which the
+  group's queues); the queues write it in the cycle after the second. The PEs' ``room`` and
+  ``done`` flags come back through ``STATUS_STAGES`` = 1 register per group
+  (:class:`StatusRegister`: the AND of its PEs' flags; no net carries a flag across the chip
+  into the decision's logic), so the flags the unit reads do not yet count the pairs
+  broadcast in the ``BROADCAST_STAGES + STATUS_STAGES`` = 3 previous cycles: with ``i`` of
+  them in flight the unit reads bit ``i`` of the groups' ``room`` ("fewer than D - i pairs
+  pending" in every PE, ``ROOM_FLAGS`` bits), and a column's start makes room
+  ``STATUS_STAGES`` cycles later than it would with the PEs' flags read directly (the cycle
+  model's ``room_latency``). No path runs from the PEs through this unit back into the PEs in
+  one cycle. COMPUTE ends ``1 + STATUS_STAGES`` cycles after the first cycle E in which the
   root shows the sentinel, every PE is done (queue empty, column finished, no pair arriving)
-  and no pair is in flight here: the PEs' ``done`` and the root's sentinel are both
-  registered, so both describe E, and of the pairs in flight only the one broadcast in E - 1
-  is not in the PEs' ``done`` yet (none is broadcast in E).
-- FLUSH (``FLUSH_STATES`` = 2 cycles): the sparse-matrix read (3 stages) and arithmetic
+  and no pair is in flight: the PEs' ``done`` (registered in the PE, then in its group) and the
+  root's sentinel (registered twice here) both describe E, and of the pairs broadcast before
+  the decision only those of E - 1 and E are not in the PEs' ``done`` of E.
+- FLUSH (``FLUSH_STATES`` = 1 cycle): the sparse-matrix read (3 stages) and arithmetic
   (3 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
   latest) while the first row is on its way: every PE registers the rows (``WB_ROW_STAGES``).
 - WB (rows cycles): one local row per cycle, all PEs at once; the PEs read the first in E + 5.
@@ -34,8 +39,9 @@ of it docs/hardware.md "Timing"):
   IDLE with ``done`` set.
 
 So a layer takes ``E + DRAIN + rows + WB_TAIL`` cycles (counted from E), where ``DRAIN`` =
-``FLUSH_STATES + 2 + WB_ROW_STAGES`` = 5 is the cycle model's ``drain``: E itself, E + 1 (the
-decision), FLUSH, the PEs' row register; ``WB_TAIL`` = ``TAIL_STATES - WB_ROW_STAGES`` = 6.
+``FLUSH_STATES + 2 + STATUS_STAGES + WB_ROW_STAGES`` = 5 is the cycle model's ``drain``: E
+itself, the status register, the decision, FLUSH, the PEs' row register; ``WB_TAIL`` =
+``TAIL_STATES - WB_ROW_STAGES`` = 6.
 After reset the unit spends ``act_depth`` cycles (CLEAR) zeroing every PE's accumulators.
 """
 
@@ -43,7 +49,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from amaranth.hdl import Array, Cat, Module, Signal
+from amaranth.hdl import Array, Cat, Const, Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -53,21 +59,26 @@ from .params import HWParams, lnzd_levels
 from .pointer_read import bank_addresses
 from .signatures import control_signature, run_members, status_signature, write_signature
 
-# FLUSH cycles between the decision (E + 1) and the first write-back row this unit sends: the
-# pipelines need 3, of which the PEs' register on the rows (WB_ROW_STAGES) is one
-FLUSH_STATES = 3 - WB_ROW_STAGES
+# the PEs' room and done flags are registered once more per group of PEs before the decision
+STATUS_STAGES = 1
+# FLUSH cycles between the decision (E + 1 + STATUS_STAGES) and the first write-back row this
+# unit sends: the pipelines need 3 after E + 1, of which the PEs' register on the rows
+# (WB_ROW_STAGES) is one and the status registers' cycles are others
+FLUSH_STATES = 3 - WB_ROW_STAGES - STATUS_STAGES
+assert FLUSH_STATES >= 1
 # cycles after the last write-back row this unit sends until its list append is done in the PEs
 TAIL_STATES = WB_ROW_STAGES + WB_STAGES
 # the broadcast pair is registered twice here before it reaches the queues: the root's item,
 # then the pointer banks' addresses (one copy per group of BROADCAST_GROUP PEs)
 BROADCAST_STAGES = 2
 BROADCAST_GROUP = 4
-# the PEs' room flags: bit i, room for i + 1 more pairs (0 .. BROADCAST_STAGES in flight)
-ROOM_FLAGS = BROADCAST_STAGES + 1
+# the PEs' room flags: bit i, room for i + 1 more pairs (0 .. BROADCAST_STAGES + STATUS_STAGES
+# pairs in flight)
+ROOM_FLAGS = BROADCAST_STAGES + STATUS_STAGES + 1
 
 # Timing constants in the cycle model's terms (docs/format.md "Timing"), the rows counted where
 # the PEs read them (W0).
-DRAIN = FLUSH_STATES + 2 + WB_ROW_STAGES  # cycles from E (all PEs done) to the first W0
+DRAIN = FLUSH_STATES + 2 + STATUS_STAGES + WB_ROW_STAGES  # cycles from E (all done) to W0
 WB_TAIL = TAIL_STATES - WB_ROW_STAGES  # cycles from the last row's W0 + 1 to the next layer
 
 
@@ -122,7 +133,8 @@ class CentralControl(wiring.Component):
         src_bank = Signal()
         row = Signal(p.local_bits + 1)
         timer = Signal(range(max(FLUSH_STATES, TAIL_STATES) + 1))
-        sentinel_q = Signal()  # the root showed the sentinel in the previous cycle
+        # sentinel_q[i]: the root showed the sentinel i + 1 cycles before (in COMPUTE)
+        sentinel_q = Signal(1 + STATUS_STAGES)
         # the registers every group of PEs shares (the broadcast pair is each group's own)
         csig = control_signature(p)
         pes = csig.create(path=("pes",))
@@ -140,11 +152,13 @@ class CentralControl(wiring.Component):
         # (ptr_base + j split by bank)
         root = self.root.payload
         j = root.idx * p.n_pe + root.pe
-        a_valid, b_valid = Signal(), Signal()
+        # hist[i]: a pair was broadcast i + 1 cycles ago (hist[0] is stage A's valid)
+        hist = Signal(BROADCAST_STAGES + STATUS_STAGES)
+        a_valid = hist[0]
         a_j = Signal(j.shape())
         a_value = Signal.like(root.value)
         fire = Signal()
-        m.d.sync += [a_valid.eq(fire), a_j.eq(j), a_value.eq(root.value), b_valid.eq(a_valid)]
+        m.d.sync += [hist.eq(Cat(fire, hist[:-1])), a_j.eq(j), a_value.eq(root.value)]
         even, odd, odd_first = bank_addresses(p, cur.ptr_base + a_j)
         pair = Signal(p.queue_entry)
         m.d.comb += [pair.even.eq(even), pair.odd.eq(odd), pair.odd_first.eq(odd_first),
@@ -156,15 +170,22 @@ class CentralControl(wiring.Component):
             m.d.comb += [getattr(out, name).eq(getattr(pes, name)) for name in csig.members
                          if name not in ("bcast_valid", "bcast")]
 
-        # room: the PEs' registered flags do not count the pairs broadcast in the previous
-        # BROADCAST_STAGES cycles (in_flight); with i of them, every PE needs room for i + 1
-        in_flight = (a_valid, b_valid)
-        assert len(in_flight) == BROADCAST_STAGES
-        rooms = Array(Cat(st.room[i] for st in self.status).all() for i in range(ROOM_FLAGS))
+        # the groups' status registers: the AND of their PEs' room flags and done
+        groups = []
+        for g in range(len(self.pes)):
+            members = self.status[g * BROADCAST_GROUP:(g + 1) * BROADCAST_GROUP]
+            m.submodules[f"status{g}"] = sreg = StatusRegister(len(members))
+            for k, st in enumerate(members):
+                m.d.comb += [sreg.room[k].eq(st.room), sreg.done[k].eq(st.done)]
+            groups.append(sreg)
+        # room: the flags do not count the pairs broadcast in the previous
+        # BROADCAST_STAGES + STATUS_STAGES cycles; with i of them, every PE needs room for i + 1
+        rooms = Array(Cat(gr.room_all[i] for gr in groups).all() for i in range(ROOM_FLAGS))
+        all_done = Cat(gr.done_all for gr in groups).all()
         room = Signal()
         real = Signal()
         m.d.comb += [
-            room.eq(rooms[sum(in_flight)]),
+            room.eq(rooms[sum(hist)]),
             real.eq(self.root.valid & ~root.sentinel),
             self.root.ready.eq(fire),
         ]
@@ -210,9 +231,10 @@ class CentralControl(wiring.Component):
                 goto("COMPUTE")
             with m.State("COMPUTE"):
                 m.d.comb += fire.eq(real & room)
-                m.d.sync += sentinel_q.eq(self.root.valid & root.sentinel)
-                with m.If(sentinel_q & Cat(st.done for st in self.status).all()
-                          & ~Cat(in_flight).any()):
+                m.d.sync += sentinel_q.eq(Cat(self.root.valid & root.sentinel, sentinel_q[:-1]))
+                # E = STATUS_STAGES + 1 cycles ago: the sentinel, every PE done, and no pair
+                # broadcast in E - 1 or E (the ones the PEs' done of E does not count yet)
+                with m.If(sentinel_q[-1] & all_done & ~hist[STATUS_STAGES:].any()):
                     m.d.sync += timer.eq(FLUSH_STATES - 1)
                     goto("FLUSH")
             with m.State("FLUSH"):
@@ -243,6 +265,24 @@ def broadcast_groups(n_pe: int) -> int:
     """Groups of PEs with a broadcast register of their own: PEs ``g * BROADCAST_GROUP`` to
     ``(g + 1) * BROADCAST_GROUP - 1`` form group ``g``."""
     return -(-n_pe // BROADCAST_GROUP)
+
+
+class StatusRegister(wiring.Component):
+    """A group's status on its way back to the unit: the AND of its PEs' ``room`` flags (bit by
+    bit) and of their ``done``, registered (a module of its own, placed near its group)."""
+
+    def __init__(self, n: int):
+        super().__init__({"room": In(ROOM_FLAGS).array(n), "done": In(1).array(n),
+                          "room_all": Out(ROOM_FLAGS, init=(1 << ROOM_FLAGS) - 1),
+                          "done_all": Out(1)})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        room = Const((1 << ROOM_FLAGS) - 1, ROOM_FLAGS)
+        for r in self.room:
+            room = room & r
+        m.d.sync += [self.room_all.eq(room), self.done_all.eq(Cat(self.done).all())]
+        return m
 
 
 class BroadcastRegister(wiring.Component):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from sw.eie.config import EIEConfig
 from sw.eie.cycles import Timing
 
-from .central_control import BROADCAST_STAGES, DRAIN, WB_TAIL, start_latency
+from .central_control import BROADCAST_STAGES, DRAIN, STATUS_STAGES, WB_TAIL, start_latency
 from .pointer_read import COLUMN_LATENCY, HELD_PAIRS
 
 WRITEBACK_PER_ROW = 1  # the write-back pass handles one local row per cycle in every PE
@@ -23,4 +23,5 @@ def rtl_timing(config: EIEConfig) -> Timing:
     depth sets the start latency)."""
     return Timing(start=start_latency(config.n_pe), drain=DRAIN,
                   writeback_per_row=WRITEBACK_PER_ROW, writeback_latency=WB_TAIL,
-                  column_latency=BROADCAST_STAGES + COLUMN_LATENCY, held_pairs=HELD_PAIRS)
+                  column_latency=BROADCAST_STAGES + COLUMN_LATENCY, held_pairs=HELD_PAIRS,
+                  room_latency=STATUS_STAGES)

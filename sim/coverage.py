@@ -241,7 +241,7 @@ def sample_layer(cov: Coverage, image: NetworkImage, li: int, a: np.ndarray,
     # the schedule (cycle-exact with the RTL): queue levels, stalls, issue cycles
     ent = None
     if m:
-        b, s, _ = schedule(np.maximum(e, 1), cap, t.start, t.column_latency)
+        b, s, _ = schedule(np.maximum(e, 1), cap, t.start, t.column_latency, t.room_latency)
         level = np.zeros(n, np.int64)
         for k in range(n):
             level[k] = int((np.arange(1, m + 1) - np.searchsorted(s[k], b, side="right")).max())
@@ -249,12 +249,13 @@ def sample_layer(cov: Coverage, image: NetworkImage, li: int, a: np.ndarray,
             if lv >= 1:
                 cov.hit("queue.level", _level_bin(c.queue_depth, int(lv), cap),
                         int(np.count_nonzero(level == lv)))
-        # a PE whose queue held a broadcast back: pair m-cap not started before b_{m-1} + 1
+        # a PE whose queue held a broadcast back: pair m-cap's start made room only at b_m
         stalled = np.flatnonzero(np.diff(b) > 1) + 1  # broadcasts that waited
         culprits = set()
         for mm in stalled:
             if mm >= cap:
-                culprits.update(np.flatnonzero(s[:, mm - cap] + 1 == b[mm]).tolist())
+                culprits.update(np.flatnonzero(s[:, mm - cap] + 1 + t.room_latency
+                                               == b[mm]).tolist())
         if 0 in culprits:
             cov.hit("pe.first", "caused a stall")
         if n - 1 in culprits:

@@ -16,27 +16,36 @@ from sw.qlayer import QuantizedLayer
 # Contract numbers chosen for these tests of the model's arithmetic (not the RTL's: those are
 # hw.timing.rtl_timing, checked against the RTL in tests/test_timing.py).
 T = Timing(start=3, drain=4, writeback_per_row=1, writeback_latency=2, column_latency=2,
-           held_pairs=1)
+           held_pairs=1, room_latency=0)
 
 
-def cycle_by_cycle(work: np.ndarray, depth: int, start: int,
-                   column_latency: int = 1) -> tuple[list[int], int, int]:
+def cycle_by_cycle(work: np.ndarray, depth: int, start: int, column_latency: int = 1,
+                   room_latency: int = 0) -> tuple[list[int], int, int]:
     """The timing contract of docs/format.md, simulated one cycle at a time (plain Python).
-    A queue holds a pair until its column starts.
+    A queue holds a pair until its column starts; the broadcast decision sees the starts
+    ``room_latency`` cycles late (the pairs it sent itself at once).
 
     Returns (broadcast cycles, first cycle with every PE done, stall cycles)."""
     n_pe, m_total = work.shape
     queues = [deque() for _ in range(n_pe)]  # (pair, first cycle its column may start)
     left = [0] * n_pe  # cycles left on the current column
+    started = [0] * n_pe  # columns started before this cycle
+    seen = deque([[0] * n_pe] * room_latency)  # started, as of the last room_latency cycles
     sent, stalls, t = [], 0, 0
     if m_total == 0:
         return [], start, 0
     while True:
-        room = all(len(q) < depth for q in queues)  # measured at the start of the cycle
+        # measured at the start of the cycle, with the starts of room_latency cycles ago
+        old = seen[0] if room_latency else started
+        room = all(len(sent) - old[k] < depth for k in range(n_pe))
+        seen.append(list(started))
+        if len(seen) > room_latency:
+            seen.popleft()
         for k in range(n_pe):
             if left[k] == 0 and queues[k] and queues[k][0][1] <= t:
                 m, _ = queues[k].popleft()
                 left[k] = int(work[k, m])
+                started[k] += 1
             if left[k]:
                 left[k] -= 1
         if t >= start and len(sent) < m_total:
@@ -54,12 +63,12 @@ def cycle_by_cycle(work: np.ndarray, depth: int, start: int,
 @settings(max_examples=80, deadline=None)
 @given(n_pe=st.integers(1, 6), m=st.integers(0, 40), depth=st.integers(1, 9),
        start=st.integers(0, 3), max_work=st.integers(1, 12), latency=st.integers(1, 4),
-       seed=st.integers(0, 2**32 - 1))
+       room_latency=st.integers(0, 3), seed=st.integers(0, 2**32 - 1))
 def test_recurrence_matches_a_cycle_by_cycle_simulation(n_pe, m, depth, start, max_work,
-                                                        latency, seed):
+                                                        latency, room_latency, seed):
     work = np.random.default_rng(seed).integers(1, max_work + 1, (n_pe, m))
-    b, _, free = schedule(work, depth, start, latency)
-    sent, done, stalls = cycle_by_cycle(work, depth, start, latency)
+    b, _, free = schedule(work, depth, start, latency, room_latency)
+    sent, done, stalls = cycle_by_cycle(work, depth, start, latency, room_latency)
     assert b.tolist() == sent
     assert (int(free.max()) if m else start) == done
     assert (int(b[-1]) - start - (m - 1) if m else 0) == stalls
@@ -74,12 +83,13 @@ def test_layer_report_is_consistent_with_the_cycle_by_cycle_simulation(
     rng = np.random.default_rng(seed)
     image = pack_network([random_layer(rng, n_out, n_in, density)], roomy(n_pe, queue_depth=depth))
     a = (rng.random(n_in) < act_density).astype(np.int64) * 7
-    t = replace(T, start=1, drain=3, writeback_per_row=2, writeback_latency=1)
+    t = replace(T, start=1, drain=3, writeback_per_row=2, writeback_latency=1,
+                room_latency=seed % 3)
     r = simulate_layer(image, 0, a, t)
     p = image.ptr[:, : n_in + 1]
     e = np.diff(p, axis=1)[:, np.flatnonzero(a)]
     sent, done, stalls = cycle_by_cycle(np.maximum(e, 1), depth + t.held_pairs, t.start,
-                                        t.column_latency)
+                                        t.column_latency, t.room_latency)
     assert r.cycles == done + 3 + 2 * image.layers[0].rows_per_pe + 1
     assert r.stall_cycles == stalls and r.broadcasts == len(sent)
     assert r.lower_bound == max(int(e.sum(axis=1).max(initial=0)), len(sent))

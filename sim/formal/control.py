@@ -17,18 +17,20 @@ Asserted:
   ``start`` at any other time changes nothing (the run's layers are those of the start taken);
 - ``order``: the k-th LSTART of a run is layer ``first_layer + k`` (modulo the table) reading
   bank ``k mod 2``, and never more than ``n_layers`` of them;
-- ``sequence``: LSTART -> COMPUTE (1 cycle); COMPUTE ends exactly in the cycle after the root
-  showed the sentinel with every PE done and no pair broadcast in the ``BROADCAST_STAGES``
-  cycles before; FLUSH lasts ``FLUSH_STATES`` cycles; WB writes rows
+- ``sequence``: LSTART -> COMPUTE (1 cycle); COMPUTE ends exactly ``1 + STATUS_STAGES``
+  cycles after a cycle E in which the root showed the sentinel, every PE was done and no pair
+  was broadcast in E - 1 or E (the PEs' flags reach the decision through ``STATUS_STAGES``
+  registers); FLUSH lasts ``FLUSH_STATES`` cycles; WB writes rows
   0 .. max(1, rows)-1 of the layer's table entry, one per cycle; TAIL lasts ``TAIL_STATES``
   cycles, then the next LSTART or IDLE;
 - ``done``: in IDLE, ``done`` is high exactly when a run was started and all its ``n_layers``
   layers ran (``n_layers = 0``: at once); never high outside IDLE;
 - ``counters``: ``cycles`` counts the run's busy cycles and ``stall_cycles`` its COMPUTE cycles
   in which the root held a non-zero that was not taken, both from 0 at the start;
-- ``broadcast``: the root is taken only in COMPUTE, only a non-zero, only when every PE has room
-  for the pairs in flight and this one (bit ``i`` of ``room`` with ``i`` pairs broadcast in
-  the ``BROADCAST_STAGES`` cycles before); the pair reaches every group of PEs
+- ``broadcast``: the root is taken only in COMPUTE, only a non-zero, only when every PE had
+  room ``STATUS_STAGES`` cycles before for the pairs in flight and this one (bit ``i`` of
+  ``room`` with ``i`` pairs broadcast in the ``BROADCAST_STAGES + STATUS_STAGES`` cycles
+  before), and then whenever it can; the pair reaches every group of PEs
   ``BROADCAST_STAGES`` cycles later as the pointer banks' addresses of ``ptr_base + j``,
   ``j = idx * N + pe``, ``ptr_base`` the running layer's (a shadow of the table's
   ``ptr_base`` fields).
@@ -43,7 +45,8 @@ from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Module, Mux, Signal
 from amaranth.hdl._ast import AnySeq
 from amaranth.lib import wiring
 
-from hw.central_control import BROADCAST_STAGES, FLUSH_STATES, TAIL_STATES, CentralControl
+from hw.central_control import (BROADCAST_STAGES, FLUSH_STATES, ROOM_FLAGS, STATUS_STAGES,
+                                TAIL_STATES, CentralControl)
 from hw.params import HWParams
 from hw.pointer_read import bank_addresses
 from sw.eie.config import EIEConfig
@@ -123,19 +126,28 @@ class ControlProperties(wiring.Component):
         prev = {name: Signal(name=f"prev_{name}") for name in
                 ("clear", "idle", "lstart", "compute", "wb", "flush", "tail", "exit")}
         prev_age = Signal(8)
-        sent_q = Signal()  # the root showed the sentinel in the previous COMPUTE cycle
+        # sent_q[i]: the root showed the sentinel i + 1 COMPUTE cycles before (0 after LSTART)
+        sent_q = Signal(1 + STATUS_STAGES)
+        # every PE's flags as of STATUS_STAGES cycles before (ghosts)
         all_done = Cat(st.done for st in ccu.status).all()
-        # the pairs broadcast in the BROADCAST_STAGES cycles before this one (a ghost)
-        fires = Signal(BROADCAST_STAGES)
+        all_room = Cat(Cat(st.room[i] for st in ccu.status).all() for i in range(ROOM_FLAGS))
+        for _ in range(STATUS_STAGES):
+            done_q, room_q = Signal(), Signal(ROOM_FLAGS, init=(1 << ROOM_FLAGS) - 1)
+            m.d.sync += [done_q.eq(all_done), room_q.eq(all_room)]
+            all_done, all_room = done_q, room_q
+        # fires[i]: a pair was broadcast i + 1 cycles before (a ghost)
+        fires = Signal(BROADCAST_STAGES + STATUS_STAGES)
         m.d.sync += fires.eq(Cat(ccu.root.ready, fires[:-1]))
-        in_flight = Signal(range(BROADCAST_STAGES + 1))
-        m.d.comb += in_flight.eq(sum(fires[i] for i in range(BROADCAST_STAGES)))
+        in_flight = Signal(range(len(fires) + 1))
+        m.d.comb += in_flight.eq(sum(fires[i] for i in range(len(fires))))
         m.d.sync += [prev["clear"].eq(clear), prev["idle"].eq(idle), prev["lstart"].eq(lstart),
                      prev["compute"].eq(compute), prev["wb"].eq(wb), prev["flush"].eq(flush),
-                     prev["tail"].eq(tail), prev["exit"].eq(compute & sent_q & all_done & (in_flight == 0)),
+                     prev["tail"].eq(tail),
+                     prev["exit"].eq(compute & sent_q[-1] & all_done
+                                     & ~fires[STATUS_STAGES:].any()),
                      prev_age.eq(age)]
         with m.If(compute):
-            m.d.sync += sent_q.eq(ccu.root.valid & ccu.root.payload.sentinel)
+            m.d.sync += sent_q.eq(Cat(ccu.root.valid & ccu.root.payload.sentinel, sent_q[:-1]))
         with m.Elif(lstart):
             m.d.sync += sent_q.eq(0)
 
@@ -219,9 +231,8 @@ class ControlProperties(wiring.Component):
                          Assert(ccu.stall_cycles == stalls, "counters: stall cycles")]
 
         # broadcast
-        room = Signal()  # every PE has room for the pairs in flight and one more
-        m.d.comb += room.eq(Array(Cat(st.room[i] for st in ccu.status).all()
-                                  for i in range(BROADCAST_STAGES + 1))[in_flight])
+        room = Signal()  # every PE had room for the pairs in flight and one more
+        m.d.comb += room.eq(Array(all_room[i] for i in range(ROOM_FLAGS))[in_flight])
         item = ccu.root.payload
         with m.If(ccu.root.ready):
             m.d.comb += [
@@ -233,7 +244,7 @@ class ControlProperties(wiring.Component):
         fired = Signal()
         want = Signal.like(pes.bcast)
         even, odd, odd_first = bank_addresses(p, ptr_bases[ccu.layer] + item.idx * p.n_pe + item.pe)
-        m.d.comb += [fired.eq(fires[-1])]
+        m.d.comb += [fired.eq(fires[BROADCAST_STAGES - 1])]
         sent = Signal.like(pes.bcast)
         m.d.comb += [sent.even.eq(even), sent.odd.eq(odd), sent.odd_first.eq(odd_first),
                      sent.a.eq(item.value)]

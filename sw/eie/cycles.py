@@ -16,14 +16,15 @@ its cycles on it (``e`` = entries, padding included), ``C`` the column latency a
 pairs a PE can hold before their columns start (``queue_depth + held_pairs``)::
 
     s[k, m] = max(b_m + C, s[k, m-1] + w[k, m-1])        # startable from b_m + C; no bubble
-    b_m     = max(b_{m-1} + 1, max_k s[k, m-D] + 1)      # room at the start of the cycle:
+    b_m     = max(b_{m-1} + 1, max_k s[k, m-D] + 1 + R)  # room at the start of the cycle:
                                                         # pair m-D must have started everywhere
     b_0     = start
 
 (the second line: the queue of PE k holds pairs broadcast before cycle t and not started before
 t; pair ``m`` may go at cycle t once that count is below D, i.e. once pair ``m-D`` was started
-in an earlier cycle). One step per broadcast, vectorised over the PEs: Alex-6 (3,235 broadcasts,
-64 PEs) takes a few tens of milliseconds.
+in an earlier cycle; ``R`` = ``room_latency``, the cycles the news of a start takes to reach the
+broadcast decision: with R > 0 a start makes room R cycles later). One step per broadcast,
+vectorised over the PEs: Alex-6 (3,235 broadcasts, 64 PEs) takes a few tens of milliseconds.
 
 Reported per layer: total cycles (start, compute, drain, write-back), the lower bound
 ``max(max_k entries_k, M)`` over the non-zero columns (EIE Section VI-C),
@@ -56,6 +57,9 @@ class Timing:
     - ``column_latency``: cycles from a pair's broadcast to the earliest cycle a PE can start
       its column (the broadcast register, the queue write, the pointer read, the bounds and
       column registers).
+    - ``room_latency``: cycles a column's start takes to make room for a broadcast beyond the
+      next cycle (0: a pair may be broadcast in the cycle after the start that makes room for
+      it; the RTL's registers between the PEs' room flags and the broadcast decision).
     - ``drain``: cycles from the first cycle in which every PE is done to the first write-back
       row (the arithmetic pipeline after the last entry: EIE's codebook lookup, multiply,
       shift-and-add, write).
@@ -75,12 +79,14 @@ class Timing:
     writeback_latency: int
     column_latency: int
     held_pairs: int
+    room_latency: int
 
     def __post_init__(self) -> None:
         if not isinstance(self.column_latency, int) or self.column_latency < 1:
             raise DataError(f"timing column_latency must be a positive integer, "
                             f"got {self.column_latency!r}")
-        for name in ("start", "drain", "writeback_per_row", "writeback_latency", "held_pairs"):
+        for name in ("start", "drain", "writeback_per_row", "writeback_latency", "held_pairs",
+                     "room_latency"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:
                 raise DataError(f"timing {name} must be a non-negative integer, got {v!r}")
@@ -145,8 +151,8 @@ class NetworkCycleReport:
         return sum(r.cycles for r in self.layers)
 
 
-def schedule(work: np.ndarray, queue_depth: int, start: int = 0,
-             column_latency: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def schedule(work: np.ndarray, queue_depth: int, start: int = 0, column_latency: int = 1,
+             room_latency: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Broadcast cycles ``b (M,)``, start cycles ``s (N, M)`` and finish cycles ``f (N,)`` for a
     work matrix ``work[k, m]`` (cycles PE k spends on pair m, >= 1), by the recurrence above."""
     n_pe, m_total = work.shape
@@ -158,7 +164,7 @@ def schedule(work: np.ndarray, queue_depth: int, start: int = 0,
     t = start - 1
     d = queue_depth
     for m in range(m_total):
-        t = t + 1 if m < d else max(t + 1, int(s_max[m - d]) + 1)
+        t = t + 1 if m < d else max(t + 1, int(s_max[m - d]) + 1 + room_latency)
         b[m] = t
         s = np.maximum(free, t + column_latency)
         s_all[m] = s
@@ -202,7 +208,8 @@ def simulate_layer(image: NetworkImage, layer_index: int, a_phys: np.ndarray,
     j = np.flatnonzero(a)  # LNZD order: ascending physical index
     e = np.diff(p, axis=1)[:, j]  # (N, M) entries per PE per broadcast column
     work = np.maximum(e, 1)  # an empty column still costs its PE one cycle
-    b, _, free = schedule(work, depth + timing.held_pairs, timing.start, timing.column_latency)
+    b, _, free = schedule(work, depth + timing.held_pairs, timing.start, timing.column_latency,
+                          timing.room_latency)
     m = j.size
     done = int(free.max()) if m else timing.start
     compute = done - timing.start
