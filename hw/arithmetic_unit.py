@@ -6,8 +6,12 @@ relative indices; a bypass forwards the adder's output when two adjacent cycles 
 accumulator. The paper's pipeline is (1) codebook lookup || address accumulation, (2) output
 activation read || multiply, (3) shift and add, (4) output activation write. Here:
 
-- S1 (entry from the sparse-matrix SRAM): codebook read issued, row = (first ? z : row + z + 1).
-- S2: codebook value * a_j (registered product), accumulator read issued at the row.
+- S1 (entry from the sparse-matrix SRAM): codebook read (a small asynchronous memory), row =
+  (first ? z : row + z + 1); the codebook value and a_j go into the multiplier's operand
+  registers (:class:`hw.dsp.RegisteredMultiplier`: on an ECP5 the MULT18X18D's own A and B
+  registers, so the block's input routing is a path of its own).
+- S2: codebook value * a_j (the product registered in the fabric, next to the adder),
+  accumulator read issued at the row.
 - S3: sum = accumulator (or the bypassed previous sum) + product, modulo 2**acc_bits, written
   back in the same cycle.
 
@@ -25,6 +29,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from .dsp import RegisteredMultiplier
 from .params import HWParams
 from .signatures import accumulator_signature, write_signature
 
@@ -57,7 +62,7 @@ class ArithmeticUnit(wiring.Component):
         m.submodules.codebook = cb = memory.Memory(shape=signed(p.act_bits), depth=p.cb_depth,
                                                    init=self._init)
         cb_wp = cb.write_port()
-        cb_rp = cb.read_port()
+        cb_rp = cb.read_port(domain="comb")
         m.d.comb += [cb_wp.en.eq(self.cb_wr.en), cb_wp.addr.eq(self.cb_wr.addr),
                      cb_wp.data.eq(self.cb_wr.data)]
         # the layer comes from the central control unit across the chip and is constant during
@@ -65,18 +70,18 @@ class ArithmeticUnit(wiring.Component):
         layer = Signal.like(self.layer)
         m.d.sync += layer.eq(self.layer)
 
-        # S1: codebook lookup || address accumulation
+        # S1: codebook lookup || address accumulation; the operands registered (in every
+        # cycle: the product is used only when valid2 says the entry was valid)
         ent = self.i.payload
         row2 = Signal(p.local_bits)
-        a2 = Signal(signed(p.act_bits))
         valid2 = Signal()
-        m.d.comb += cb_rp.addr.eq(Cat(ent.v, layer))
+        m.submodules.mult = mult = RegisteredMultiplier(
+            signed(p.act_bits), signed(p.act_bits), 2 * p.act_bits, input_registers=True,
+            output_register=False)
+        m.d.comb += [cb_rp.addr.eq(Cat(ent.v, layer)), mult.a.eq(cb_rp.data), mult.b.eq(ent.a)]
         m.d.sync += valid2.eq(self.i.valid)
         with m.If(self.i.valid):
-            m.d.sync += [
-                row2.eq(Mux(ent.first, ent.z, row2 + ent.z + 1)),
-                a2.eq(ent.a),
-            ]
+            m.d.sync += row2.eq(Mux(ent.first, ent.z, row2 + ent.z + 1))
 
         # S2: multiply || accumulator read
         prod3 = Signal(signed(2 * p.act_bits))
@@ -84,7 +89,7 @@ class ArithmeticUnit(wiring.Component):
         valid3 = Signal()
         bypass = self.bypass
         m.d.comb += self.acc.rd_addr.eq(row2)
-        m.d.sync += [prod3.eq(cb_rp.data * a2), row3.eq(row2), valid3.eq(valid2),
+        m.d.sync += [prod3.eq(mult.o), row3.eq(row2), valid3.eq(valid2),
                      # decided here, registered: S3 has only the adder before the write
                      bypass.eq(valid2 & valid3 & (row2 == row3))]
 

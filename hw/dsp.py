@@ -11,13 +11,15 @@ platform :class:`RegisteredMultiplier` instantiates the block with its registers
 (simulation, other FPGAs, operands too wide for one block) it is the same registers in logic,
 with the same latency.
 
-The operand registers are optional (``input_registers``): an operand that comes from a block
-RAM needs a fabric register first (the DP16KD's clock-to-output delay is 5.8 ns; straight into
-the DSP's input register it was the critical path, 9.05 ns, at 4 PEs), and the write-back has
-one, so it uses the output register only. The arithmetic unit keeps its product in a fabric
-register: its adder and the accumulator memory follow the product in the same cycle, and with
-the product in the DSP the route from the DSP column to them was the critical path of a routed
-16-PE design (12.15 ns, 10.26 of it routing: docs/fpga.md).
+Either register may be left out. The operand registers (``input_registers``): an operand
+that comes from a block RAM needs a fabric register first (the DP16KD's clock-to-output delay
+is 5.8 ns; straight into the DSP's input register it was the critical path, 9.05 ns, at 4 PEs),
+and the write-back has one, so it uses the output register only. The output register
+(``output_register``): the arithmetic unit's adder and accumulator memory follow its product
+in the same cycle, and with the product in the DSP the route from the DSP column to them was
+the critical path of a routed 16-PE design (12.15 ns, 10.26 of it routing: docs/fpga.md), so it
+uses the operand registers only and registers the product in the fabric itself: ``o`` is then
+the block's combinational output, one cycle after the operands.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from amaranth.hdl import ClockSignal, Const, Instance, Module, Shape, Signal, si
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-LATENCY = 2  # operand registers, then the product register (1 without operand registers)
+LATENCY = 2  # operand registers, then the product register (1 without either)
 
 # the MULT18X18D: 18 x 18 -> 36 bits, each operand signed or unsigned (SIGNEDA, SIGNEDB)
 ECP5_OPERAND_BITS = 18
@@ -40,18 +42,24 @@ def _ecp5(platform) -> bool:
 
 
 class RegisteredMultiplier(wiring.Component):
-    """``o = a * b`` of ``a`` and ``b`` ``latency`` cycles earlier (2 with ``input_registers``,
-    :data:`LATENCY`; else 1), truncated or sign extended to ``o``'s width (``o_bits``: the
-    product modulo ``2**o_bits``, as a signed value).
+    """``o = a * b`` of ``a`` and ``b`` ``latency`` cycles earlier (2 with both registers,
+    :data:`LATENCY`; 1 with one of them), truncated or sign extended to ``o``'s width
+    (``o_bits``: the product modulo ``2**o_bits``, as a signed value). Without
+    ``output_register``, ``o`` is combinational from the operand registers (to be registered
+    by the user).
 
     The registers have no reset (the DSP block's are not wired to one): ``o`` is meaningless
     until ``latency`` cycles after the first operands, which the user's valid bits cover.
     """
 
-    def __init__(self, a_shape, b_shape, o_bits: int, *, input_registers: bool = True):
+    def __init__(self, a_shape, b_shape, o_bits: int, *, input_registers: bool = True,
+                 output_register: bool = True):
+        if not (input_registers or output_register):
+            raise ValueError("a RegisteredMultiplier needs its operand or product registers")
         self._a, self._b = Shape.cast(a_shape), Shape.cast(b_shape)
         self.input_registers = input_registers
-        self.latency = LATENCY if input_registers else 1
+        self.output_register = output_register
+        self.latency = int(input_registers) + int(output_register)
         super().__init__({"a": In(self._a), "b": In(self._b), "o": Out(signed(o_bits))})
 
     def fits_ecp5(self) -> bool:
@@ -68,13 +76,16 @@ class RegisteredMultiplier(wiring.Component):
             m.d.sync += [a.eq(self.a), b.eq(self.b)]
         else:
             a, b = self.a, self.b
-        m.d.sync += self.o.eq(a * b)
+        if self.output_register:
+            m.d.sync += self.o.eq(a * b)
+        else:
+            m.d.comb += self.o.eq(a * b)
         return m
 
     def _mult18x18d(self, m: Module) -> None:
-        """The ECP5 sysDSP multiplier with the output register (and with ``input_registers``
-        the A and B registers) on CLK0, CE0 high, RST0 low, the pipeline register bypassed:
-        ``P`` is ``A * B`` ``latency`` clocks after them."""
+        """The ECP5 sysDSP multiplier with the output register (``output_register``) and the
+        A and B registers (``input_registers``) on CLK0, CE0 high, RST0 low, the pipeline
+        register bypassed: ``P`` is ``A * B`` ``latency`` clocks after them."""
         p = Signal(ECP5_PRODUCT_BITS)
 
         def operand(name: str, v, shape: Shape) -> dict:
@@ -85,7 +96,7 @@ class RegisteredMultiplier(wiring.Component):
 
         regs = {}
         for reg in ("INPUTA", "INPUTB", "OUTPUT"):
-            used = reg == "OUTPUT" or self.input_registers
+            used = self.output_register if reg == "OUTPUT" else self.input_registers
             regs |= {f"p_REG_{reg}_CLK": "CLK0" if used else "NONE", f"p_REG_{reg}_CE": "CE0",
                      f"p_REG_{reg}_RST": "RST0"}
         m.submodules.mult = Instance(

@@ -16,18 +16,21 @@ from hw.verilog import convert
 ECP5 = ecp5.platform(ecp5.DEVICES["LFE5U-85F"])
 
 
-@pytest.mark.parametrize("a_shape,b_shape,o_bits,input_registers", [
-    (signed(16), unsigned(16), 40, False),  # the write-back's bias * 2**shift
-    (signed(16), signed(16), 32, False),
-    (signed(8), signed(8), 12, True),       # narrower than the product: modulo 2**12, signed
-    (unsigned(18), unsigned(18), 36, True),
-    (signed(20), unsigned(5), 30, True),    # too wide for one MULT18X18D: logic everywhere
+@pytest.mark.parametrize("a_shape,b_shape,o_bits,input_registers,output_register", [
+    (signed(16), unsigned(16), 40, False, True),  # the write-back's bias * 2**shift
+    (signed(16), signed(16), 32, False, True),
+    (signed(8), signed(8), 12, True, True),       # narrower than the product: modulo 2**12
+    (unsigned(18), unsigned(18), 36, True, True),
+    (signed(20), unsigned(5), 30, True, True),    # too wide for one MULT18X18D: logic
+    (signed(8), signed(8), 16, True, False),      # the arithmetic unit's codebook value * a_j
+    (signed(20), signed(3), 23, True, False),
 ])
 def test_product_of_the_operands_latency_cycles_earlier(a_shape, b_shape, o_bits,
-                                                         input_registers):
-    dut = RegisteredMultiplier(a_shape, b_shape, o_bits, input_registers=input_registers)
+                                                         input_registers, output_register):
+    dut = RegisteredMultiplier(a_shape, b_shape, o_bits, input_registers=input_registers,
+                               output_register=output_register)
     latency = dut.latency
-    assert latency == (LATENCY if input_registers else 1)
+    assert latency == (LATENCY if input_registers and output_register else 1)
     a_shape, b_shape = Shape.cast(a_shape), Shape.cast(b_shape)
     rng = random.Random(o_bits)
 
@@ -93,6 +96,19 @@ def test_without_operand_registers_only_the_output_register_is_used():
     assert inst.ports["SIGNEDA"][0].value == 1 and inst.ports["SIGNEDB"][0].value == 1
 
 
+def test_without_the_output_register_only_the_operand_registers_are_used():
+    dut = RegisteredMultiplier(signed(8), signed(8), 16, output_register=False)
+    (inst,) = _mult(dut, ECP5)
+    p = inst.parameters
+    assert (p["REG_INPUTA_CLK"], p["REG_INPUTB_CLK"], p["REG_OUTPUT_CLK"]) == ("CLK0", "CLK0", "NONE")
+
+
+def test_a_multiplier_without_registers_is_refused():
+    with pytest.raises(ValueError, match="registers"):
+        RegisteredMultiplier(signed(8), signed(8), 16, input_registers=False,
+                             output_register=False)
+
+
 def test_too_wide_or_no_ecp5_platform_gives_logic():
     assert _mult(RegisteredMultiplier(signed(16), unsigned(16), 40), None) == []
     assert _mult(RegisteredMultiplier(signed(19), unsigned(16), 40), ECP5) == []
@@ -112,3 +128,14 @@ def test_yosys_keeps_the_registers_in_the_block_on_ecp5_only(tmp_path):
         assert r.resources["MULT18X18D"] == 1, label
         ff[label] = r.resources["FF"]
     assert ff["ecp5"] == 0 and ff["logic"] > 16 + 16
+
+
+def test_the_arithmetic_unit_multiplies_in_the_blocks_operand_registers_on_ecp5():
+    # its product goes to a fabric register beside the adder (docs/fpga.md), its operands
+    # (the codebook value, a_j) into the MULT18X18D's A and B registers
+    from hw.arithmetic_unit import ArithmeticUnit
+    from hw.params import HWParams
+    from sw.eie.config import PRESETS
+    (inst,) = _mult(ArithmeticUnit(HWParams(PRESETS["ecp5_small"])), ECP5)
+    p = inst.parameters
+    assert (p["REG_INPUTA_CLK"], p["REG_INPUTB_CLK"], p["REG_OUTPUT_CLK"]) == ("CLK0", "CLK0", "NONE")

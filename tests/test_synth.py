@@ -229,9 +229,12 @@ def test_tiny_eie_config_synthesises_with_per_block_costs(tmp_path):
         + r.glue["MULT18X18D"]
     assert "verilog" in r.wall_s and (tmp_path / "eie" / "eie.v").exists()
     # elaborated for the ECP5 (hw.dsp): the write-back's product in a MULT18X18D's own output
-    # register, not in fabric flip-flops (the arithmetic unit's product is inferred)
+    # register, the arithmetic unit's operands in another's A and B registers (its product
+    # in the fabric), not in fabric flip-flops
     text = (tmp_path / "eie" / "eie.v").read_text()
-    assert text.count("MULT18X18D #(") == 1 and text.count('.REG_OUTPUT_CLK("CLK0")') == 1
+    assert text.count("MULT18X18D #(") == 2
+    assert text.count('.REG_OUTPUT_CLK("CLK0")') == 1 and text.count('.REG_OUTPUT_CLK("NONE")') == 1
+    assert text.count('.REG_INPUTA_CLK("CLK0")') == 1 and text.count('.REG_INPUTB_CLK("CLK0")') == 1
     # ... and the Xilinx estimate reads the portable Verilog (no ECP5 primitives in it)
     assert "MULT18X18D" not in (tmp_path / "eie" / "eie.generic.v").read_text()
     assert r.xilinx["DSP48"] == 2 * 2
