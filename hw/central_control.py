@@ -10,13 +10,16 @@ Per layer (cycle 0 = LSTART; the timing contract is docs/format.md "Timing", the
 of it docs/hardware.md "Timing"):
 
 - LSTART (1 cycle): latch the layer's table entry; rewind the PEs' source lists.
-- COMPUTE: the LNZD tree fills (the root is valid from cycle ``2 levels + 2``); from then on the
+- COMPUTE: the LNZD tree fills (the root is valid from cycle ``2 levels + 3``); from then on the
   root's item is broadcast in every cycle in which every queue has room; a cycle with an item
   but a full queue is a stall. The broadcast pair goes through ``BROADCAST_STAGES`` = 2
-  registers here: the first holds the root's item (``j = idx * N + pe`` and ``a_j``), the
-  second the pointer banks' addresses of ``ptr_base + j``, in one copy per group of
-  ``BROADCAST_GROUP`` PEs (:class:`BroadcastRegister`: no net carries the pair to more than a
-  group's queues); the queues write it in the cycle after the second. The PEs' ``room`` and
+  registers: the first here holds the root's item (``j = idx * N + pe`` and ``a_j``), the
+  second the pointer banks' addresses of ``ptr_base + j``, in the register of each group of
+  ``BROADCAST_GROUP`` PEs (:class:`GroupRegister`, in the top: no net carries the pair to more
+  than a group's queues); the queues write it in the cycle after the second. Every other
+  output to the PEs passes the same group register (``CONTROL_STAGES`` = 1: no net carries the
+  phase or the layer's parameters from here to more than one group either), so the PEs see
+  the whole sequence one cycle after this unit's registers. The PEs' ``room`` and
   ``done`` flags come back through ``STATUS_STAGES`` = 1 register per group
   (:class:`StatusRegister`: the AND of its PEs' flags; no net carries a flag across the chip
   into the decision's logic), so the flags the unit reads do not yet count the pairs
@@ -33,15 +36,16 @@ of it docs/hardware.md "Timing"):
 - FLUSH (``FLUSH_STATES`` = 1 cycle): the sparse-matrix read (3 stages) and arithmetic
   (3 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
   latest) while the first row is on its way: every PE registers the rows (``WB_ROW_STAGES``).
-- WB (rows cycles): one local row per cycle, all PEs at once; the PEs read the first in E + 5.
+- WB (rows cycles): one local row per cycle, all PEs at once; the PEs read the first in E + 6.
 - TAIL (``TAIL_STATES`` = 7 cycles): the PEs' register on the rows and the write-back pipeline
   (6) write the last rows and complete the non-zero lists; then the next layer's LSTART, or
   IDLE with ``done`` set.
 
 So a layer takes ``E + DRAIN + rows + WB_TAIL`` cycles (counted from E), where ``DRAIN`` =
-``FLUSH_STATES + 2 + STATUS_STAGES + WB_ROW_STAGES`` = 5 is the cycle model's ``drain``: E
-itself, the status register, the decision, FLUSH, the PEs' row register; ``WB_TAIL`` =
-``TAIL_STATES - WB_ROW_STAGES`` = 6.
+``FLUSH_STATES + 2 + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES`` = 6 is the cycle model's
+``drain``: E itself, the status register, the decision, FLUSH, the group register, the PEs'
+row register; ``WB_TAIL`` = ``TAIL_STATES - WB_ROW_STAGES - CONTROL_STAGES`` = 5 (the PEs see
+the next LSTART a cycle late too, which the start latency counts).
 After reset the unit spends ``act_depth`` cycles (CLEAR) zeroing every PE's accumulators.
 """
 
@@ -61,16 +65,20 @@ from .signatures import control_signature, run_members, status_signature, write_
 
 # the PEs' room and done flags are registered once more per group of PEs before the decision
 STATUS_STAGES = 1
+# every output to the PEs passes its group's register (GroupRegister) on the way
+CONTROL_STAGES = 1
 # FLUSH cycles between the decision (E + 1 + STATUS_STAGES) and the first write-back row this
-# unit sends: the pipelines need 3 after E + 1, of which the PEs' register on the rows
-# (WB_ROW_STAGES) is one and the status registers' cycles are others
-FLUSH_STATES = 3 - WB_ROW_STAGES - STATUS_STAGES
-assert FLUSH_STATES >= 1
+# unit sends (one, the state itself): the pipelines need 3 after E + 1 before the PEs read the
+# first row, which the status, group and the PEs' row registers (WB_ROW_STAGES) cover
+FLUSH_STATES = 1
+assert FLUSH_STATES + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES >= 3
 # cycles after the last write-back row this unit sends until its list append is done in the PEs
 TAIL_STATES = WB_ROW_STAGES + WB_STAGES
-# the broadcast pair is registered twice here before it reaches the queues: the root's item,
-# then the pointer banks' addresses (one copy per group of BROADCAST_GROUP PEs)
+# the broadcast pair is registered twice before it reaches the queues: the root's item here,
+# then the pointer banks' addresses in each group's register (GroupRegister, BROADCAST_GROUP
+# PEs)
 BROADCAST_STAGES = 2
+assert BROADCAST_STAGES == 1 + CONTROL_STAGES
 BROADCAST_GROUP = 4
 # the PEs' room flags: bit i, room for i + 1 more pairs (0 .. BROADCAST_STAGES + STATUS_STAGES
 # pairs in flight)
@@ -78,24 +86,24 @@ ROOM_FLAGS = BROADCAST_STAGES + STATUS_STAGES + 1
 
 # Timing constants in the cycle model's terms (docs/format.md "Timing"), the rows counted where
 # the PEs read them (W0).
-DRAIN = FLUSH_STATES + 2 + STATUS_STAGES + WB_ROW_STAGES  # cycles from E (all done) to W0
-WB_TAIL = TAIL_STATES - WB_ROW_STAGES  # cycles from the last row's W0 + 1 to the next layer
+DRAIN = FLUSH_STATES + 2 + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES  # E (all done) -> W0
+WB_TAIL = TAIL_STATES - WB_ROW_STAGES - CONTROL_STAGES  # last row's W0 + 1 -> next LSTART
 
 
 def start_latency(n_pe: int) -> int:
     """First cycle of a layer (counted from 0 at its start) in which a broadcast can happen:
-    LSTART, the PEs' register on the layer's start (``LEAF_CONTROL_STAGES``), then the LNZD
-    tree's fill (:func:`hw.lnzd.lnzd_fill`: two cycles per level below the root, one for the
-    root node and one for the root's buffer)."""
-    return 1 + LEAF_CONTROL_STAGES + lnzd_fill(lnzd_levels(n_pe))
+    LSTART, the group registers (``CONTROL_STAGES``), the PEs' register on the layer's start
+    (``LEAF_CONTROL_STAGES``), then the LNZD tree's fill (:func:`hw.lnzd.lnzd_fill`: two cycles
+    per level below the root, one for the root node and one for the root's buffer)."""
+    return 1 + CONTROL_STAGES + LEAF_CONTROL_STAGES + lnzd_fill(lnzd_levels(n_pe))
 
 
 class CentralControl(wiring.Component):
     """Ports:
-        pes[g]: to the PEs of group g (PEs ``g * BROADCAST_GROUP`` and on,
-            :func:`broadcast_groups`; :func:`hw.signatures.control_signature`): the broadcast
-            pair (a register of the group's own), the layer's parameters, the phase, the
-            write-back rows (the same registers for every group).
+        pes: to every group's :class:`GroupRegister` (:func:`broadcast_groups`;
+            :func:`hw.signatures.control_signature`), and through it to the PEs: the broadcast
+            pair (its pointer-bank addresses computed from stage A's register), the layer's
+            parameters, the phase, the write-back rows.
         status[k]: from PE k (:func:`hw.signatures.status_signature`): room for 1 ..
             ``ROOM_FLAGS`` more pairs, done; all registered.
         root: from the LNZD tree (``ready`` = broadcast now).
@@ -112,7 +120,7 @@ class CentralControl(wiring.Component):
         super().__init__({
             "root": In(stream.Signature(params.leaf(2 * params.levels))),
             "status": In(status_signature(ROOM_FLAGS)).array(params.n_pe),
-            "pes": Out(control_signature(params)).array(broadcast_groups(params.n_pe)),
+            "pes": Out(control_signature(params)),
             **run_members(params),
             "layer_wr": In(write_signature(params.layer_bits, params.layer_entry)),
         })
@@ -135,9 +143,7 @@ class CentralControl(wiring.Component):
         timer = Signal(range(max(FLUSH_STATES, TAIL_STATES) + 1))
         # sentinel_q[i]: the root showed the sentinel i + 1 cycles before (in COMPUTE)
         sentinel_q = Signal(1 + STATUS_STAGES)
-        # the registers every group of PEs shares (the broadcast pair is each group's own)
-        csig = control_signature(p)
-        pes = csig.create(path=("pes",))
+        pes = self.pes
         ctl = pes.ctl
         m.d.comb += [
             ctl.layer.eq(self.layer),
@@ -148,7 +154,7 @@ class CentralControl(wiring.Component):
         ]
 
         # broadcast: stage A registers the root's item as j = local index * N + PE index and
-        # a_j; stage B (one register per group of PEs) column j's pointer banks' addresses
+        # a_j; stage B (each group's register) column j's pointer banks' addresses
         # (ptr_base + j split by bank)
         root = self.root.payload
         j = root.idx * p.n_pe + root.pe
@@ -160,19 +166,13 @@ class CentralControl(wiring.Component):
         fire = Signal()
         m.d.sync += [hist.eq(Cat(fire, hist[:-1])), a_j.eq(j), a_value.eq(root.value)]
         even, odd, odd_first = bank_addresses(p, cur.ptr_base + a_j)
-        pair = Signal(p.queue_entry)
+        pair = pes.bcast
         m.d.comb += [pair.even.eq(even), pair.odd.eq(odd), pair.odd_first.eq(odd_first),
-                     pair.a.eq(a_value)]
-        for g, out in enumerate(self.pes):
-            m.submodules[f"bcast{g}"] = reg = BroadcastRegister(p)
-            m.d.comb += [reg.i_valid.eq(a_valid), reg.i.eq(pair),
-                         out.bcast_valid.eq(reg.valid), out.bcast.eq(reg.o)]
-            m.d.comb += [getattr(out, name).eq(getattr(pes, name)) for name in csig.members
-                         if name not in ("bcast_valid", "bcast")]
+                     pair.a.eq(a_value), pes.bcast_valid.eq(a_valid)]
 
         # the groups' status registers: the AND of their PEs' room flags and done
         groups = []
-        for g in range(len(self.pes)):
+        for g in range(broadcast_groups(p.n_pe)):
             members = self.status[g * BROADCAST_GROUP:(g + 1) * BROADCAST_GROUP]
             m.submodules[f"status{g}"] = sreg = StatusRegister(len(members))
             for k, st in enumerate(members):
@@ -262,7 +262,8 @@ class CentralControl(wiring.Component):
 
 
 def broadcast_groups(n_pe: int) -> int:
-    """Groups of PEs with a broadcast register of their own: PEs ``g * BROADCAST_GROUP`` to
+    """Groups of PEs with a register of their own (:class:`GroupRegister`, and a
+    :class:`StatusRegister` on the way back): PEs ``g * BROADCAST_GROUP`` to
     ``(g + 1) * BROADCAST_GROUP - 1`` form group ``g``."""
     return -(-n_pe // BROADCAST_GROUP)
 
@@ -285,16 +286,18 @@ class StatusRegister(wiring.Component):
         return m
 
 
-class BroadcastRegister(wiring.Component):
-    """A group's copy of the broadcast pair's last register (a module of its own, so that
-    synthesis does not merge the copies: each drives its group's queues only)."""
+class GroupRegister(wiring.Component):
+    """A group's copy of everything the control unit sends the PEs, registered: the broadcast
+    pair's second stage and the rest one cycle late (``CONTROL_STAGES``). A module of its own,
+    so that synthesis does not merge the copies: each drives its group's PEs only. It resets
+    with the control unit (to a CLEAR row, as the unit's own registers start)."""
 
     def __init__(self, params: HWParams):
-        super().__init__({"i_valid": In(1), "i": In(params.queue_entry),
-                          "valid": Out(1), "o": Out(params.queue_entry)})
+        super().__init__({"i": In(control_signature(params)), "o": Out(control_signature(params))})
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.d.sync += [self.valid.eq(self.i_valid), self.o.eq(self.i)]
+        for name in self.i.signature.members:
+            m.d.sync += getattr(self.o, name).eq(getattr(self.i, name))
         return m
 

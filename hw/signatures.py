@@ -41,8 +41,9 @@ def accumulator_signature(params: HWParams) -> wiring.Signature:
 
 
 def control_signature(params: HWParams) -> wiring.Signature:
-    """Central control unit -> every PE (from the control unit's side), all registered there
-    except ``count_clear``: the broadcast pair, the running layer's parameters and the phase.
+    """Central control unit -> every PE (from the control unit's side), through a register per
+    group of PEs (:class:`hw.central_control.GroupRegister`): the broadcast pair, the running
+    layer's parameters and the phase.
 
     ``wb`` starts as a CLEAR row (``valid`` and ``clear``): after reset the control unit zeroes
     every accumulator (docs/hardware.md, "Reset")."""

@@ -26,7 +26,7 @@ from amaranth.lib.wiring import In, Out
 
 from sw.eie.config import EIEConfig
 
-from .central_control import BROADCAST_GROUP, CentralControl
+from .central_control import BROADCAST_GROUP, CentralControl, GroupRegister, broadcast_groups
 from .lnzd import LNZDTree
 from .params import HWParams, WrMem
 from .pe import PE, PEInit, pe_instance
@@ -99,13 +99,21 @@ class EIE(wiring.Component):
         m.submodules.ccu = ResetInserter(rst_ctl)(ccu)
 
         wiring.connect(m, lnzd.root, ccu.root)
-        g = BROADCAST_GROUP  # each group of PEs has its own broadcast register in the unit
-        for i, group in enumerate(ccu.pes):
-            wiring.connect(m, group, *(pe.control for pe in pes[i * g:(i + 1) * g]))
+        # each group of PEs takes the control unit's outputs through a register of its own (no
+        # net carries them to more than BROADCAST_GROUP PEs); it resets with the unit
+        g = BROADCAST_GROUP
+        groups = []
+        for i in range(broadcast_groups(n)):
+            reg = GroupRegister(p)
+            m.submodules[f"group{i}"] = ResetInserter(rst_ctl)(reg)
+            wiring.connect(m, reg.o, *(pe.control for pe in pes[i * g:(i + 1) * g]))
+            groups.append(reg)
+        wiring.connect(m, ccu.pes, *(reg.i for reg in groups))
         for k, pe in enumerate(pes):
             wiring.connect(m, pe.status, ccu.status[k])
             wiring.connect(m, pe.nz, lnzd.leaves[k])
-        m.d.comb += lnzd.flush.eq(~ccu.pes[0].compute)
+        # the tree is flushed on the PEs' time, as its leaves are
+        m.d.comb += lnzd.flush.eq(~groups[0].o.compute)
         # the host's run ports are the control unit's, except that a write lands one cycle
         # after it is taken: start waits for a cycle without one
         for name, member in run_members(p).items():

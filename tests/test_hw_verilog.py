@@ -50,20 +50,21 @@ def test_verilog_is_deterministic_and_emits_the_pe_once():
     assert "verilator no_inline_module" in a.text
 
 
-def test_each_group_of_four_pes_has_a_broadcast_register_of_its_own():
+def test_each_group_of_four_pes_has_a_control_register_of_its_own():
     # 9 PEs: groups 0-3, 4-7, 8; each a module of its own (synthesis keeps them apart) whose
-    # output goes to its group's PEs only
+    # outputs (the broadcast pair and every other control signal) go to its group's PEs only
     text = generate(TINY.replace(n_pe=9)).text
-    regs = re.findall(r"^module \\eie\.ccu\.bcast(\d+) \(", text, re.M)
+    regs = re.findall(r"^module \\eie\.group(\d+) \(", text, re.M)
     assert sorted(regs) == ["0", "1", "2"]
     top = text[text.index("module eie("):]
     top = top[:top.index("endmodule")]
-    nets = []
-    for k in range(9):
-        inst = re.search(rf"^\s+eie_pe pe{k} \((.*?)\);", top, re.M | re.S).group(1)
-        nets.append(re.search(r"\.control__bcast\((.*?)\)", inst).group(1))
-    assert len(set(nets)) == 3
-    assert all(nets[k] == nets[4 * (k // 4)] for k in range(9))
+    for port in ("bcast", "compute", "layer_start", "ctl", "wb"):
+        nets = []
+        for k in range(9):
+            inst = re.search(rf"^\s+eie_pe pe{k} \((.*?)\);", top, re.M | re.S).group(1)
+            nets.append(re.search(rf"\.control__{port}\((.*?)\)", inst).group(1))
+        assert len(set(nets)) == 3, port
+        assert all(nets[k] == nets[4 * (k // 4)] for k in range(9)), port
 
 
 def test_top_level_ports_are_the_documented_ones():

@@ -30,8 +30,9 @@ Asserted:
 - ``broadcast``: the root is taken only in COMPUTE, only a non-zero, only when every PE had
   room ``STATUS_STAGES`` cycles before for the pairs in flight and this one (bit ``i`` of
   ``room`` with ``i`` pairs broadcast in the ``BROADCAST_STAGES + STATUS_STAGES`` cycles
-  before), and then whenever it can; the pair reaches every group of PEs
-  ``BROADCAST_STAGES`` cycles later as the pointer banks' addresses of ``ptr_base + j``,
+  before), and then whenever it can; the pair leaves the unit for the groups' registers
+  ``BROADCAST_STAGES - CONTROL_STAGES`` cycles later as the pointer banks' addresses of
+  ``ptr_base + j``,
   ``j = idx * N + pe``, ``ptr_base`` the running layer's (a shadow of the table's
   ``ptr_base`` fields).
 
@@ -45,8 +46,8 @@ from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Module, Mux, Signal
 from amaranth.hdl._ast import AnySeq
 from amaranth.lib import wiring
 
-from hw.central_control import (BROADCAST_STAGES, FLUSH_STATES, ROOM_FLAGS, STATUS_STAGES,
-                                TAIL_STATES, CentralControl)
+from hw.central_control import (BROADCAST_STAGES, CONTROL_STAGES, FLUSH_STATES, ROOM_FLAGS,
+                                STATUS_STAGES, TAIL_STATES, CentralControl)
 from hw.params import HWParams
 from hw.pointer_read import bank_addresses
 from sw.eie.config import EIEConfig
@@ -75,7 +76,7 @@ class ControlProperties(wiring.Component):
         c = self.config
         p = HWParams(c)
         m.submodules.ccu = ccu = self.control_cls(p)
-        pes = ccu.pes[0]  # the registers every group shares (the broadcast: each group's)
+        pes = ccu.pes  # to every group's register (hw.central_control.GroupRegister)
 
         # the environment
         _free(m, ccu.start, ccu.first_layer, ccu.n_layers, ccu.root.valid, ccu.root.payload,
@@ -244,21 +245,22 @@ class ControlProperties(wiring.Component):
         fired = Signal()
         want = Signal.like(pes.bcast)
         even, odd, odd_first = bank_addresses(p, ptr_bases[ccu.layer] + item.idx * p.n_pe + item.pe)
-        m.d.comb += [fired.eq(fires[BROADCAST_STAGES - 1])]
+        # the unit's own stages (the group registers in the top hold the rest)
+        own = BROADCAST_STAGES - CONTROL_STAGES
+        m.d.comb += [fired.eq(fires[own - 1])]
         sent = Signal.like(pes.bcast)
         m.d.comb += [sent.even.eq(even), sent.odd.eq(odd), sent.odd_first.eq(odd_first),
                      sent.a.eq(item.value)]
         delayed = sent
-        for _ in range(BROADCAST_STAGES):
+        for _ in range(own):
             q = Signal.like(pes.bcast)
             m.d.sync += q.eq(delayed)
             delayed = q
         m.d.comb += want.eq(delayed)
-        for group in ccu.pes:
-            m.d.comb += Assert(group.bcast_valid == fired, "broadcast: registered, once")
-            with m.If(fired):
-                m.d.comb += Assert(group.bcast.as_value() == want.as_value(),
-                                   "broadcast: column j's pointer bank addresses, a_j")
+        m.d.comb += Assert(pes.bcast_valid == fired, "broadcast: registered, once")
+        with m.If(fired):
+            m.d.comb += Assert(pes.bcast.as_value() == want.as_value(),
+                               "broadcast: column j's pointer bank addresses, a_j")
 
         # not vacuous: a two-layer run completes; a run with a stall completes
         done_rise = Signal()
