@@ -5,8 +5,9 @@ fits after its clock-to-output delay at 125 MHz: docs/hardware.md). The DP16KD h
 register of its own (``REGMODE_x = "OUTREG"``, with its clock enable ``OCEx``), which Yosys's
 ``synth_ecp5`` never uses. This places and routes a DP16KD (1K x 18, port A writes, port B
 reads) whose 18 data outputs go to 18 fabric flip-flops, once with ``REGMODE_B = "NOREG"`` and
-once with ``"OUTREG"``, and prints each build's Fmax and its critical path: the clock-to-output
-delay of the RAM is what changes.
+once with ``"OUTREG"``, and prints each build's Fmax and its critical path (its logic: the
+RAM's clock-to-output and the flip-flop's setup): the clock-to-output delay of the RAM is what
+changes.
 
     .venv/bin/python benchmarks/bench_bram_outreg.py [--out build/bench_bram_outreg]
 """
@@ -25,6 +26,7 @@ from amaranth.lib import wiring  # noqa: E402
 from amaranth.lib.wiring import In, Out  # noqa: E402
 
 from hw.fpga.flow import synthesize_component  # noqa: E402
+from hw.fpga.report import fmax_and_path  # noqa: E402
 
 WIDTH, ADDR_BITS = 18, 10  # DP16KD as 1K x 18: address bits 4..13
 
@@ -68,10 +70,7 @@ def main() -> int:
     for regmode in ("NOREG", "OUTREG"):
         r = synthesize_component(RamThenRegister(regmode), "ram_then_register",
                                  Path(args.out) / regmode.lower(), freq_mhz=args.freq)
-        cp = (r.critical_paths or [{}])[0]
-        print(f"{regmode:<9} {r.fmax or 0:>8.1f}  {cp.get('start', '?')} -> {cp.get('end', '?')}: "
-              f"{cp.get('delay_ns', 0):.2f} ns, {cp.get('logic_ns', 0):.2f} of it the RAM's "
-              f"clock-to-output and setup, {cp.get('routing_ns', 0):.2f} routing")
+        print(f"{regmode:<9} {fmax_and_path(r)}")
     return 0
 
 

@@ -28,6 +28,7 @@ from amaranth.lib.wiring import In, Out  # noqa: E402
 
 from hw.dsp import RegisteredMultiplier  # noqa: E402
 from hw.fpga import ecp5, flow  # noqa: E402
+from hw.fpga.report import fmax_and_path  # noqa: E402
 from hw.verilog import convert  # noqa: E402
 
 BITS = 16
@@ -75,10 +76,7 @@ def main() -> int:
                                platform=platform))
         r = flow.synthesize([src], "product", out, freq_mhz=args.freq)
         assert r.resources["MULT18X18D"] == 1, label
-        cp = (r.critical_paths or [{}])[0]
-        print(f"{label:<9} {r.fmax or 0:>8.1f}  {cp.get('start', '?')} -> {cp.get('end', '?')}: "
-              f"{cp.get('delay_ns', 0):.2f} ns, {cp.get('logic_ns', 0):.2f} logic, "
-              f"{cp.get('routing_ns', 0):.2f} routing")
+        print(f"{label:<9} {fmax_and_path(r)}")
     return 0
 
 

@@ -102,6 +102,15 @@ class SynthReport:
         return format_report(self.to_dict())
 
 
+def fmax_and_path(report: SynthReport) -> str:
+    """One line for a benchmark's table: the achieved Fmax and the critical path's start, end,
+    delay and its split into logic and routing."""
+    cp = (report.critical_paths or [{}])[0]
+    return (f"{report.fmax or 0:>8.1f}  {cp.get('start', '?')} -> {cp.get('end', '?')}: "
+            f"{cp.get('delay_ns', 0):.2f} ns, {cp.get('logic_ns', 0):.2f} logic, "
+            f"{cp.get('routing_ns', 0):.2f} routing")
+
+
 def overflow_of(used: Mapping[str, int], device: Part) -> list[str]:
     """``["DP16KD 256/208 (123%)", ...]`` for every resource used beyond the device's."""
     avail = device.available()
