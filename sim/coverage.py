@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from hw.timing import rtl_timing
-from sw.eie.cycles import schedule
+from sw.eie.cycles import room_made, schedule
 from sw.eie.fixedpoint import int_range, rounded, wrap
 from sw.eie.golden import accumulators
 from sw.eie.pack import NetworkImage, decode_layer
@@ -254,7 +254,7 @@ def sample_layer(cov: Coverage, image: NetworkImage, li: int, a: np.ndarray,
         culprits = set()
         for mm in stalled:
             if mm >= cap:
-                culprits.update(np.flatnonzero(s[:, mm - cap] + 1 + t.room_latency
+                culprits.update(np.flatnonzero(room_made(s[:, mm - cap], t.room_latency)
                                                == b[mm]).tolist())
         if 0 in culprits:
             cov.hit("pe.first", "caused a stall")

@@ -151,6 +151,13 @@ class NetworkCycleReport:
         return sum(r.cycles for r in self.layers)
 
 
+def room_made(start_cycle, room_latency: int):
+    """The first cycle in which a broadcast can take the room that a column start in
+    ``start_cycle`` makes (a scalar or an array of start cycles): the room rule of the
+    recurrence above, ``s + 1 + R``."""
+    return start_cycle + 1 + room_latency
+
+
 def schedule(work: np.ndarray, queue_depth: int, start: int = 0, column_latency: int = 1,
              room_latency: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Broadcast cycles ``b (M,)``, start cycles ``s (N, M)`` and finish cycles ``f (N,)`` for a
@@ -164,7 +171,7 @@ def schedule(work: np.ndarray, queue_depth: int, start: int = 0, column_latency:
     t = start - 1
     d = queue_depth
     for m in range(m_total):
-        t = t + 1 if m < d else max(t + 1, int(s_max[m - d]) + 1 + room_latency)
+        t = t + 1 if m < d else max(t + 1, room_made(int(s_max[m - d]), room_latency))
         b[m] = t
         s = np.maximum(free, t + column_latency)
         s_all[m] = s
