@@ -10,7 +10,7 @@ Per layer (cycle 0 = LSTART; the timing contract is docs/format.md "Timing", the
 of it docs/hardware.md "Timing"):
 
 - LSTART (1 cycle): latch the layer's table entry; rewind the PEs' source lists.
-- COMPUTE: the LNZD tree fills (the root is valid from cycle ``2 levels + 3``); from then on the
+- COMPUTE: the LNZD tree fills (the root is valid from cycle ``3 levels + 3``); from then on the
   root's item is broadcast in every cycle in which every queue has room; a cycle with an item
   but a full queue is a stall. The broadcast pair goes through ``BROADCAST_STAGES`` = 2
   registers: the first here holds the root's item (``j = idx * N + pe`` and ``a_j``), the
@@ -93,8 +93,8 @@ WB_TAIL = TAIL_STATES - WB_ROW_STAGES - CONTROL_STAGES  # last row's W0 + 1 -> n
 def start_latency(n_pe: int) -> int:
     """First cycle of a layer (counted from 0 at its start) in which a broadcast can happen:
     LSTART, the group registers (``CONTROL_STAGES``), the PEs' register on the layer's start
-    (``LEAF_CONTROL_STAGES``), then the LNZD tree's fill (:func:`hw.lnzd.lnzd_fill`: two cycles
-    per level below the root, one for the root node and one for the root's buffer)."""
+    (``LEAF_CONTROL_STAGES``), then the LNZD tree's fill (:func:`hw.lnzd.lnzd_fill`: three
+    cycles per level: a node's input buffers, its comparison registers, its output buffer)."""
     return 1 + CONTROL_STAGES + LEAF_CONTROL_STAGES + lnzd_fill(lnzd_levels(n_pe))
 
 

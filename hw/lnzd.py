@@ -6,22 +6,24 @@ nodes) whose root hands the next non-zero activation to the central control unit
 
 Here every leaf (a PE's non-zero list, :mod:`hw.activation_rw`) is a stream of its non-zero
 activations in ascending local index, ended by a *sentinel* that compares as +infinity. Every
-node input is a two-entry buffer (:class:`hw.skid.SkidBuffer`) whose ``ready`` to the child is a decode
-of its own fill level; a node's output is the smallest of its four buffer heads -- ordered by
-(sentinel, local index, child position), which is ascending physical ``j = local * N + k`` --
-valid when every buffer holds an item, and taking it pops that buffer. So every wire between a
-child and its parent (a PE and its level-1 node, possibly across the chip) carries registers
-one way only: the child's head into the parent's buffer, the buffer's ``ready`` back. The
-longest path is one 4-way comparison into a buffer, or a ``ready`` into the popped child's
-buffer, whatever N. Every node below the root sends its output through a buffer of its own
-(placed with the node) before the wire to its parent, so the wires between levels, which cross
-a large part of the chip at 16 PEs and more, run from register to register; the root's output
-goes through one more buffer to the central control unit. In steady state every buffer holds
-one item and passes one per cycle; while the root is not taken the buffers fill to two and the
-flow resumes without a bubble. The root buffer is valid ``lnzd_fill(levels)`` = 2 levels
-cycles after the leaves and then offers a new item every cycle, in ascending j, and the
-sentinel once every list is exhausted. Positions beyond the last PE are
-constant sentinels. ``flush`` empties every buffer (between layers).
+node input is a three-entry buffer (:class:`hw.skid.LookaheadBuffer`) whose ``ready`` to the
+child is a decode of its own fill level and whose two oldest items are registers; a node's
+output is the smallest of its four buffer heads -- ordered by (sentinel, local index, child
+position), which is ascending physical ``j = local * N + k`` -- valid when every buffer holds
+an item, and taking it pops that buffer. The node compares its heads a cycle ahead, from
+registers only (:class:`LNZDNode`), so the loop that decides the next pop holds no comparator
+and no wire to another node. Every wire between a child and its parent (a PE and its level-1
+node, possibly across the chip) carries registers one way only: the child's head into the
+parent's buffer, the buffer's ``ready`` back. Every node below the root sends its output
+through a two-entry buffer of its own (:class:`hw.skid.SkidBuffer`, placed with the node)
+before the wire to its parent, so the wires between levels, which cross a large part of the
+chip at 16 PEs and more, run from register to register; the root's output goes through one
+more buffer to the central control unit. In steady state every input buffer holds two items
+and passes one per cycle; while the root is not taken the buffers fill and the flow resumes
+without a bubble. The root buffer is valid ``lnzd_fill(levels)`` = 3 levels cycles after the
+leaves and then offers a new item every cycle, in ascending j, and the sentinel once every
+list is exhausted (the leaves offer it for as long as they are read). Positions beyond the
+last PE are constant sentinels. ``flush`` empties every buffer (between layers).
 """
 
 from __future__ import annotations
@@ -31,14 +33,15 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from .params import HWParams
-from .skid import SkidBuffer
+from .skid import LookaheadBuffer, SkidBuffer
 
 
 def lnzd_fill(levels: int) -> int:
-    """Cycles from the leaves' first valid head to the root buffer's first item: every node
-    below the root passes its output through a buffer of its own before the wire to its
-    parent (two cycles per level), the root node one, the root's buffer one."""
-    return 2 * (levels - 1) + 2
+    """Cycles from the leaves' first valid head to the root buffer's first item: three per
+    level. A node's input buffers take the first heads (one cycle), its comparison registers
+    compare them (one), and its output goes into a buffer (the node's own before the wire to
+    its parent, or the root's)."""
+    return 3 * levels
 
 
 class LNZDNode(wiring.Component):
@@ -46,9 +49,10 @@ class LNZDNode(wiring.Component):
 
     Ports:
         i[0..3]: children (payload ``params.leaf(2 * (level - 1))``), each into a
-            :class:`SkidBuffer`.
+            :class:`LookaheadBuffer`.
         o: the smallest buffered head, with the child position prepended to its PE index
-            (payload ``params.leaf(2 * level)``); valid when every buffer holds an item.
+            (payload ``params.leaf(2 * level)``); valid when every buffer holds an item and the
+            comparison registers hold the comparisons of the present heads.
         flush: empty the buffers.
     """
 
@@ -63,20 +67,30 @@ class LNZDNode(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
+        shape = self._p.leaf(2 * (self.level - 1))
         bufs = []
         for n, ch in enumerate(self.i):
-            # the heads in registers of their own: the comparisons start at them
-            buf = SkidBuffer(self._p.leaf(2 * (self.level - 1)), head=True)
+            buf = LookaheadBuffer(shape)
             m.submodules[f"in{n}"] = buf
             wiring.connect(m, wiring.flipped(ch), buf.i)
             m.d.comb += buf.flush.eq(self.flush)
-            bufs.append(buf.o)
-        keys = [Cat(b.payload.idx, b.payload.sentinel) for b in bufs]
+            bufs.append(buf)
+        heads = [Cat(b.o.payload.idx, b.o.payload.sentinel) for b in bufs]
+        nexts = [Cat(b.next.idx, b.next.sentinel) for b in bufs]
 
-        # All six comparisons at once (one comparator deep, not a two-round tournament); a tie
-        # keeps the lower position (the smaller PE index): n wins if its key is below every
-        # key before it and not above any key after it.
-        less = {(a, b): keys[b] < keys[a] for a in range(4) for b in range(a + 1, 4)}
+        # The comparisons in registers, computed a cycle ahead (a look-ahead node): less[a, b]
+        # = b's head is below a's (a < b; a tie keeps the lower position, the smaller PE
+        # index). Next cycle's heads are this cycle's, but for the popped buffer (at most one),
+        # whose next item becomes its head: each pair is compared three ways (no pop, a pops,
+        # b pops), registers against registers, and the pop picks one. A head that comes
+        # straight from a buffer's input (the buffer was empty, or held one item and was
+        # popped) was not compared: ``ahead`` is low for a cycle while the registers compare
+        # the heads as they are. In steady state every buffer holds two items and the node
+        # passes one per cycle; the loop is the registers -> the winner -> the pop -> the
+        # choice of the next comparison, with no comparator and no wire to another node in it.
+        pairs = [(a, b) for a in range(4) for b in range(a + 1, 4)]
+        less = {(a, b): Signal(name=f"less{a}{b}") for a, b in pairs}
+        ahead = Signal()  # the registers compare the present heads
         win = Signal(4)
         for n in range(4):
             m.d.comb += win[n].eq(Cat(*[less[(a, n)] for a in range(n)],
@@ -84,13 +98,24 @@ class LNZDNode(wiring.Component):
         sel = Signal(2)
         m.d.comb += sel.eq(Cat(win[1] | win[3], win[2] | win[3]))
 
-        m.d.comb += self.o.valid.eq(Cat(b.valid for b in bufs).all())
+        go = Signal()
+        pop = Signal(4)
+        m.d.comb += [
+            self.o.valid.eq(Cat(b.o.valid for b in bufs).all() & ahead),
+            go.eq(self.o.valid & self.o.ready),
+            pop.eq(Mux(go, win, 0)),
+        ]
         for n, b in enumerate(bufs):
-            m.d.comb += b.ready.eq(self.o.valid & self.o.ready & win[n])
+            m.d.comb += b.o.ready.eq(pop[n])
+        for a, b in pairs:
+            m.d.sync += less[(a, b)].eq(
+                Mux(pop[a], heads[b] < nexts[a],
+                    Mux(pop[b], nexts[b] < heads[a], heads[b] < heads[a])))
+        m.d.sync += ahead.eq(~Cat(b.head_from_input for b in bufs).any())
+
         # the winner's item: a 4:1 multiplexer per bit (two LUT4 and a PFUMX on the ECP5)
-        chosen = self._p.leaf(2 * (self.level - 1))(
-            Mux(sel[1], Mux(sel[0], bufs[3].payload.as_value(), bufs[2].payload.as_value()),
-                Mux(sel[0], bufs[1].payload.as_value(), bufs[0].payload.as_value())))
+        p = [b.o.payload.as_value() for b in bufs]
+        chosen = shape(Mux(sel[1], Mux(sel[0], p[3], p[2]), Mux(sel[0], p[1], p[0])))
         out = self.o.payload
         m.d.comb += [
             out.value.eq(chosen.value),

@@ -18,7 +18,7 @@ from hw.arithmetic_unit import ArithmeticUnit
 from hw.lnzd import LNZDNode, LNZDTree, lnzd_fill
 from hw.params import HWParams, lnzd_levels
 from hw.pointer_read import PointerRead
-from hw.skid import SkidBuffer
+from hw.skid import LookaheadBuffer, SkidBuffer
 from hw.spmat_read import SparseMatrixRead
 from sw.eie import fixedpoint
 from sw.eie.config import PRESETS, EIEConfig
@@ -292,14 +292,13 @@ def test_arithmetic_unit_bypass_on_back_to_back_hits_of_the_same_accumulator():
 
 # -- LNZD ---------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("head", [False, True])
-def test_skid_buffer_is_a_two_entry_fifo_cycle_for_cycle(head):
-    # both layouts against a two-entry FIFO model under random valid / ready / flush: the same
-    # ready, valid and payload in every cycle, nothing lost, nothing duplicated
+def _fifo_model_run(dut, depth: int, seed: int, check_extra=None):
+    """Drive ``dut`` (a stream buffer of ``depth`` entries) under random valid / ready / flush
+    against a FIFO model: the same ready, valid and payload in every cycle, nothing lost,
+    nothing duplicated; ``check_extra(ctx, fifo, load, pop)`` checks ports of its own."""
     import random
 
-    dut = SkidBuffer(16, head=head)
-    rng = random.Random(5 + head)
+    rng = random.Random(seed)
 
     async def bench(ctx):
         fifo, nxt, popped = deque(), 0, 0
@@ -310,11 +309,13 @@ def test_skid_buffer_is_a_two_entry_fifo_cycle_for_cycle(head):
             ctx.set(dut.i.payload, nxt)
             ctx.set(dut.o.ready, ready)
             ctx.set(dut.flush, flush)
-            assert ctx.get(dut.i.ready) == (len(fifo) < 2)
+            assert ctx.get(dut.i.ready) == (len(fifo) < depth)
             assert ctx.get(dut.o.valid) == bool(fifo)
             if fifo:
                 assert ctx.get(dut.o.payload) == fifo[0]
-            load, pop = valid and len(fifo) < 2 and not flush, ready and bool(fifo)
+            load, pop = valid and len(fifo) < depth and not flush, ready and bool(fifo)
+            if check_extra:
+                check_extra(ctx, fifo, load, pop)
             await ctx.tick()
             if flush:
                 fifo.clear()
@@ -328,6 +329,28 @@ def test_skid_buffer_is_a_two_entry_fifo_cycle_for_cycle(head):
         assert popped > 500
 
     run_sim(dut, bench)
+
+
+def test_skid_buffer_is_a_two_entry_fifo_cycle_for_cycle():
+    _fifo_model_run(SkidBuffer(16), 2, seed=5)
+
+
+def test_lookahead_buffer_is_a_three_entry_fifo_with_its_next_item_in_view():
+    dut = LookaheadBuffer(16)
+    seen = {"from_input": 0, "next": 0}
+
+    def check(ctx, fifo, load, pop):
+        assert ctx.get(dut.next_valid) == (len(fifo) >= 2)
+        if len(fifo) >= 2:
+            assert ctx.get(dut.next) == fifo[1]
+            seen["next"] += 1
+        # the head loads the input exactly when the item goes straight to the front
+        from_input = load and len(fifo) - pop == 0
+        assert ctx.get(dut.head_from_input) == from_input
+        seen["from_input"] += from_input
+
+    _fifo_model_run(dut, 3, seed=6, check_extra=check)
+    assert seen["from_input"] > 50 and seen["next"] > 500
 
 
 def _lnzd_run(n_pe: int, lists: list[list[int]], ready_p: float, seed: int):
@@ -396,9 +419,9 @@ def test_lnzd_tree_picks_the_lower_pe_on_equal_local_index_and_streams_one_per_c
     cycles_, js = zip(*got[:-1], strict=True)
     assert list(js) == list(range(4 * n_pe))
     assert np.all(np.diff(cycles_) == 1)  # after the fill, one per cycle
-    # fill: two cycles per level below the root (a node, its output buffer), one for the root
-    # node, one for the root buffer
-    assert cycles_[0] == lnzd_fill(lnzd_levels(n_pe)) == 2 * lnzd_levels(n_pe)
+    # fill: three cycles per level (a node's input buffers, its comparison registers, its
+    # output buffer or the root's)
+    assert cycles_[0] == lnzd_fill(lnzd_levels(n_pe)) == 3 * lnzd_levels(n_pe)
 
 
 def test_lnzd_tree_with_all_zero_inputs_shows_the_sentinel_at_once():
