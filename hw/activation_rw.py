@@ -39,6 +39,12 @@ WB_ROW_STAGES = 1
 # (its LNZD leaf) and the write-back use: the leaf's layer starts a cycle after the control
 # unit's (hw.central_control.start_latency counts it)
 LEAF_CONTROL_STAGES = 1
+# The list's read has a register of its own after the block RAM (on an ECP5 the DP16KD's output
+# register, hw.fpga.ecp5.absorb_bram_output_registers), between the memory and the leaf's
+# slots, which the placer pulls towards the LNZD node: a read reaches a slot three cycles after
+# its address, and the leaf is valid a cycle after ``compute`` rises (its first element from
+# its register, the second from the memory: hw.central_control.start_latency counts it)
+LEAF_READ_STAGES = 1
 
 # The banks' dense files (both banks in one memory) of at most this many words are distributed
 # RAM (ram_style); larger ones are left to Yosys, which puts them into block RAM. ECP5
@@ -49,11 +55,11 @@ LEAF_CONTROL_STAGES = 1
 # LFE5U-85F: docs/fpga.md, "Capacity".
 LUTRAM_MAX_DEPTH = 128
 # The non-zero lists are block RAM whatever their depth: on the LFE5U-85F distributed RAM ran
-# out first (docs/fpga.md), and the leaf reads the list two cycles ahead (LEAF_SLOTS).
+# out first (docs/fpga.md), and the leaf reads the list three cycles ahead (LEAF_SLOTS).
 NZ_LIST_MEMORY = {"ram_style": "block"}
 # the leaf's head slots: a read (issued while the slots have room for it and for everything in
-# flight) reaches a slot two cycles later, so three keep one item per cycle coming; four make
-# the slot pointers wrap by themselves
+# flight) reaches a slot three cycles later, and a pop frees a slot for the read decided in the
+# next cycle: four keep one item per cycle coming (and the slot pointers wrap by themselves)
 LEAF_SLOTS = 4
 
 
@@ -104,7 +110,10 @@ class WriteBack(wiring.Component):
         m.d.sync += [v1.eq(self.i.valid), clr1.eq(self.i.clear), row1.eq(self.i.row)]
         m.d.comb += [self.clear_valid.eq(v1), self.clear_row.eq(row1)]
         v1b, row1b = Signal(), Signal(lb)
-        acc1b, bias1b = Signal(signed(accb)), Signal(signed(ab))
+        acc1b = Signal(signed(accb))
+        # data only, no reset (v1b says when it is used): the ECP5 flow makes it the bias block
+        # RAM's own output register (hw.fpga.ecp5.absorb_bram_output_registers)
+        bias1b = Signal(signed(ab), reset_less=True)
         m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(self.acc_data),
                      bias1b.eq(self.bias_data)]
         # W1b, W2: bias << shift, written as the product bias * 2**shift so that synthesis
@@ -228,19 +237,25 @@ class NonZeroList(wiring.Component):
                     m.d.sync += firsts[b].eq(item)
 
         # The leaf is registered on both sides: its head is a register (the first element's,
-        # or one of LEAF_SLOTS slots that take the memory's output as it is: a block RAM's
-        # clock-to-output delay leaves no time for logic after it), and what is read next
+        # or one of LEAF_SLOTS slots that take the memory's registered output as it is), and
+        # what is read next
         # depends only on registers (read while the slots have room for everything in flight),
         # never on the node's ``ready`` -- so no combinational path runs from the LNZD tree into
         # the list's address. In LSTART the source list's second element is read and the first
         # is taken from its register: the first is the head when ``compute`` rises, and from
-        # then on a new head is ready every cycle. A read past the end of the list returns the
+        # then on a new head is ready every cycle (the leaf is valid from the second compute
+        # cycle: LEAF_READ_STAGES). A read past the end of the list returns the
         # sentinel (its flag is computed when the read is issued; the pointer stops there).
         count_src = Mux(self.src_bank, counts[1], counts[0])
         rd_ptr = Signal(p.count_bits)
         rd_addr = Signal(p.count_bits)
         issue = Signal()
-        s1, s1_sent = Signal(), Signal()  # a read issued in the previous cycle: on the output
+        s1, s1_sent = Signal(), Signal()  # a read issued in the previous cycle
+        s2, s2_sent = Signal(), Signal()  # ... two cycles before: in ``data2``
+        # the memory's output in a register of its own, data only (no reset: ``s2`` says when
+        # it holds an item), which the ECP5 flow makes the block RAM's output register
+        data2 = Signal(p.nz_item, reset_less=True)
+        started = Signal()  # ``compute`` a cycle ago: the leaf is valid
         use_first = Signal()  # the head is the first element's register
         first_sent = Signal()  # ... which is the sentinel (an empty list)
         # the slots are data only (``level``, ``wp`` and ``rp`` say which hold an item): no
@@ -251,7 +266,7 @@ class NonZeroList(wiring.Component):
         slot_sent = Signal(LEAF_SLOTS)
         wp, rp = Signal(range(LEAF_SLOTS)), Signal(range(LEAF_SLOTS))
         level = Signal(range(LEAF_SLOTS + 1))
-        held = use_first + level + s1  # items held or on their way
+        held = use_first + level + s1 + s2  # items held or on their way
         m.d.comb += [
             issue.eq(self.layer_start | (self.compute & (held < LEAF_SLOTS))),
             rd_addr.eq(Mux(self.layer_start, 1, rd_ptr)),
@@ -259,7 +274,8 @@ class NonZeroList(wiring.Component):
         ]
         past_end = rd_addr >= count_src
         m.d.comb += self.entry_read.eq(issue & ~past_end)
-        m.d.sync += s1.eq(issue)
+        m.d.sync += [s1.eq(issue), s2.eq(s1 & ~self.layer_start), s2_sent.eq(s1_sent),
+                     data2.eq(l_rp.data), started.eq(self.compute)]
         with m.If(issue):
             m.d.sync += [s1_sent.eq(past_end), rd_ptr.eq(rd_addr + ~past_end)]
 
@@ -272,18 +288,18 @@ class NonZeroList(wiring.Component):
             head.eq(Mux(use_first, Mux(self.src_bank, firsts[1].as_value(), firsts[0].as_value()),
                          slot_head.as_value())),
             sentinel.eq(Mux(use_first, first_sent, slot_sent.bit_select(rp, 1))),
-            self.nz.valid.eq(self.compute & (use_first | (level != 0))),
+            self.nz.valid.eq(self.compute & started & (use_first | (level != 0))),
             self.nz.payload.sentinel.eq(sentinel),
             # past the end the list memory holds nothing written: send zeros (4-state safe)
             self.nz.payload.idx.eq(Mux(sentinel, 0, head.idx)),
             self.nz.payload.value.eq(Mux(sentinel, 0, head.value)),
             pop.eq(self.nz.valid & self.nz.ready & ~sentinel),
         ]
-        arrive = s1 & ~self.layer_start
+        arrive = s2 & ~self.layer_start
         pop_slot = pop & ~use_first
         for n, slot in enumerate(slots):
             with m.If(arrive & (wp == n)):
-                m.d.sync += [slot.eq(l_rp.data), slot_sent[n].eq(s1_sent)]
+                m.d.sync += [slot.eq(data2), slot_sent[n].eq(s2_sent)]
         with m.If(self.layer_start):
             m.d.sync += [use_first.eq(1), first_sent.eq(count_src == 0),
                          wp.eq(0), rp.eq(0), level.eq(0)]

@@ -57,7 +57,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Signal
 from amaranth.lib import memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from .activation_rw import LEAF_CONTROL_STAGES, WB_ROW_STAGES, WB_STAGES
+from .activation_rw import LEAF_CONTROL_STAGES, LEAF_READ_STAGES, WB_ROW_STAGES, WB_STAGES
 from .lnzd import lnzd_fill
 from .params import HWParams, lnzd_levels
 from .pointer_read import bank_addresses
@@ -93,9 +93,11 @@ WB_TAIL = TAIL_STATES - WB_ROW_STAGES - CONTROL_STAGES  # last row's W0 + 1 -> n
 def start_latency(n_pe: int) -> int:
     """First cycle of a layer (counted from 0 at its start) in which a broadcast can happen:
     LSTART, the group registers (``CONTROL_STAGES``), the PEs' register on the layer's start
-    (``LEAF_CONTROL_STAGES``), then the LNZD tree's fill (:func:`hw.lnzd.lnzd_fill`: three
-    cycles per level: a node's input buffers, its comparison registers, its output buffer)."""
-    return 1 + CONTROL_STAGES + LEAF_CONTROL_STAGES + lnzd_fill(lnzd_levels(n_pe))
+    (``LEAF_CONTROL_STAGES``), the leaf's list read (``LEAF_READ_STAGES``), then the LNZD
+    tree's fill (:func:`hw.lnzd.lnzd_fill`: three cycles per level: a node's input buffers, its
+    comparison registers, its output buffer)."""
+    return (1 + CONTROL_STAGES + LEAF_CONTROL_STAGES + LEAF_READ_STAGES
+            + lnzd_fill(lnzd_levels(n_pe)))
 
 
 class CentralControl(wiring.Component):

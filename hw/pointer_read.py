@@ -102,7 +102,10 @@ class PointerRead(wiring.Component):
         r_valid, b_valid = Signal(), Signal()
         odd_r, odd_b = Signal(), Signal()
         a_r, a_b = Signal(signed(p.act_bits)), Signal(signed(p.act_bits))
-        even_b, odd_data_b = Signal(pb), Signal(pb)
+        # (data only, no reset: b_valid says when they hold the bounds; so the ECP5 flow can
+        # make them the block RAMs' own output registers, hw.fpga.ecp5.absorb_bram_output_registers)
+        even_b = Signal(pb, reset_less=True)
+        odd_data_b = Signal(pb, reset_less=True)
         col = self.o.payload
         c_load, b_load = Signal(), Signal()
         m.d.comb += [

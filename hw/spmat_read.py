@@ -102,7 +102,9 @@ class SparseMatrixRead(wiring.Component):
         sel1, sel2 = Signal(max(1, p.entry_sel_bits)), Signal(max(1, p.entry_sel_bits))
         v1, first1, v2, first2 = Signal(), Signal(), Signal(), Signal()
         a1, a2 = Signal(signed(p.act_bits)), Signal(signed(p.act_bits))
-        word2 = Signal(c.spmat_word_bits)
+        # data only, no reset (v2 says when it holds a word): the ECP5 flow makes it the block
+        # RAMs' own output register (hw.fpga.ecp5.absorb_bram_output_registers)
+        word2 = Signal(c.spmat_word_bits, reset_less=True)
         # the word the read port's output holds (read enable low: it keeps it)
         word = Signal.like(rp.addr)
         held, held_ok = Signal.like(rp.addr), Signal()

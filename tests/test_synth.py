@@ -264,3 +264,97 @@ def test_eie_synth_command_exits_2_with_one_line_when_it_does_not_fit(tmp_path, 
     assert code == 2
     assert err == "eie synth: error: big does not fit LFE5U-25F: DP16KD 64/56 (114%) used/available"
     assert json.loads((out / "report.json").read_text())["fits"] is False
+
+
+# -- block RAM output registers (hw.fpga.ecp5.absorb_bram_output_registers) ------------------
+
+OUTREG_V = """module outreg(input clk, input rst, input we, input ce, input [9:0] wa, input [9:0] ra,
+              input [15:0] d, output reg [15:0] q_plain, output reg [15:0] q_ce,
+              output reg [15:0] q_rst, output reg [15:0] q_logic, output reg [15:0] q_two,
+              output reg [15:0] q_two_b);
+  // no_rw_check: a read never meets a write of the same word (as hw.params'
+  // HOST_LOADED_MEMORY says of the EIE's), so no collision logic follows the block RAMs
+  (* no_rw_check *) reg [15:0] m1 [0:1023]; (* no_rw_check *) reg [15:0] m2 [0:1023];
+  (* no_rw_check *) reg [15:0] m3 [0:1023]; (* no_rw_check *) reg [15:0] m4 [0:1023];
+  (* no_rw_check *) reg [15:0] m5 [0:1023];
+  reg [15:0] r1, r2, r3, r4, r5;
+  always @(posedge clk) begin
+    if (we) begin m1[wa] <= d; m2[wa] <= d ^ 16'h1111; m3[wa] <= d ^ 16'h2222;
+                  m4[wa] <= d ^ 16'h3333; m5[wa] <= d ^ 16'h4444; end
+    r1 <= m1[ra]; r2 <= m2[ra]; r3 <= m3[ra]; r4 <= m4[ra]; r5 <= m5[ra];
+    q_plain <= r1;                          // a register of its own: absorbed
+    if (ce) q_ce <= r2;                     // with a clock enable: absorbed, OCE = ce
+    if (rst) q_rst <= 0; else q_rst <= r3;  // with a reset: kept
+    q_logic <= r4 + 16'd1;                  // logic after the block RAM: kept
+    q_two <= r5; if (ce) q_two_b <= r5;     // two registers per bit: kept
+  end
+endmodule
+"""
+
+
+def _outreg_netlist(tmp_path):
+    src = tmp_path / "outreg.v"
+    src.write_text(OUTREG_V)
+    flow.synthesize([src], "outreg", tmp_path / "o", pnr=False)
+    return json.loads((tmp_path / "o" / "netlist.json").read_text())
+
+
+def _brams_by_output(netlist):
+    """The top module, and for each output port the DP16KD its bit 0 comes from (searched
+    backwards through the cells that drive it)."""
+    top = next(m for m in netlist["modules"].values() if m.get("attributes", {}).get("top"))
+    drivers = {}
+    for c in top["cells"].values():
+        for port, bits in c["connections"].items():
+            if c["port_directions"].get(port) == "output":
+                drivers.update({b: c for b in bits if isinstance(b, int)})
+    out = {}
+    for name, port in top["ports"].items():
+        if port["direction"] != "output":
+            continue
+        frontier, seen = [port["bits"][0]], set()
+        while frontier:
+            c = drivers.get(frontier.pop())
+            if c is None or id(c) in seen:
+                continue
+            seen.add(id(c))
+            if c["type"] == "DP16KD":
+                out[name] = c
+                break
+            frontier += [b for p, bits in c["connections"].items()
+                         if c["port_directions"].get(p) == "input" for b in bits
+                         if isinstance(b, int)]
+    return top, out
+
+
+def test_bram_output_registers_are_absorbed_only_where_they_are_all_that_reads_the_port(tmp_path):
+    netlist = _outreg_netlist(tmp_path)
+    ffs_before = sum(c["type"] == "TRELLIS_FF" for c in next(
+        m for m in netlist["modules"].values() if m.get("attributes", {}).get("top"))["cells"].values())
+    changed, ports = ecp5.absorb_bram_output_registers(netlist)
+    assert (changed, ports) == (2, 5)
+    top, by_out = _brams_by_output(netlist)
+    ffs_after = sum(c["type"] == "TRELLIS_FF" for c in top["cells"].values())
+    assert ffs_before - ffs_after == 32  # q_plain's and q_ce's 16 flip-flops each
+    regmode = {q: c["parameters"]["REGMODE_B"] for q, c in by_out.items()}
+    assert regmode["q_plain"] == regmode["q_ce"] == "OUTREG"
+    assert regmode["q_rst"] == regmode["q_logic"] == regmode["q_two"] == "NOREG"
+    assert regmode["q_two_b"] == "NOREG"
+    # the absorbed ports drive the output ports themselves; q_ce's enable is the port's OCE
+    for q in ("q_plain", "q_ce"):
+        bits = [by_out[q]["connections"][f"DOB{i}"][0] for i in range(16)]
+        assert bits == top["ports"][q]["bits"]
+    assert by_out["q_plain"]["connections"]["OCEB"] in (["1"], [1])
+    ce_bit = top["ports"]["ce"]["bits"][0]
+    assert by_out["q_ce"]["connections"]["OCEB"] == [ce_bit]
+    # a second pass finds nothing more to do
+    assert ecp5.absorb_bram_output_registers(netlist) == (0, 5)
+
+
+def test_place_and_route_uses_the_block_rams_output_registers(tmp_path):
+    src = tmp_path / "outreg.v"
+    src.write_text(OUTREG_V)
+    r = flow.synthesize([src], "outreg", tmp_path / "o", freq_mhz=100)
+    assert r.fits and r.resources_from == "nextpnr" and r.resources["DP16KD"] == 5
+    assert r.nextpnr_options["dp16kd_output_registers"] == "2/5"
+    assert "2/5 DP16KD output registers" in (tmp_path / "o" / "report.txt").read_text()

@@ -14,8 +14,11 @@
    writes, reset, layer parameters: the same data into every PE) are not merged back into one
    by ``opt_merge`` on the flat design, one register driving every PE across the chip. A design
    that already overflows the part by Yosys' counts (:func:`hw.fpga.ecp5.overflow`) stops here.
-3. nextpnr-ecp5 for the board's part and package (not out of context: every port on its pin),
-   with ``--report`` (resources, Fmax per clock, critical paths) and ``--textcfg``.
+3. The registers after the block RAMs' read ports become the DP16KDs' own output registers
+   where they are all that reads a port (:func:`hw.fpga.ecp5.absorb_bram_output_registers`, as
+   in `eie synth`); then nextpnr-ecp5 for the board's part and package (not out of context:
+   every port on its pin), with ``--report`` (resources, Fmax per clock, critical paths) and
+   ``--textcfg``.
 4. ``ecppack --compress``: the bitstream, only when the achieved Fmax of the PLL's clock meets
    the chosen clock (or with ``allow_timing_fail``).
 
@@ -219,7 +222,9 @@ def build(board_name: str, config: EIEConfig, out: str | Path, *, clock_hz: floa
                     "--json", f"{NAME}.json", "--lpf", f"{NAME}.lpf", "--textcfg", f"{NAME}.config",
                     "--report", "nextpnr_report.json", "--timing-allow-fail",
                     "--seed", str(seed), "--router", router]
-            rep.nextpnr_options = {"router": router, "seed": seed}
+            outreg, ports = ecp5.absorb_bram_output_registers_in(tmp / f"{NAME}.json")
+            rep.nextpnr_options = {"router": router, "seed": seed,
+                                   "dp16kd_output_registers": f"{outreg}/{ports}"}
             wall["nextpnr"] = run_tool("nextpnr-ecp5", args, tmp, tmp / "nextpnr.log", nice)
             ecp5.read_nextpnr_report(rep, tmp / "nextpnr_report.json")
             check_fit(rep, b, config, "nextpnr")
@@ -329,7 +334,9 @@ def format_board_report(r: dict) -> str:
     for net, f in (r["fmax_mhz"] or {}).items():
         lines.append(f"{'Fmax ' + net:<24}{f:>8.1f} MHz (target {target:.4g} MHz: "
                      f"{'met' if f >= target else 'NOT met'}, nextpnr {opts.get('router')} "
-                     f"seed {opts.get('seed')})")
+                     f"seed {opts.get('seed')}"
+                     + (f", {opts['dp16kd_output_registers']} DP16KD output registers"
+                        if opts.get("dp16kd_output_registers") else "") + ")")
     for cp in (r["critical_paths"] or [])[:1]:
         lines.append(f"critical path {cp['from']} -> {cp['to']}: {cp['delay_ns']:.2f} ns "
                      f"({cp['logic_ns']:.2f} logic + {cp['routing_ns']:.2f} routing, "

@@ -1,7 +1,9 @@
 """The Lattice ECP5 family: parts, cell counting, LPF clock constraints, nextpnr-ecp5.
 
 A family module of :mod:`hw.fpga.flow` (see :class:`hw.fpga.flow.Family`): Yosys
-``synth_ecp5 -noflatten``, then ``nextpnr-ecp5`` *out of context* (ports not bound to pins)
+``synth_ecp5 -noflatten``, then the block RAMs' output registers taken into use where the
+netlist allows (:func:`absorb_bram_output_registers`), then ``nextpnr-ecp5`` *out of context*
+(ports not bound to pins)
 with the clock constraint of ``constraints/ecp5_clk.lpf``; its ``--report`` JSON gives the
 achieved Fmax per clock, the critical paths and the utilisation. docs/fpga.md, "The flow" and
 "Reading the report", describes each step and figure.
@@ -162,14 +164,114 @@ def constraint(lpf: str | Path | None, freq_mhz: float | None, out: Path) -> tup
     return lpf_path, lpf_frequency(lpf_path)
 
 
+# -- block RAM output registers --------------------------------------------------------------
+
+_DO_BITS = 18  # a DP16KD read port's data outputs (DOA0..17 / DOB0..17)
+
+
+def absorb_bram_output_registers(netlist: dict) -> tuple[int, int]:
+    """Move the register after each DP16KD read port into the block RAM (``REGMODE_x =
+    OUTREG``), in a Yosys JSON netlist after ``synth_ecp5`` and flattening, in place; returns
+    (read ports changed, read ports in use).
+
+    A DP16KD without its output register has a clock-to-output delay of 5.8 ns (nextpnr's
+    timing model), with it 1.0 ns; Yosys's ECP5 memory mapping never uses it. The RTL keeps
+    every block-RAM output in a register before any logic (docs/fpga.md): where that register is
+    all that reads the port, it is the same register as the block RAM's own, and the port's
+    data then come out one cycle after the read as before. A port is changed only when every
+    used data bit drives exactly one flip-flop's ``DI`` and nothing else, and those flip-flops
+    share the port's clock (not inverted), one clock enable (which becomes the port's output
+    clock enable ``OCEx``), have no set/reset (``LSR`` unconnected or constant 0; the RTL
+    declares them ``reset_less``) and no global set/reset, and the port is at most 18 bits
+    wide (a 36-bit port spans both ports' outputs). The flip-flops are removed; their outputs
+    are the port's outputs. Cycle behaviour is unchanged: nothing the RTL or the cycle model
+    know of moves."""
+    top = next((m for m in netlist["modules"].values() if m.get("attributes", {}).get("top")),
+               None)
+    if top is None:
+        raise EIEError("netlist without a top module")
+    cells = top["cells"]
+    sinks: dict[int, list[tuple[str, str]]] = {}
+    for name, c in cells.items():
+        dirs = c.get("port_directions", {})
+        for port, bits in c["connections"].items():
+            if dirs.get(port) == "input":
+                for b in bits:
+                    if isinstance(b, int):
+                        sinks.setdefault(b, []).append((name, port))
+    for port in top.get("ports", {}).values():
+        if port["direction"] != "input":
+            for b in port["bits"]:
+                if isinstance(b, int):
+                    sinks.setdefault(b, []).append(("", "port"))
+
+    def const(bits, value: str) -> bool:
+        return bits is None or bits == [value]
+
+    changed = used_ports = 0
+    for c in list(cells.values()):
+        if c["type"] != "DP16KD":
+            continue
+        par, con = c["parameters"], c["connections"]
+        for x in "AB":
+            outs = [(i, con.get(f"DO{x}{i}", ["x"])[0]) for i in range(_DO_BITS)]
+            used = [(i, b) for i, b in outs if isinstance(b, int) and sinks.get(b)]
+            if not used:
+                continue
+            used_ports += 1
+            if par.get(f"REGMODE_{x}", "NOREG") != "NOREG" or int(par.get(f"DATA_WIDTH_{x}", "0"), 2) > 18:
+                continue
+            ffs = []
+            for _i, b in used:
+                (ff_name, ff_port), *more = sinks[b]
+                ff = cells.get(ff_name)
+                if more or ff is None or ff["type"] != "TRELLIS_FF" or ff_port != "DI":
+                    break
+                ffs.append(ff_name)
+            else:
+                fc = [cells[f]["connections"] for f in ffs]
+                # Yosys pads a string parameter that reads as binary with a space ("1 ")
+                fp = [{k: v.strip() if isinstance(v, str) else v
+                       for k, v in cells[f]["parameters"].items()} for f in ffs]
+                ce = {str(f.get("CE", ["1"])) for f in fc}
+                if (all(f["CLK"] == con[f"CLK{x}"] for f in fc)
+                        and all(p.get("CLKMUX", "CLK") == "CLK" for p in fp)
+                        and all(const(f.get("LSR"), "0") for f in fc)
+                        and all(p.get("GSR", "DISABLED") == "DISABLED" for p in fp)
+                        and all(p.get("CEMUX", "CE") in ("CE", "1") for p in fp)
+                        and len(ce) == 1 and len({p.get("CEMUX", "CE") for p in fp}) == 1
+                        and const(con.get(f"OCE{x}"), "1")):
+                    oce = fc[0].get("CE", ["1"]) if fp[0].get("CEMUX", "CE") == "CE" else ["1"]
+                    for (i, _b), f in zip(used, fc, strict=True):
+                        con[f"DO{x}{i}"] = f["Q"]
+                    con[f"OCE{x}"] = oce
+                    par[f"REGMODE_{x}"] = "OUTREG"
+                    for name in ffs:
+                        del cells[name]
+                    changed += 1
+    return changed, used_ports
+
+
+def absorb_bram_output_registers_in(path: Path) -> tuple[int, int]:
+    """:func:`absorb_bram_output_registers` on the JSON netlist at ``path`` (rewritten
+    atomically)."""
+    netlist = json.loads(path.read_text())
+    counts = absorb_bram_output_registers(netlist)
+    atomic_write_text(path, json.dumps(netlist))
+    return counts
+
+
 # -- place and route ------------------------------------------------------------------------
 
 def place_and_route(report: SynthReport, constraint_file: Path, out: Path, *, seed: int,
                     router: str, nice: int) -> None:
-    """nextpnr-ecp5 out of context on ``out/netlist.json``; fills ``report`` in (resources,
+    """nextpnr-ecp5 out of context on ``out/netlist.json`` (after
+    :func:`absorb_bram_output_registers`, which rewrites it); fills ``report`` in (resources,
     Fmax, critical paths, utilisation, or what did not fit)."""
     dev, cwd = report.device, out.resolve()
-    report.nextpnr_options = {"router": router, "seed": seed}
+    outreg, ports = absorb_bram_output_registers_in(out / "netlist.json")
+    report.nextpnr_options = {"router": router, "seed": seed,
+                              "dp16kd_output_registers": f"{outreg}/{ports}"}
     args = [dev.nextpnr_flag, "--package", dev.package, "--json", "netlist.json",
             "--lpf", tool_path(constraint_file, cwd), "--report", "nextpnr_report.json",
             "--lpf-allow-unconstrained", "--timing-allow-fail", "--out-of-context",

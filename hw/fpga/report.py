@@ -153,6 +153,8 @@ def format_report(d: dict) -> str:
             ok = "met" if f >= d["constraint"]["target_mhz"] else "NOT met"
             opts = d.get("nextpnr_options") or {}
             how = f", nextpnr {opts['router']} seed {opts['seed']}" if opts else ""
+            if opts.get("dp16kd_output_registers"):
+                how += f", {opts['dp16kd_output_registers']} DP16KD output registers"
             lines.append(f"{'Fmax ' + clk:<12}{f:>10.1f} MHz (target "
                          f"{d['constraint']['target_mhz']:g} MHz: {ok}{how})")
     for cp in d.get("critical_paths") or []:
