@@ -271,22 +271,24 @@ def test_eie_synth_command_exits_2_with_one_line_when_it_does_not_fit(tmp_path, 
 OUTREG_V = """module outreg(input clk, input rst, input we, input ce, input [9:0] wa, input [9:0] ra,
               input [15:0] d, output reg [15:0] q_plain, output reg [15:0] q_ce,
               output reg [15:0] q_rst, output reg [15:0] q_logic, output reg [15:0] q_two,
-              output reg [15:0] q_two_b);
+              output reg [15:0] q_two_b, output reg [23:0] q_wide);
   // no_rw_check: a read never meets a write of the same word (as hw.params'
   // HOST_LOADED_MEMORY says of the EIE's), so no collision logic follows the block RAMs
   (* no_rw_check *) reg [15:0] m1 [0:1023]; (* no_rw_check *) reg [15:0] m2 [0:1023];
   (* no_rw_check *) reg [15:0] m3 [0:1023]; (* no_rw_check *) reg [15:0] m4 [0:1023];
-  (* no_rw_check *) reg [15:0] m5 [0:1023];
-  reg [15:0] r1, r2, r3, r4, r5;
+  (* no_rw_check *) reg [15:0] m5 [0:1023]; (* no_rw_check *) reg [23:0] m6 [0:511];
+  reg [15:0] r1, r2, r3, r4, r5; reg [23:0] r6;
   always @(posedge clk) begin
     if (we) begin m1[wa] <= d; m2[wa] <= d ^ 16'h1111; m3[wa] <= d ^ 16'h2222;
-                  m4[wa] <= d ^ 16'h3333; m5[wa] <= d ^ 16'h4444; end
-    r1 <= m1[ra]; r2 <= m2[ra]; r3 <= m3[ra]; r4 <= m4[ra]; r5 <= m5[ra];
+                  m4[wa] <= d ^ 16'h3333; m5[wa] <= d ^ 16'h4444;
+                  m6[wa[8:0]] <= {d[7:0], d}; end
+    r1 <= m1[ra]; r2 <= m2[ra]; r3 <= m3[ra]; r4 <= m4[ra]; r5 <= m5[ra]; r6 <= m6[ra[8:0]];
     q_plain <= r1;                          // a register of its own: absorbed
     if (ce) q_ce <= r2;                     // with a clock enable: absorbed, OCE = ce
     if (rst) q_rst <= 0; else q_rst <= r3;  // with a reset: kept
     q_logic <= r4 + 16'd1;                  // logic after the block RAM: kept
     q_two <= r5; if (ce) q_two_b <= r5;     // two registers per bit: kept
+    q_wide <= r6;                           // 24 bits, the 36-bit mode: absorbed
   end
 endmodule
 """
@@ -332,10 +334,15 @@ def test_bram_output_registers_are_absorbed_only_where_they_are_all_that_reads_t
     ffs_before = sum(c["type"] == "TRELLIS_FF" for c in next(
         m for m in netlist["modules"].values() if m.get("attributes", {}).get("top"))["cells"].values())
     changed, ports = ecp5.absorb_bram_output_registers(netlist)
-    assert (changed, ports) == (2, 5)
+    assert (changed, ports) == (3, 6)
     top, by_out = _brams_by_output(netlist)
     ffs_after = sum(c["type"] == "TRELLIS_FF" for c in top["cells"].values())
-    assert ffs_before - ffs_after == 32  # q_plain's and q_ce's 16 flip-flops each
+    assert ffs_before - ffs_after == 16 + 16 + 24  # q_plain's, q_ce's and q_wide's flip-flops
+    wide = by_out["q_wide"]
+    assert int(wide["parameters"]["DATA_WIDTH_A"], 2) == 36
+    assert wide["parameters"]["REGMODE_A"] == wide["parameters"]["REGMODE_B"] == "OUTREG"
+    assert set(top["ports"]["q_wide"]["bits"]) <= {b for p, (b,) in wide["connections"].items()
+                                                   if p.startswith("DO")}
     regmode = {q: c["parameters"]["REGMODE_B"] for q, c in by_out.items()}
     assert regmode["q_plain"] == regmode["q_ce"] == "OUTREG"
     assert regmode["q_rst"] == regmode["q_logic"] == regmode["q_two"] == "NOREG"
@@ -348,13 +355,13 @@ def test_bram_output_registers_are_absorbed_only_where_they_are_all_that_reads_t
     ce_bit = top["ports"]["ce"]["bits"][0]
     assert by_out["q_ce"]["connections"]["OCEB"] == [ce_bit]
     # a second pass finds nothing more to do
-    assert ecp5.absorb_bram_output_registers(netlist) == (0, 5)
+    assert ecp5.absorb_bram_output_registers(netlist) == (0, 6)
 
 
 def test_place_and_route_uses_the_block_rams_output_registers(tmp_path):
     src = tmp_path / "outreg.v"
     src.write_text(OUTREG_V)
     r = flow.synthesize([src], "outreg", tmp_path / "o", freq_mhz=100)
-    assert r.fits and r.resources_from == "nextpnr" and r.resources["DP16KD"] == 5
-    assert r.nextpnr_options["dp16kd_output_registers"] == "2/5"
-    assert "2/5 DP16KD output registers" in (tmp_path / "o" / "report.txt").read_text()
+    assert r.fits and r.resources_from == "nextpnr" and r.resources["DP16KD"] == 6
+    assert r.nextpnr_options["dp16kd_output_registers"] == "3/6"
+    assert "3/6 DP16KD output registers" in (tmp_path / "o" / "report.txt").read_text()

@@ -183,9 +183,9 @@ def absorb_bram_output_registers(netlist: dict) -> tuple[int, int]:
     share the port's clock (not inverted), one clock enable (which becomes the port's output
     clock enable ``OCEx``), have no set/reset (``LSR`` unconnected or constant 0; the RTL
     declares them ``reset_less``) and no global set/reset, and the port is at most 18 bits
-    wide (a 36-bit port spans both ports' outputs). The flip-flops are removed; their outputs
-    are the port's outputs. Cycle behaviour is unchanged: nothing the RTL or the cycle model
-    know of moves."""
+    wide or is the one read port of the 36-bit mode (:func:`_read_ports`). The flip-flops are
+    removed; their outputs are the port's outputs. Cycle behaviour is unchanged: nothing the
+    RTL or the cycle model know of moves."""
     top = next((m for m in netlist["modules"].values() if m.get("attributes", {}).get("top")),
                None)
     if top is None:
@@ -213,16 +213,18 @@ def absorb_bram_output_registers(netlist: dict) -> tuple[int, int]:
         if c["type"] != "DP16KD":
             continue
         par, con = c["parameters"], c["connections"]
-        for x in "AB":
-            outs = [(i, con.get(f"DO{x}{i}", ["x"])[0]) for i in range(_DO_BITS)]
-            used = [(i, b) for i, b in outs if isinstance(b, int) and sinks.get(b)]
+        for pins, x in _read_ports(par):
+            used = [(pin, con[pin][0]) for pin in pins
+                    if isinstance(con.get(pin, ["x"])[0], int) and sinks.get(con[pin][0])]
             if not used:
                 continue
             used_ports += 1
-            if par.get(f"REGMODE_{x}", "NOREG") != "NOREG" or int(par.get(f"DATA_WIDTH_{x}", "0"), 2) > 18:
+            regs = {f"REGMODE_{y}" for y in ("AB" if len(pins) > _DO_BITS else x)}
+            if any(par.get(r, "NOREG") != "NOREG" for r in regs) or \
+                    str(par.get(f"CLK{x}MUX", f"CLK{x}")).strip() != f"CLK{x}":
                 continue
             ffs = []
-            for _i, b in used:
+            for _pin, b in used:
                 (ff_name, ff_port), *more = sinks[b]
                 ff = cells.get(ff_name)
                 if more or ff is None or ff["type"] != "TRELLIS_FF" or ff_port != "DI":
@@ -234,22 +236,38 @@ def absorb_bram_output_registers(netlist: dict) -> tuple[int, int]:
                 fp = [{k: v.strip() if isinstance(v, str) else v
                        for k, v in cells[f]["parameters"].items()} for f in ffs]
                 ce = {str(f.get("CE", ["1"])) for f in fc}
+                oces = [f"OCE{x}"]  # at 36 bits OCEB (a PDPW16KD's OCER), as nextpnr has it
                 if (all(f["CLK"] == con[f"CLK{x}"] for f in fc)
                         and all(p.get("CLKMUX", "CLK") == "CLK" for p in fp)
                         and all(const(f.get("LSR"), "0") for f in fc)
                         and all(p.get("GSR", "DISABLED") == "DISABLED" for p in fp)
                         and all(p.get("CEMUX", "CE") in ("CE", "1") for p in fp)
                         and len(ce) == 1 and len({p.get("CEMUX", "CE") for p in fp}) == 1
-                        and const(con.get(f"OCE{x}"), "1")):
+                        and all(const(con.get(o), "1") for o in oces)):
                     oce = fc[0].get("CE", ["1"]) if fp[0].get("CEMUX", "CE") == "CE" else ["1"]
-                    for (i, _b), f in zip(used, fc, strict=True):
-                        con[f"DO{x}{i}"] = f["Q"]
-                    con[f"OCE{x}"] = oce
-                    par[f"REGMODE_{x}"] = "OUTREG"
+                    for (pin, _b), f in zip(used, fc, strict=True):
+                        con[pin] = f["Q"]
+                    for o in oces:
+                        con[o] = oce
+                    for r in regs:
+                        par[r] = "OUTREG"
                     for name in ffs:
                         del cells[name]
                     changed += 1
     return changed, used_ports
+
+
+def _read_ports(par: dict) -> list[tuple[list[str], str]]:
+    """A DP16KD's read ports: (data output pins, the port whose clock and enables they use).
+    At 36 bits (``DATA_WIDTH_A`` 36: the pseudo-dual-port mode, as nextpnr-ecp5 converts a
+    PDPW16KD) one port reads all 36 bits on DOB0-17 and DOA0-17 with port B's clock and clock
+    enables, and one output register setting covers both halves: nextpnr sets ``REGMODE_A``
+    and ``REGMODE_B`` alike and the output clock enable on ``OCEB`` only."""
+    def width(x):
+        return int(str(par.get(f"DATA_WIDTH_{x}", "0")).strip() or "0", 2)
+    if width("A") > 18 or width("B") > 18:
+        return [([f"DOB{i}" for i in range(_DO_BITS)] + [f"DOA{i}" for i in range(_DO_BITS)], "B")]
+    return [([f"DO{x}{i}" for i in range(_DO_BITS)], x) for x in "AB"]
 
 
 def absorb_bram_output_registers_in(path: Path) -> tuple[int, int]:
