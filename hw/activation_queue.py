@@ -6,7 +6,7 @@ it has finished the previous column, so a PE with a long column does not hold up
 until its queue fills; broadcasting stalls while any queue is full (depth 8 in the paper).
 
 Timing (docs/format.md "Timing", the room rule): a pair occupies its place until the PE *starts*
-its column, also while it waits in the pointer read unit's three registers (``HELD_PAIRS``)
+its column, also while it waits in the pointer read unit's four registers (``HELD_PAIRS``)
 after leaving the FIFO; ``room`` is a register, so a start in the same cycle never makes room
 for a push (the broadcast decision is an AND of registers, not of the PEs' logic). A pushed pair
 is at the head from the next cycle. The central control unit's broadcast reaches the queue

@@ -33,7 +33,7 @@ of it docs/hardware.md "Timing"):
   and no pair is in flight: the PEs' ``done`` (registered in the PE, then in its group) and the
   root's sentinel (registered twice here) both describe E, and of the pairs broadcast before
   the decision only those of E - 1 and E are not in the PEs' ``done`` of E.
-- FLUSH (``FLUSH_STATES`` = 1 cycle): the sparse-matrix read (3 stages) and arithmetic
+- FLUSH (``FLUSH_STATES`` = 1 cycle): the sparse-matrix read (4 stages) and arithmetic
   (3 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
   latest) while the first row is on its way: every PE registers the rows (``WB_ROW_STAGES``).
 - WB (rows cycles): one local row per cycle, all PEs at once; the PEs read the first in E + 6.
@@ -68,10 +68,11 @@ STATUS_STAGES = 1
 # every output to the PEs passes its group's register (GroupRegister) on the way
 CONTROL_STAGES = 1
 # FLUSH cycles between the decision (E + 1 + STATUS_STAGES) and the first write-back row this
-# unit sends (one, the state itself): the pipelines need 3 after E + 1 before the PEs read the
-# first row, which the status, group and the PEs' row registers (WB_ROW_STAGES) cover
+# unit sends (one, the state itself): the pipelines need 4 after E + 1 before the PEs read the
+# first row (the sparse-matrix read's address register took the last spare cycle), which the
+# status, group and the PEs' row registers (WB_ROW_STAGES) cover
 FLUSH_STATES = 1
-assert FLUSH_STATES + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES >= 3
+assert FLUSH_STATES + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES >= 4
 # cycles after the last write-back row this unit sends until its list append is done in the PEs
 TAIL_STATES = WB_ROW_STAGES + WB_STAGES
 # the broadcast pair is registered twice before it reaches the queues: the root's item here,

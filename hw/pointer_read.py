@@ -17,15 +17,19 @@ column length -> "free" -> queue pop):
   which it takes a pair (one is there, and the stage is empty or its pair moves on): one read
   of both banks per pair; the bounds are the banks' outputs in the next cycle, held there
   (read enable low) while the pair waits;
-- the *bounds register* takes the banks' outputs as they are (an ECP5 block RAM's output
-  comes 5.8 ns after the clock: no logic fits after it in an 8 ns cycle);
+- the *bounds register* takes the banks' outputs as they are (on an ECP5 it is the block
+  RAMs' own output register: hw.fpga.ecp5.absorb_bram_output_registers);
+- the *span register* holds the column's ``start`` and ``end`` (which bank holds which): a
+  register placed between the block RAMs and the column logic, which a routed 4-PE build put
+  far apart (the bounds -> the column's length and flags was its critical path, 5.7 ns of
+  routing in 8.7 ns);
 - the *column register* holds the next column: ``start``, its length ``e = end - start``
   and ``a_j``, ready for the sparse-matrix read unit, which starts it whenever it has
   issued the previous column's entries.
 
 Each stage moves on when the one after it is empty or moving, so columns flow one per cycle.
-A pair at the queue head in cycle t is in the column register from t + 3 at the earliest: with
-the queue's write, its column can start ``COLUMN_LATENCY`` = 4 cycles after it is pushed, 5
+A pair at the queue head in cycle t is in the column register from t + 4 at the earliest: with
+the queue's write, its column can start ``COLUMN_LATENCY`` = 5 cycles after it is pushed, 7
 after the central control unit decided to broadcast it (docs/format.md, "Timing":
 ``column_latency``).
 """
@@ -41,12 +45,12 @@ from amaranth.lib.wiring import In, Out
 from .params import HOST_LOADED_MEMORY, HWParams
 from .signatures import write_signature
 
-# queue write (1) -> pointer read (1) -> bounds (1) -> column register (1): the earliest start of a
-# pair's column after the cycle it is pushed into the queue
-COLUMN_LATENCY = 4
-# pairs held here (pointer stage, bounds and column registers) that still count against the
-# queue's room: a PE holds queue_depth + HELD_PAIRS pairs whose columns have not started
-HELD_PAIRS = 3
+# queue write (1) -> pointer read (1) -> bounds (1) -> span (1) -> column register (1): the
+# earliest start of a pair's column after the cycle it is pushed into the queue
+COLUMN_LATENCY = 5
+# pairs held here (pointer stage, bounds, span and column registers) that still count against
+# the queue's room: a PE holds queue_depth + HELD_PAIRS pairs whose columns have not started
+HELD_PAIRS = 4
 
 
 def bank_addresses(params: HWParams, addr) -> tuple:
@@ -94,23 +98,26 @@ class PointerRead(wiring.Component):
             banks.append(mem.read_port())
         even, odd = banks
 
-        # Three stages, each moving on when the next one is empty or moving:
+        # Four stages, each moving on when the next one is empty or moving:
         # R (read): the banks' outputs, for the pair taken in the previous cycle (held while
         #   the pair waits: read enable low); B: the bounds registered straight from the block
         #   RAMs (whose clock-to-output delay leaves no time for logic in the same cycle);
-        # C: the column register (start, e = end - start, a_j).
-        r_valid, b_valid = Signal(), Signal()
+        # S: the span (start and end, in a register between the block RAMs and the column
+        # logic); C: the column register (start, e = end - start, a_j).
+        r_valid, b_valid, s_valid = Signal(), Signal(), Signal()
         odd_r, odd_b = Signal(), Signal()
-        a_r, a_b = Signal(signed(p.act_bits)), Signal(signed(p.act_bits))
+        a_r, a_b, a_s = (Signal(signed(p.act_bits), name=f"a_{n}") for n in "rbs")
+        start_s, end_s = Signal(pb), Signal(pb)
         # (data only, no reset: b_valid says when they hold the bounds; so the ECP5 flow can
         # make them the block RAMs' own output registers, hw.fpga.ecp5.absorb_bram_output_registers)
         even_b = Signal(pb, reset_less=True)
         odd_data_b = Signal(pb, reset_less=True)
         col = self.o.payload
-        c_load, b_load = Signal(), Signal()
+        c_load, s_load, b_load = Signal(), Signal(), Signal()
         m.d.comb += [
-            c_load.eq(b_valid & (~self.o.valid | self.o.ready)),
-            b_load.eq(r_valid & (~b_valid | c_load)),
+            c_load.eq(s_valid & (~self.o.valid | self.o.ready)),
+            s_load.eq(b_valid & (~s_valid | c_load)),
+            b_load.eq(r_valid & (~b_valid | s_load)),
             self.i.ready.eq(~r_valid | b_load),
         ]
         # the queue holds the banks' addresses, computed by the central control unit as it
@@ -128,17 +135,22 @@ class PointerRead(wiring.Component):
         with m.If(b_load):
             m.d.sync += [even_b.eq(even.data), odd_data_b.eq(odd.data), odd_b.eq(odd_r),
                          a_b.eq(a_r)]
-        with m.If(c_load):
+        with m.If(s_load):
             m.d.sync += b_valid.eq(b_load)
         with m.Elif(b_load):
             m.d.sync += b_valid.eq(1)
-
-        start = Mux(odd_b, odd_data_b, even_b)
-        end = Mux(odd_b, even_b, odd_data_b)
-        e = Signal(pb)
-        m.d.comb += e.eq(end - start)
+        with m.If(s_load):
+            m.d.sync += [start_s.eq(Mux(odd_b, odd_data_b, even_b)),
+                         end_s.eq(Mux(odd_b, even_b, odd_data_b)), a_s.eq(a_b)]
         with m.If(c_load):
-            m.d.sync += [self.o.valid.eq(1), col.start.eq(start), col.e.eq(e), col.a.eq(a_b),
+            m.d.sync += s_valid.eq(s_load)
+        with m.Elif(s_load):
+            m.d.sync += s_valid.eq(1)
+
+        e = Signal(pb)
+        m.d.comb += e.eq(end_s - start_s)
+        with m.If(c_load):
+            m.d.sync += [self.o.valid.eq(1), col.start.eq(start_s), col.e.eq(e), col.a.eq(a_s),
                          col.nonempty.eq(e != 0), col.short.eq(e <= 1)]
         with m.Elif(self.o.ready):
             m.d.sync += self.o.valid.eq(0)

@@ -35,12 +35,12 @@ class SparseMatrixRead(wiring.Component):
     """Ports:
         i: the next column ``(start, e, a)``; ``i.ready`` (= ``free``) starts it.
         free: no entry of the current column is left to issue (a register).
-        o: one entry ``(v, z, first, a)`` per cycle, three cycles after its address is issued
-            (the SRAM read, the word registered, the entry selected from it); ``first`` marks
-            a column's first entry.
+        o: one entry ``(v, z, first, a)`` per cycle, four cycles after its address is issued
+            (the address registered, the SRAM read, the word registered, the entry selected
+            from it); ``first`` marks a column's first entry.
         wr: host write of one 64-bit word.
         flush: forget the held word (the next issued entry reads its word).
-        word_read: the SRAM is read in this cycle.
+        word_read: the SRAM read of a word is issued in this cycle (done in the next).
     """
 
     def __init__(self, params: HWParams, init: Sequence[int] = ()):
@@ -96,33 +96,42 @@ class SparseMatrixRead(wiring.Component):
             m.d.comb += [issue.eq(1), addr.eq(cur), a.eq(a_cur)]
             m.d.sync += [cur.eq(cur + 1), rem.eq(rem - 1), free.eq(rem == 1)]
 
-        # R1: the SRAM read; R2: the word registered straight from the block RAM (whose
-        # clock-to-output delay leaves no time for logic in the same cycle); R3: the entry
-        # selected from its word, registered.
-        sel1, sel2 = Signal(max(1, p.entry_sel_bits)), Signal(max(1, p.entry_sel_bits))
-        v1, first1, v2, first2 = Signal(), Signal(), Signal(), Signal()
-        a1, a2 = Signal(signed(p.act_bits)), Signal(signed(p.act_bits))
+        # R0: the word's address and read enable registered (placed by the block RAMs: the
+        # column logic that decides them sits with the pointer read unit, which a routed
+        # 16-PE build put far from them); R1: the SRAM read; R2: the word registered straight
+        # from the block RAM (its own output register on an ECP5); R3: the entry selected from
+        # its word, registered.
+        sel0, sel1, sel2 = (Signal(max(1, p.entry_sel_bits), name=f"sel{n}") for n in range(3))
+        v0, first0, v1, first1, v2, first2 = (Signal(name=n) for n in (
+            "v0", "first0", "v1", "first1", "v2", "first2"))
+        a0, a1, a2 = (Signal(signed(p.act_bits), name=f"a{n}") for n in range(3))
         # data only, no reset (v2 says when it holds a word): the ECP5 flow makes it the block
         # RAMs' own output register (hw.fpga.ecp5.absorb_bram_output_registers)
         word2 = Signal(c.spmat_word_bits, reset_less=True)
         # the word the read port's output holds (read enable low: it keeps it)
         word = Signal.like(rp.addr)
         held, held_ok = Signal.like(rp.addr), Signal()
+        read = Signal()  # the word is read (its read is issued now, done next cycle)
+        word0 = Signal.like(rp.addr)
+        read0 = Signal()
         m.d.comb += [
             word.eq(addr >> p.entry_sel_bits),
-            rp.addr.eq(word),
-            rp.en.eq(issue & ~(held_ok & (held == word))),
-            self.word_read.eq(rp.en),
+            read.eq(issue & ~(held_ok & (held == word))),
+            rp.addr.eq(word0),
+            rp.en.eq(read0),
+            self.word_read.eq(read),
         ]
         with m.If(self.flush | self.wr.en):
             m.d.sync += held_ok.eq(0)
-        with m.Elif(rp.en):
+        with m.Elif(read):
             m.d.sync += [held.eq(word), held_ok.eq(1)]
         m.d.sync += [
-            v1.eq(issue),
-            sel1.eq(addr[:p.entry_sel_bits] if p.entry_sel_bits else 0),
-            first1.eq(first),
-            a1.eq(a),
+            word0.eq(word), read0.eq(read),
+            v0.eq(issue),
+            sel0.eq(addr[:p.entry_sel_bits] if p.entry_sel_bits else 0),
+            first0.eq(first),
+            a0.eq(a),
+            v1.eq(v0), sel1.eq(sel0), first1.eq(first0), a1.eq(a0),
             v2.eq(v1), sel2.eq(sel1), first2.eq(first1), a2.eq(a1), word2.eq(rp.data),
         ]
         entry = word2.word_select(sel2, c.entry_bits)

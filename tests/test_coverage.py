@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from helpers_eie import random_layer, reference_matvec, roomy
 
+from hw.timing import rtl_timing
 from sim.coverage import (
     POINTS,
     Coverage,
@@ -82,9 +83,11 @@ def test_bypass_is_counted_where_the_schedule_puts_same_row_entries_in_adjacent_
 
 
 def test_queue_levels_reach_full_and_the_stall_is_blamed_on_the_pe_with_the_long_column():
-    # capacity 5 + 3 held pairs = 8 > the column latency + the room latency: a PE taking a
-    # pair per cycle never stalls the broadcast, a long column does
+    # capacity 5 + 4 held pairs = 9 > the column latency + the room latency (7 + 1): a PE
+    # taking a pair per cycle never stalls the broadcast, a long column does
     cfg = roomy(2, queue_depth=5)
+    t = rtl_timing(cfg)
+    assert 5 + t.held_pairs > t.column_latency + t.room_latency
     codes = np.zeros((2 * 20, 12), np.uint8)
     codes[0:40:2, 0] = 1  # PE 0 (even rows): a 20-entry first column, then one entry per column
     codes[0, 1:] = 1
@@ -92,7 +95,8 @@ def test_queue_levels_reach_full_and_the_stall_is_blamed_on_the_pe_with_the_long
     img = pack_network([_layer(codes, [0.0, 0.25])], cfg)
     cov = Coverage()
     sample_layer(cov, img, 0, np.ones(12, np.int64), rtl_stalls=5)
-    assert cov.bins["queue.level"]["depth 5: 8 (full)"] == 1  # PE 0 only
+    full = f"depth 5: {5 + t.held_pairs} (full)"
+    assert cov.bins["queue.level"][full] == 1  # PE 0 only
     assert cov.bins["queue.long_column"]["> queue_depth + held pairs"] == 1
     assert cov.bins["pe.first"]["caused a stall"] > 0 and cov.bins["pe.last"]["caused a stall"] == 0
     assert cov.bins["queue.stall"]["depth 5"] == 1

@@ -17,7 +17,7 @@ from hw.activation_rw import ActivationRW, _round_saturate
 from hw.arithmetic_unit import ArithmeticUnit
 from hw.lnzd import LNZDNode, LNZDTree, lnzd_fill
 from hw.params import HWParams, lnzd_levels
-from hw.pointer_read import PointerRead
+from hw.pointer_read import COLUMN_LATENCY, PointerRead
 from hw.skid import LookaheadBuffer, SkidBuffer
 from hw.spmat_read import SparseMatrixRead
 from sw.eie import fixedpoint
@@ -152,9 +152,10 @@ def test_pointer_read_gives_each_columns_bounds_in_order_under_backpressure(ptr_
         want = [(int(ptrs[ptr_base + j]), int(ptrs[ptr_base + j + 1] - ptrs[ptr_base + j]), j - 7)
                 for j in taken]
         assert taken == list(range(n_cols)) and got == want
-        if p_in == p_out == 1.0:  # in the column register three cycles after it was taken,
-            assert out_cycles == list(range(out_cycles[0], out_cycles[0] + n_cols))  # 1/cycle
-            assert out_cycles[0] == 3
+        if p_in == p_out == 1.0:  # in the column register four cycles after it was taken
+            # (the banks' read, the bounds, the span), then one per cycle
+            assert out_cycles == list(range(out_cycles[0], out_cycles[0] + n_cols))
+            assert out_cycles[0] == COLUMN_LATENCY - 1
 
     run_sim(pr, bench)
 
@@ -203,10 +204,10 @@ def test_spmat_read_walks_across_word_boundaries_one_entry_per_cycle_without_bub
         # the PE starts column n in starts[n] and spends max(1, e) cycles on it
         work = [max(1, e - s) for s, e in cols]
         assert np.array_equal(np.diff(starts), work[:-1])
-        # a column's first entry is issued when it starts: out three cycles later (SRAM read,
-        # word register, selection from the word)
+        # a column's first entry is issued when it starts: out four cycles later (address
+        # register, SRAM read, word register, selection from the word)
         firsts = [o[0] for o in outs if o[3]]
-        assert firsts == [c + 3 for c, (s, e) in zip(starts, cols, strict=True) if e > s]
+        assert firsts == [c + 4 for c, (s, e) in zip(starts, cols, strict=True) if e > s]
 
     run_sim(sr, bench)
     want = [(entries[a] & 15, entries[a] >> 4, int(a == s), n)

