@@ -64,10 +64,10 @@ CHECKS: list[Check] = [
     Check("queue_d8", "activation queue, D = 8 + 4 (eie64)", _queue(8), "prove", 4),
     Check("queue_mutant", "queue with room off by one (must fail)", _queue(2, mutant=True),
           "bmc", 12, expect="FAIL", fast=True),
-    Check("lnzd_n4", "LNZD tree, N = 4 (1 level)", _lnzd(4), "bmc", 8, engine="smtbmc yices"),
+    Check("lnzd_n4", "LNZD tree, N = 4 (1 level)", _lnzd(4), "bmc", 9, engine="smtbmc yices"),
     Check("lnzd_n4", "LNZD tree, N = 4 (1 level)", _lnzd(4), "cover", 10,
           engine="smtbmc yices"),
-    Check("lnzd_n5", "LNZD tree, N = 5 (2 levels)", _lnzd(5), "bmc", 7, engine="smtbmc yices"),
+    Check("lnzd_n5", "LNZD tree, N = 5 (2 levels)", _lnzd(5), "bmc", 11, engine="smtbmc yices"),
     Check("control", "central control, N = 2", _control, "bmc", 32),
     Check("control", "central control, N = 2", _control, "cover", 32),
 ]
