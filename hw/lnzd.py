@@ -37,11 +37,11 @@ from .skid import LookaheadBuffer, SkidBuffer
 
 
 def lnzd_fill(levels: int) -> int:
-    """Cycles from the leaves' first valid head to the root buffer's first item: three per
-    level. A node's input buffers take the first heads (one cycle), its comparison registers
-    compare them (one), and its output goes into a buffer (the node's own before the wire to
-    its parent, or the root's)."""
-    return 3 * levels
+    """Cycles from the leaves' first valid head to the root buffer's first item: one for the
+    leaves' buffers, then three per level. A node's input buffers take the first heads (one
+    cycle), its comparison registers compare them (one), and its output goes into a buffer
+    (the node's own before the wire to its parent, or the root's)."""
+    return 1 + 3 * levels
 
 
 class LNZDNode(wiring.Component):
@@ -156,8 +156,17 @@ class LNZDTree(wiring.Component):
     def elaborate(self, platform) -> Module:
         m = Module()
         p = self._p
-        # level 0: the leaves; each level groups four streams of the level below
-        streams = list(self.leaves)
+        # level 0: the leaves, each through a buffer of its own (placed with its PE: the wire
+        # to the level-1 node runs from register to register, and the node's input buffers
+        # can sit with the node, whose pop decision reaches them every cycle); each level
+        # groups four streams of the level below
+        streams = []
+        for k, leaf in enumerate(self.leaves):
+            lb = SkidBuffer(p.leaf(0))
+            m.submodules[f"leaf{k}"] = lb
+            m.d.comb += lb.flush.eq(self.flush)
+            wiring.connect(m, wiring.flipped(leaf), lb.i)
+            streams.append(lb.o)
         for level in range(1, p.levels + 1):
             nxt = []
             for g in range(-(-len(streams) // 4)):
@@ -167,8 +176,7 @@ class LNZDTree(wiring.Component):
                 for n in range(4):
                     k = 4 * g + n
                     if k < len(streams):
-                        wiring.connect(m, wiring.flipped(streams[k]) if level == 1 else streams[k],
-                                       node.i[n])
+                        wiring.connect(m, streams[k], node.i[n])
                     else:  # an empty position: a constant sentinel, always valid
                         m.d.comb += [node.i[n].valid.eq(1), node.i[n].payload.sentinel.eq(1)]
                 if level < p.levels:  # the node's own output buffer before the wire up
