@@ -116,9 +116,9 @@ class WriteBack(wiring.Component):
         m.d.comb += [self.clear_valid.eq(v1), self.clear_row.eq(row1)]
         v1b, row1b = Signal(), data(lb, "row1b")
         acc1b = data(signed(accb), "acc1b")
-        # data only, no reset (v1b says when it is used): the ECP5 flow makes it the bias block
-        # RAM's own output register (hw.fpga.ecp5.absorb_bram_output_registers)
-        bias1b = Signal(signed(ab), reset_less=True)
+        # (the ECP5 flow makes bias1b the bias block RAM's own output register:
+        # hw.fpga.ecp5.absorb_bram_output_registers)
+        bias1b = data(signed(ab), "bias1b")
         m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(self.acc_data),
                      bias1b.eq(self.bias_data)]
         # W1b, W2: bias << shift, written as the product bias * 2**shift so that synthesis

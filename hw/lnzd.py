@@ -5,7 +5,8 @@ PEs feeds a leading-non-zero-detection node; the nodes form a quadtree (64 PEs: 
 nodes) whose root hands the next non-zero activation to the central control unit.
 
 Here every leaf (a PE's non-zero list, :mod:`hw.activation_rw`) is a stream of its non-zero
-activations in ascending local index, ended by a *sentinel* that compares as +infinity. Every
+activations in ascending local index, ended by a *sentinel* that compares as +infinity, and
+passes a two-entry buffer of its own (placed with its PE) before the wire to its node. Every
 node input is a three-entry buffer (:class:`hw.skid.LookaheadBuffer`) whose ``ready`` to the
 child is a decode of its own fill level and whose two oldest items are registers; a node's
 output is the smallest of its four buffer heads -- ordered by (sentinel, local index, child
@@ -20,8 +21,8 @@ before the wire to its parent, so the wires between levels, which cross a large 
 chip at 16 PEs and more, run from register to register; the root's output goes through one
 more buffer to the central control unit. In steady state every input buffer holds two items
 and passes one per cycle; while the root is not taken the buffers fill and the flow resumes
-without a bubble. The root buffer is valid ``lnzd_fill(levels)`` = 3 levels cycles after the
-leaves and then offers a new item every cycle, in ascending j, and the sentinel once every
+without a bubble. The root buffer is valid ``lnzd_fill(levels)`` = 1 + 3 levels cycles after
+the leaves and then offers a new item every cycle, in ascending j, and the sentinel once every
 list is exhausted (the leaves offer it for as long as they are read). Positions beyond the
 last PE are constant sentinels. ``flush`` empties every buffer (between layers).
 """

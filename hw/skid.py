@@ -63,7 +63,7 @@ class SkidBuffer(wiring.Component):
 
 class LookaheadBuffer(wiring.Component):
     """A three-entry buffer whose two oldest items are registers of their own: ``o.payload``
-    is the oldest (the *head*), ``next`` the one behind it (valid with ``next_valid``). An LNZD
+    is the oldest (the *head*), ``next`` the one behind it (when it holds two). An LNZD
     node compares heads a cycle ahead (:class:`hw.lnzd.LNZDNode`): for the heads it will have
     after a pop it needs the popped buffer's next item, and only registers may feed that
     comparison. ``i.ready`` = not full (a decode of the registered fill level); with one item
@@ -80,7 +80,6 @@ class LookaheadBuffer(wiring.Component):
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
             "next": Out(shape),
-            "next_valid": Out(1),
             "head_from_input": Out(1),
             "flush": In(1),
         })
@@ -99,7 +98,6 @@ class LookaheadBuffer(wiring.Component):
             load.eq(self.i.valid & self.i.ready & ~self.flush),
             pop.eq(self.o.valid & self.o.ready),
             self.o.valid.eq(level != 0),
-            self.next_valid.eq(level >= 2),
             self.o.payload.eq(head),
             self.next.eq(nxt),
             to_head.eq(load & ((level == 0) | ((level == 1) & pop))),

@@ -290,22 +290,24 @@ class EIEBus(wiring.Component):
                 with m.If(bus.cyc & bus.stb):
                     m.next = "ACT"
                     win_we = ~is_reg & we
+                    # the actions that take cycle 2 and later (answered there, not in ACT)
+                    commit, read = win_we & last, ~is_reg & ~we
+                    act_clear = we & reg_sel["ACT_CLEAR"]
                     ok = code == ErrorCode.NONE
                     m.d.sync += [
                         err_now.eq(~ok),
-                        ack_now.eq(ok & ~(win_we & last) & ~(we & reg_sel["ACT_CLEAR"])
-                                   & ~(~is_reg & ~we)),
+                        ack_now.eq(ok & ~(commit | act_clear | read)),
                         code_q.eq(code), adr_q.eq(a), d_q.eq(d), word_q.eq(word),
                         dat_r.eq(reg_val),
                         act["scratch"].eq(we & reg_sel["SCRATCH"]),
                         act["first_layer"].eq(we & reg_sel["FIRST_LAYER"]),
                         act["n_layers"].eq(we & reg_sel["N_LAYERS"]),
                         act["ctrl"].eq(we & reg_sel["CTRL"]),
-                        act["act_clear"].eq(we & reg_sel["ACT_CLEAR"]),
+                        act["act_clear"].eq(act_clear),
                         act["stage"].eq(win_we),
-                        act["commit"].eq(win_we & last),
-                        act["layer"].eq(win_we & last & win_sel[layer_win.name]),
-                        act["read"].eq(~is_reg & ~we),
+                        act["commit"].eq(commit),
+                        act["layer"].eq(commit & win_sel[layer_win.name]),
+                        act["read"].eq(read),
                         # START at once: the core takes it in cycle 1 and clears DONE, so the
                         # next access (a STATUS poll) sees the new run
                         start.eq(we & reg_sel["CTRL"] & ctrl["START"] & ~ctrl["RESET"]
@@ -322,7 +324,7 @@ class EIEBus(wiring.Component):
             with m.State("ACT"):
                 answer = bus.cyc & bus.stb & ~aborted
                 m.d.comb += [bus.err.eq(err_now & answer), bus.ack.eq(ack_now & answer)]
-                with m.If(code_q != ErrorCode.NONE):
+                with m.If(err_now):
                     m.d.sync += [err_flag.eq(1), err_code.eq(code_q), err_addr.eq(adr_q)]
                     m.next = "IDLE"
                 with m.Else():
