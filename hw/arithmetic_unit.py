@@ -12,13 +12,16 @@ activation read || multiply, (3) shift and add, (4) output activation write. Her
   registers, so the block's input routing is a path of its own).
 - S2: codebook value * a_j (the product registered in the fabric, next to the adder),
   accumulator read issued at the row.
-- S3: sum = accumulator (or the bypassed previous sum) + product, modulo 2**acc_bits, written
-  back in the same cycle.
+- S3: sum = accumulator (or a bypassed sum) + product, modulo 2**acc_bits, registered.
+- S4: the sum written back. The LUT-RAM accumulators are spread over many slices: with the
+  write in the adder's cycle, the adder's output reaching every one of them was the critical
+  path (4 and 16 PEs); now the loop is the sum register -> the bypass multiplexer -> the adder.
 
 The output shift (the layer table's ``shift``) is applied in the write-back (:mod:`hw.activation_rw`), which rounds once, as the
-golden model does. A read issued in S2 sees every write up to the previous cycle, so only the
-write of the immediately preceding entry can be missed: that is the bypass (consecutive entries
-of one column never share a row; the last entry of a column and the first of the next can).
+golden model does. A read issued in S2 sees every write up to the previous cycle, so the writes
+of the two preceding entries (in S3 and S4) can be missed: that is the bypass, two deep (the
+entries of one column never share a row; the last entries of a column and the first of the
+next can, and a one-entry column puts entries of three columns in the pipeline at once).
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ class ArithmeticUnit(wiring.Component):
         acc: the destination (accumulator) file's read port (data one cycle after the
             address) and write port (:func:`hw.signatures.accumulator_signature`).
         cb_wr: host write of codebook entry ``layer * 16 + v``.
-        bypass: S3 takes the previous sum instead of the accumulator read (registered: decided
-            in S2 from the rows of the entries in S2 and S3).
+        bypass: S3 takes the previous entry's sum (bit 0) or the sum of the entry before it
+            (bit 1) instead of the accumulator read (registered: decided in S2 from the rows
+            of the entries in S2, S3 and S4).
     """
 
     def __init__(self, params: HWParams, init_codebook: Sequence[int] = ()):
@@ -53,7 +57,7 @@ class ArithmeticUnit(wiring.Component):
             "layer": In(params.layer_bits),
             "acc": Out(accumulator_signature(params)),
             "cb_wr": In(write_signature(params.cb_addr_bits, signed(params.act_bits))),
-            "bypass": Out(1),
+            "bypass": Out(2),
         })
 
     def elaborate(self, platform) -> Module:
@@ -84,25 +88,37 @@ class ArithmeticUnit(wiring.Component):
             m.d.sync += row2.eq(Mux(ent.first, ent.z, row2 + ent.z + 1))
 
         # S2: multiply || accumulator read
-        prod3 = Signal(signed(2 * p.act_bits))
-        row3 = Signal(p.local_bits)
+        prod3 = Signal(signed(2 * p.act_bits), reset_less=True)
+        row3 = Signal(p.local_bits, reset_less=True)
         valid3 = Signal()
+        # S3 -> S4: the sum and its row registered, written in S4; the sum of the entry before
+        # kept one more cycle (sum5)
+        sum4 = Signal(signed(p.acc_bits), reset_less=True)
+        sum5 = Signal(signed(p.acc_bits), reset_less=True)
+        row4 = Signal(p.local_bits, reset_less=True)
+        valid4 = Signal()
         bypass = self.bypass
         m.d.comb += self.acc.rd_addr.eq(row2)
         m.d.sync += [prod3.eq(mult.o), row3.eq(row2), valid3.eq(valid2),
-                     # decided here, registered: S3 has only the adder before the write
-                     bypass.eq(valid2 & valid3 & (row2 == row3))]
+                     # decided here, registered: S3 has only a multiplexer and the adder. The
+                     # entry in S3 (bit 0) writes in the next cycle, the one in S4 (bit 1) in
+                     # this one: the read issued here sees neither; the later one wins
+                     bypass[0].eq(valid2 & valid3 & (row2 == row3)),
+                     bypass[1].eq(valid2 & valid4 & (row2 == row4) & ~(valid3 & (row2 == row3)))]
 
-        # S3: add (with the bypass) and write
-        last_sum = Signal(signed(p.acc_bits))
+        # S3: add (with the bypass), the sum registered
         old = Signal(signed(p.acc_bits))
         total = Signal(signed(p.acc_bits))
         m.d.comb += [
-            old.eq(Mux(bypass, last_sum, self.acc.rd_data)),
+            old.eq(Mux(bypass[0], sum4, Mux(bypass[1], sum5, self.acc.rd_data))),
             total.eq(old + prod3),  # truncated to acc_bits: wrap-around (docs/format.md)
-            self.acc.wr.en.eq(valid3),
-            self.acc.wr.addr.eq(row3),
-            self.acc.wr.data.eq(total),
         ]
-        m.d.sync += last_sum.eq(total)
+        m.d.sync += [sum4.eq(total), row4.eq(row3), valid4.eq(valid3), sum5.eq(sum4)]
+
+        # S4: write
+        m.d.comb += [
+            self.acc.wr.en.eq(valid4),
+            self.acc.wr.addr.eq(row4),
+            self.acc.wr.data.eq(sum4),
+        ]
         return m

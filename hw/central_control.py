@@ -33,16 +33,16 @@ of it docs/hardware.md "Timing"):
   and no pair is in flight: the PEs' ``done`` (registered in the PE, then in its group) and the
   root's sentinel (registered twice here) both describe E, and of the pairs broadcast before
   the decision only those of E - 1 and E are not in the PEs' ``done`` of E.
-- FLUSH (``FLUSH_STATES`` = 1 cycle): the sparse-matrix read (4 stages) and arithmetic
-  (3 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
+- FLUSH (``FLUSH_STATES`` = 2 cycles): the sparse-matrix read (4 stages) and arithmetic
+  (4 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
   latest) while the first row is on its way: every PE registers the rows (``WB_ROW_STAGES``).
-- WB (rows cycles): one local row per cycle, all PEs at once; the PEs read the first in E + 6.
+- WB (rows cycles): one local row per cycle, all PEs at once; the PEs read the first in E + 7.
 - TAIL (``TAIL_STATES`` = 7 cycles): the PEs' register on the rows and the write-back pipeline
   (6) write the last rows and complete the non-zero lists; then the next layer's LSTART, or
   IDLE with ``done`` set.
 
 So a layer takes ``E + DRAIN + rows + WB_TAIL`` cycles (counted from E), where ``DRAIN`` =
-``FLUSH_STATES + 2 + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES`` = 6 is the cycle model's
+``FLUSH_STATES + 2 + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES`` = 7 is the cycle model's
 ``drain``: E itself, the status register, the decision, FLUSH, the group register, the PEs'
 row register; ``WB_TAIL`` = ``TAIL_STATES - WB_ROW_STAGES - CONTROL_STAGES`` = 5 (the PEs see
 the next LSTART a cycle late too, which the start latency counts).
@@ -68,11 +68,12 @@ STATUS_STAGES = 1
 # every output to the PEs passes its group's register (GroupRegister) on the way
 CONTROL_STAGES = 1
 # FLUSH cycles between the decision (E + 1 + STATUS_STAGES) and the first write-back row this
-# unit sends (one, the state itself): the pipelines need 4 after E + 1 before the PEs read the
-# first row (the sparse-matrix read's address register took the last spare cycle), which the
-# status, group and the PEs' row registers (WB_ROW_STAGES) cover
-FLUSH_STATES = 1
-assert FLUSH_STATES + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES >= 4
+# unit sends (the state itself): the pipelines need 5 after E + 1 before the PEs read the first
+# row (the sparse-matrix read's address register and the arithmetic unit's sum register, S4,
+# took the spare cycles), which the status, group and the PEs' row registers (WB_ROW_STAGES)
+# and two FLUSH cycles cover
+FLUSH_STATES = 2
+assert FLUSH_STATES + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES >= 5
 # cycles after the last write-back row this unit sends until its list append is done in the PEs
 TAIL_STATES = WB_ROW_STAGES + WB_STAGES
 # the broadcast pair is registered twice before it reaches the queues: the root's item here,

@@ -24,7 +24,13 @@ and passes one per cycle; while the root is not taken the buffers fill and the f
 without a bubble. The root buffer is valid ``lnzd_fill(levels)`` = 1 + 3 levels cycles after
 the leaves and then offers a new item every cycle, in ascending j, and the sentinel once every
 list is exhausted (the leaves offer it for as long as they are read). Positions beyond the
-last PE are constant sentinels. ``flush`` empties every buffer (between layers).
+last PE are constant sentinels. ``flush[g]`` empties the buffers of leaves 4g .. 4g + 3 and of
+their level-1 node at once; every node above level 1 (and the root's buffer) is flushed by a
+register of its own on the flush of its first group, one cycle later, so no net carries a flush
+across the chip to every node (at 24 PEs one register driving every node's flush was the
+critical path). The delay is safe: a flush lasts more than one cycle (the central control unit
+holds it outside compute), and an item that enters a leaf after a flush reaches level 2 four
+cycles later.
 """
 
 from __future__ import annotations
@@ -35,6 +41,11 @@ from amaranth.lib.wiring import In, Out
 
 from .params import HWParams
 from .skid import LookaheadBuffer, SkidBuffer
+
+
+def lnzd_groups(n_pe: int) -> int:
+    """Groups of four leaves, one per level-1 node, each with a flush of its own."""
+    return -(-n_pe // 4)
 
 
 def lnzd_fill(levels: int) -> int:
@@ -135,7 +146,10 @@ class LNZDTree(wiring.Component):
         leaves[k]: PE k's non-zero head (payload ``params.leaf(0)``).
         root: the leading non-zero of all PEs (payload ``params.leaf(2 * levels)``; its ``pe``
             field is the PE index k, so ``j = idx * N + pe``).
-        flush: empty every node (the central control unit holds it outside compute).
+        flush[g]: empty group g (leaves 4g .. 4g + 3, their level-1 node) now and the nodes
+            above whose first group it is one cycle later (the central control unit holds it
+            outside compute, for more than one cycle). One per level-1 node:
+            :func:`lnzd_groups`.
     """
 
     def __init__(self, params: HWParams):
@@ -143,7 +157,7 @@ class LNZDTree(wiring.Component):
         super().__init__({
             "leaves": In(stream.Signature(params.leaf(0))).array(params.n_pe),
             "root": Out(stream.Signature(params.leaf(2 * params.levels))),
-            "flush": In(1),
+            "flush": In(1).array(lnzd_groups(params.n_pe)),
         })
 
     @property
@@ -161,19 +175,24 @@ class LNZDTree(wiring.Component):
         # to the level-1 node runs from register to register, and the node's input buffers
         # can sit with the node, whose pop decision reaches them every cycle); each level
         # groups four streams of the level below
-        streams = []
+        streams, flushes = [], list(self.flush)  # flushes[g]: the flush of the g-th stream's node
         for k, leaf in enumerate(self.leaves):
             lb = SkidBuffer(p.leaf(0))
             m.submodules[f"leaf{k}"] = lb
-            m.d.comb += lb.flush.eq(self.flush)
+            m.d.comb += lb.flush.eq(self.flush[k // 4])
             wiring.connect(m, wiring.flipped(leaf), lb.i)
             streams.append(lb.o)
         for level in range(1, p.levels + 1):
-            nxt = []
+            nxt, nxt_flushes = [], []
             for g in range(-(-len(streams) // 4)):
+                if level == 1:
+                    flush = self.flush[g]
+                else:  # a register of its own, on its first child's flush (reset: flushing)
+                    flush = Signal(init=1, name=f"l{level}_n{g}_flush")
+                    m.d.sync += flush.eq(flushes[4 * g])
                 node = LNZDNode(p, level)
                 m.submodules[f"l{level}_n{g}"] = node
-                m.d.comb += node.flush.eq(self.flush)
+                m.d.comb += node.flush.eq(flush)
                 for n in range(4):
                     k = 4 * g + n
                     if k < len(streams):
@@ -183,15 +202,16 @@ class LNZDTree(wiring.Component):
                 if level < p.levels:  # the node's own output buffer before the wire up
                     ob = SkidBuffer(p.leaf(2 * level))
                     m.submodules[f"l{level}_n{g}_out"] = ob
-                    m.d.comb += ob.flush.eq(self.flush)
+                    m.d.comb += ob.flush.eq(flush)
                     wiring.connect(m, node.o, ob.i)
                     nxt.append(ob.o)
                 else:
                     nxt.append(node.o)
-            streams = nxt
+                nxt_flushes.append(flush)
+            streams, flushes = nxt, nxt_flushes
         assert len(streams) == 1
         m.submodules.out = out = SkidBuffer(p.leaf(2 * p.levels))
-        m.d.comb += out.flush.eq(self.flush)
+        m.d.comb += out.flush.eq(flushes[0])  # the root's
         wiring.connect(m, streams[0], out.i)
         wiring.connect(m, out.o, wiring.flipped(self.root))
         return m

@@ -112,8 +112,10 @@ class EIE(wiring.Component):
         for k, pe in enumerate(pes):
             wiring.connect(m, pe.status, ccu.status[k])
             wiring.connect(m, pe.nz, lnzd.leaves[k])
-        # the tree is flushed on the PEs' time, as its leaves are
-        m.d.comb += lnzd.flush.eq(~groups[0].o.compute)
+        # the tree is flushed on the PEs' time, as its leaves are: each group of four leaves by
+        # the register of the PEs it belongs to
+        for i, flush in enumerate(lnzd.flush):
+            m.d.comb += flush.eq(~groups[4 * i // BROADCAST_GROUP].o.compute)
         # the host's run ports are the control unit's, except that a write lands one cycle
         # after it is taken: start waits for a cycle without one
         for name, member in run_members(p).items():

@@ -232,7 +232,7 @@ class _AUBench(wiring.Component):
         self.au = ArithmeticUnit(params)
         self.acc = memory.Memory(shape=signed(params.acc_bits), depth=params.config.act_depth,
                                  init=[])
-        super().__init__({"unused": In(1), "bypass": Out(1)})
+        super().__init__({"unused": In(1), "bypass": Out(2)})
 
     def elaborate(self, platform):
         m = Module()
@@ -259,15 +259,17 @@ def _feed_entries(cols, layer):
 def test_arithmetic_unit_bypass_on_back_to_back_hits_of_the_same_accumulator():
     rng = np.random.default_rng(11)
     book = [0] + [int(x) for x in rng.integers(-30000, 30000, 15)]
-    # column 0 ends at row 9 and column 1 starts at row 9 (adjacent cycles: bypass); column 2's
-    # single entry hits row 9 again right after column 1's row-9 entry; row 4 recurs at
-    # distance 2 (no bypass needed)
+    # column 0 ends at row 9 and column 1 starts at row 9 (adjacent cycles: bypass of the
+    # previous sum); column 2's single entry hits row 9 again right after column 1's row-9
+    # entry (and two after column 0's: the later sum wins); row 4 recurs at distance 2 (the
+    # bypass of the sum before the previous one), row 6 at distance 3 (no bypass: written)
     cols = [(1234, [(3, 1), (5, 4), (7, 9)]), (-777, [(2, 9)]), (32767, [(15, 9)]),
-            (-32768, [(1, 4), (4, 5)]), (5, [(6, 4)])]
+            (-32768, [(1, 4), (4, 5)]), (5, [(6, 4), (8, 6)]), (99, [(9, 2)]), (-3, [(3, 3)]),
+            (7, [(11, 6)])]
     bench_dut = _AUBench(P)
     au = bench_dut.au
     stream = _feed_entries(cols, 1)
-    seen = {"bypass": 0}
+    seen = {"bypass": 0, "bypass2": 0}
 
     async def bench(ctx):
         await mem_write(ctx, au.cb_wr, [(16 + v, val) for v, val in enumerate(book)])  # layer 1
@@ -278,7 +280,8 @@ def test_arithmetic_unit_bypass_on_back_to_back_hits_of_the_same_accumulator():
             if ent is not None:
                 for f, x in zip(("v", "z", "first", "a"), ent, strict=True):
                     ctx.set(getattr(au.i.payload, f), x)
-            seen["bypass"] += ctx.get(bench_dut.bypass)
+            seen["bypass"] += ctx.get(bench_dut.bypass) & 1
+            seen["bypass2"] += ctx.get(bench_dut.bypass) >> 1
             await ctx.tick()
         seen["acc"] = [ctx.get(bench_dut.acc.data[r]) for r in range(12)]
 
@@ -289,6 +292,7 @@ def test_arithmetic_unit_bypass_on_back_to_back_hits_of_the_same_accumulator():
             want[row] += book[v] * a
     assert seen["acc"] == list(fixedpoint.wrap(want, P.acc_bits))
     assert seen["bypass"] == 2  # row 9 twice in a row, twice
+    assert seen["bypass2"] == 1  # row 4 two entries apart
 
 
 # -- LNZD ---------------------------------------------------------------------------------------

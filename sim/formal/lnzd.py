@@ -5,8 +5,10 @@ each a free stream whose accepted items have strictly ascending local index, and
 accepted sentinel only sentinels; ``valid`` and the payload are otherwise free in every cycle
 (also while not taken: stronger than the stream rules). The root's ``ready`` is free, but low
 while ``flush`` is high (the central control unit takes the root only in COMPUTE and flushes
-the tree outside it). ``flush`` and the reset are free; a flush starts a new layer, so the
-leaves start their lists again (the ghost counts below restart with it).
+the tree outside it). ``flush`` (every group's) and the reset are free, but a flush lasts at
+least two cycles (the control unit holds it from FLUSH to the next layer's start); a flush
+starts a new layer, so the leaves start their lists again (the ghost counts below restart with
+it).
 
 Asserted, for the items the root hands over (``valid & ready``), j = idx * N + pe:
 
@@ -14,9 +16,10 @@ Asserted, for the items the root hands over (``valid & ready``), j = idx * N + p
 - ``after_sentinel``: no non-sentinel item after the root has handed over the sentinel;
 - ``not_invented``: the item's pe names a real PE whose leaf sent that local index with that
   value (a scoreboard per leaf: the indices sent and their values; an index comes once);
-- ``none_lost``: when the root offers the sentinel, every leaf has sent its sentinel and every
-  index each leaf sent has been handed over;
-- ``flush``: the cycle after a flush the root offers nothing.
+- ``none_lost``: when the root offers the sentinel (but in the cycle after a flush), every leaf
+  has sent its sentinel and every index each leaf sent has been handed over;
+- ``flush``: after two cycles of flush the root offers nothing (the nodes above level 1 and the
+  root's buffer are flushed a cycle after the leaves).
 
 The tree's internal buffers are not read, so k-induction is not expected to close: these are
 bounded proofs (BMC) to the depth reported.
@@ -51,8 +54,10 @@ class LNZDProperties(wiring.Component):
         p = HWParams(self.config)
         n = p.n_pe
         m.submodules.tree = tree = self.tree_cls(p)
-        flush = Signal()
-        m.d.comb += [flush.eq(AnySeq(1)), tree.flush.eq(flush)]
+        flush, flushed, flushed2 = Signal(), Signal(), Signal()
+        m.d.comb += [flush.eq(AnySeq(1))] + [f.eq(flush) for f in tree.flush]
+        m.d.sync += [flushed.eq(flush), flushed2.eq(flushed)]
+        m.d.comb += Assume(~(flushed & ~flushed2) | flush)  # two cycles at least
 
         # the leaves: ascending local index, then only sentinels. A scoreboard per leaf: which
         # local indices it has sent, with their values (an index comes at most once)
@@ -119,13 +124,14 @@ class LNZDProperties(wiring.Component):
                         m.d.sync += got[k].bit_select(item.idx, 1).eq(1)
         for k in range(n):
             m.d.comb += Assert((got[k] & ~sent[k]) == 0, "not_invented: only what was sent")
-        with m.If(root.valid & item.sentinel):
+        # (in the first cycle after a flush the root's buffer is still being flushed: it is
+        # not taken then, the flush lasting two cycles)
+        with m.If(root.valid & item.sentinel & ~flushed):
             m.d.comb += Assert(Cat(ended).all(), "none_lost: every leaf has ended")
             for k in range(n):
                 m.d.comb += Assert(got[k] == sent[k], "none_lost: every item handed over")
-        flushed = Signal()
-        m.d.sync += flushed.eq(flush)
-        m.d.comb += Assert(~flushed | ~root.valid, "flush: the root is empty after a flush")
+        m.d.comb += Assert(~(flushed & flushed2) | ~root.valid,
+                           "flush: the root is empty after a flush")
 
         # not vacuous: items of several PEs and then the sentinel reach the root
         m.d.comb += [
