@@ -156,11 +156,15 @@ class PE(wiring.Component):
         # host writes: registered here (the top takes them from its port, and no net carries a
         # write to more than one PE's memories), then this PE's lane into the memory ``wr.mem``
         # picks, in the cycle after the write was taken
-        wr = Signal(p.pe_wr)
-        m.d.pe += wr.eq(self.wr)
+        # (only the enables reset: the PE's reset register reaches no data register; the reset
+        # net to every flip-flop of the PE's ports was the critical path of a routed 16-PE
+        # design, docs/fpga.md)
+        wr = Signal(p.pe_wr, reset_less=True)
+        wr_en = Signal()
+        m.d.pe += [wr.eq(self.wr), wr_en.eq(self.wr.en)]
         for mem, port in ((WrMem.SPMAT, sr.wr), (WrMem.PTR, pr.wr), (WrMem.BIAS, arw.bias_wr),
                           (WrMem.CODEBOOK, au.cb_wr)):
-            m.d.comb += [port.en.eq(wr.en & (wr.mem == mem)), port.addr.eq(wr.addr),
+            m.d.comb += [port.en.eq(wr_en & (wr.mem == mem)), port.addr.eq(wr.addr),
                          port.data.eq(wr.data)]  # each takes the lane's low bits
         # Input activations have a register of their own (zero unless the write is one, so that
         # synthesis keeps it apart from ``wr``), placed by the activation files rather than
@@ -169,17 +173,23 @@ class PE(wiring.Component):
         # compare (hw.activation_rw.NonZeroList; docs/fpga.md, the 24-PE critical path)
         act = self.wr.en & (self.wr.mem == WrMem.ACT)
         act_data = Mux(act, self.wr.data[:p.act_bits], 0)
-        m.d.pe += [arw.in_wr.en.eq(act), arw.in_wr.addr.eq(Mux(act, self.wr.addr, 0)),
-                   arw.in_wr.data.eq(act_data), arw.in_wr.nonzero.eq(act_data != 0)]
-        m.d.comb += arw.in_clear.eq(wr.en & (wr.mem == WrMem.ACT_CLEAR))
+        in_addr = Signal.like(arw.in_wr.addr, reset_less=True)
+        in_data = Signal.like(arw.in_wr.data, reset_less=True)
+        in_nonzero = Signal(reset_less=True)
+        m.d.pe += [arw.in_wr.en.eq(act), in_addr.eq(Mux(act, self.wr.addr, 0)),
+                   in_data.eq(act_data), in_nonzero.eq(act_data != 0)]
+        m.d.comb += [arw.in_wr.addr.eq(in_addr), arw.in_wr.data.eq(in_data),
+                     arw.in_wr.nonzero.eq(in_nonzero)]
+        m.d.comb += arw.in_clear.eq(wr_en & (wr.mem == WrMem.ACT_CLEAR))
 
         # host reads: two cycles from request to rd_data
-        rd_mem = Signal(RdMem)
-        m.d.comb += arw.rd_addr.eq(self.rd.addr)
+        rd_mem = Signal(RdMem, reset_less=True)
+        rd_data = Signal.like(self.rd_data, reset_less=True)
+        m.d.comb += [arw.rd_addr.eq(self.rd.addr), self.rd_data.eq(rd_data)]
         m.d.pe += [
             rd_mem.eq(self.rd.mem),
             # activations sign-extended to the lane
-            self.rd_data.eq(Mux(rd_mem == RdMem.BUSY, busy_count, arw.rd_data)),
+            rd_data.eq(Mux(rd_mem == RdMem.BUSY, busy_count, arw.rd_data)),
         ]
         return m
 

@@ -124,8 +124,9 @@ class UARTBridge(wiring.Component):
         rp = buf.read_port(domain="sync")
         # The buffer's read data, registered: a block RAM's output (DP16KD: 5.8 ns from the
         # clock) is never used before a flip-flop (a cycle more per bus cycle and per response
-        # word; the line is thousands of cycles per word).
-        rdata = Signal(32)
+        # word; the line is thousands of cycles per word). No reset: on an ECP5 it is the
+        # DP16KD's own output register (hw.fpga.ecp5.absorb_bram_output_registers).
+        rdata = Signal(32, reset_less=True)
         m.d.sync += rdata.eq(rp.data)
         bus = self.bus
         aw = self.addr_width
