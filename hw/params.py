@@ -17,8 +17,9 @@ from amaranth.lib import data, enum
 from sw.eie.config import EIEConfig
 
 # Attributes of a memory whose reads never need to see a write to the same address in the same
-# cycle (host writes happen in I/O mode, reads in compute mode): Yosys then maps it to block RAM
-# without the bypass logic that emulates a defined read-during-write result.
+# cycle (the host-loaded memories: host writes happen in I/O mode, reads in compute mode; the
+# UART bridge's buffer, hw.soc.bridge): Yosys then maps it to block RAM without the bypass logic
+# that emulates a defined read-during-write result.
 HOST_LOADED_MEMORY = {"no_rw_check": 1}
 COUNTER_BITS = 32  # cycle counters (total, stall, per-PE busy); wrap after 2**32 cycles
 

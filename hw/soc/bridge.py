@@ -28,6 +28,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from hw.board import protocol as p
+from hw.params import HOST_LOADED_MEMORY
 from sw.errors import ConfigError
 
 from . import wishbone
@@ -119,7 +120,11 @@ class UARTBridge(wiring.Component):
         m.submodules.rx = rx = UARTRx(self.divisor)
         m.submodules.tx = tx = UARTTx(self.divisor)
         m.d.comb += [rx.rx.eq(self.rx), self.tx.eq(tx.tx)]
-        m.submodules.buf = buf = Memory(shape=32, depth=self.max_words, init=[])
+        # a word is read only in states that write nothing (BUS_ADDR, T_LOAD): no read meets a
+        # write of the same word, and Yosys maps the buffer without a collision bypass between
+        # the block RAM and its register (on the ULX3S top that bypass was the critical path)
+        m.submodules.buf = buf = Memory(shape=32, depth=self.max_words, init=[],
+                                        attrs=HOST_LOADED_MEMORY)
         wp = buf.write_port()
         rp = buf.read_port(domain="sync")
         # The buffer's read data, registered: a block RAM's output (DP16KD: 5.8 ns from the
@@ -128,6 +133,11 @@ class UARTBridge(wiring.Component):
         # DP16KD's own output register (hw.fpga.ecp5.absorb_bram_output_registers).
         rdata = Signal(32, reset_less=True)
         m.d.sync += rdata.eq(rp.data)
+        # ... and the bus's write data one more register, in the fabric (from the DP16KD's
+        # output register through the route to a target's decode was the ULX3S top's
+        # critical path)
+        dat_w = Signal(32, reset_less=True)
+        m.d.sync += dat_w.eq(rdata)
         bus = self.bus
         aw = self.addr_width
 
@@ -293,7 +303,10 @@ class UARTBridge(wiring.Component):
                 with m.Else():
                     m.next = "BUS_DATA"
 
-            with m.State("BUS_DATA"):  # ... and rdata holds it in the cycle after
+            with m.State("BUS_DATA"):  # ... rdata holds it in the cycle after ...
+                m.next = "BUS_WORD"
+
+            with m.State("BUS_WORD"):  # ... and dat_w in the cycle after that
                 m.d.sync += [cyc.eq(1), stb.eq(1)]
                 m.next = "BUS"
 
@@ -377,5 +390,5 @@ class UARTBridge(wiring.Component):
                     m.next = "IDLE"
                 send(crc[:8], sent_crc_l)
         m.d.comb += [bus.cyc.eq(cyc), bus.stb.eq(stb), bus.adr.eq(addr[:aw]), bus.we.eq(is_write),
-                     bus.dat_w.eq(rdata), bus.sel.eq(-1)]
+                     bus.dat_w.eq(dat_w), bus.sel.eq(-1)]
         return m
