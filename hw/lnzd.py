@@ -123,7 +123,13 @@ class LNZDNode(wiring.Component):
             m.d.sync += less[(a, b)].eq(
                 Mux(pop[a], heads[b] < nexts[a],
                     Mux(pop[b], nexts[b] < heads[a], heads[b] < heads[a])))
-        m.d.sync += ahead.eq(~Cat(b.head_from_input for b in bufs).any())
+        # ahead: no head loads from a buffer's input now. With a pop (go) every buffer holds an
+        # item, so only the popped one's head can (it holds one and loads); without, only an
+        # empty buffer's: both cases are computed without go, which then picks one (the loop is
+        # go -> a multiplexer -> ahead, not go -> each pop -> each buffer's load -> ahead)
+        popped_loads = Cat(b.load_one & win[n] for n, b in enumerate(bufs))
+        empty_loads = Cat(b.load_empty for b in bufs)
+        m.d.sync += ahead.eq(Mux(go, ~popped_loads.any(), ~empty_loads.any()))
 
         # the winner's item: a 4:1 multiplexer per bit (two LUT4 and a PFUMX on the ECP5)
         p = [b.o.payload.as_value() for b in bufs]

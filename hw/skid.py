@@ -70,9 +70,10 @@ class LookaheadBuffer(wiring.Component):
     taken per cycle the buffer holds two and still accepts one per cycle; the third entry
     (``spare``) takes the item already on its way when the consumer stops.
 
-    ``head_from_input``: the head register loads the input in this cycle (the buffer was empty,
-    or held one item and is popped): its next head was not a register before, so a look-ahead
-    comparison could not have seen it. ``flush`` empties the buffer. The three item registers
+    ``load_empty`` / ``load_one``: an item loads in this cycle while the buffer is empty / holds
+    one. The head register then loads the input (if empty, or if it holds one and is popped):
+    its next head was not a register before, so a look-ahead comparison could not have seen it.
+    ``flush`` empties the buffer. The three item registers
     have no reset: the fill level says which of them hold an item."""
 
     def __init__(self, shape):
@@ -80,7 +81,8 @@ class LookaheadBuffer(wiring.Component):
             "i": In(stream.Signature(shape)),
             "o": Out(stream.Signature(shape)),
             "next": Out(shape),
-            "head_from_input": Out(1),
+            "load_empty": Out(1),
+            "load_one": Out(1),
             "flush": In(1),
         })
 
@@ -103,7 +105,8 @@ class LookaheadBuffer(wiring.Component):
             to_head.eq(load & ((level == 0) | ((level == 1) & pop))),
             to_next.eq(load & (((level == 1) & ~pop) | ((level == 2) & pop))),
             to_spare.eq(load & (level == 2) & ~pop),
-            self.head_from_input.eq(to_head),
+            self.load_empty.eq(load & (level == 0)),
+            self.load_one.eq(load & (level == 1)),
         ]
         with m.If(self.flush):
             m.d.sync += level.eq(0)

@@ -350,7 +350,9 @@ def test_lookahead_buffer_is_a_three_entry_fifo_with_its_next_item_in_view():
             seen["next"] += 1
         # the head loads the input exactly when the item goes straight to the front
         from_input = load and len(fifo) - pop == 0
-        assert ctx.get(dut.head_from_input) == from_input
+        assert ctx.get(dut.load_empty) == (load and not fifo)
+        assert ctx.get(dut.load_one) == (load and len(fifo) == 1)
+        assert (ctx.get(dut.load_empty) or ctx.get(dut.load_one) and pop) == from_input
         seen["from_input"] += from_input
 
     _fifo_model_run(dut, 3, seed=6, check_extra=check)
