@@ -20,7 +20,8 @@ Host port, in short (all synchronous to ``clk``, active-high synchronous ``rst``
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, ResetInserter, ResetSignal, Signal
+from amaranth.hdl import (Cat, ClockDomain, ClockSignal, DomainRenamer, Module, Mux,
+                          ResetInserter, ResetSignal, Signal)
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -78,11 +79,17 @@ class EIE(wiring.Component):
         # (Verilator evaluates input-dependent logic on every eval, i.e. twice per clock).
         # The PEs register it once more each (:class:`hw.pe.PE`), so that no net carries the
         # reset to more than one PE's registers; the LNZD tree and the control unit take the
-        # same two-register delay here, and every block leaves reset in the same cycle.
+        # same two-register delay here, and every block leaves reset in the same cycle. Their
+        # registers are in domain ``ctl``, reset by that register alone: the reset port (on a
+        # board, logic: the Wishbone front end's core reset) reaches no register but these two
+        # (it reached the control unit's registers through their reset inputs, the routed
+        # ULX3S top's critical path).
         rst_q = Signal(init=1, reset_less=True)
         m.d.sync += rst_q.eq(ResetSignal())
         rst_ctl = Signal(init=1, reset_less=True)
         m.d.sync += rst_ctl.eq(rst_q)
+        m.domains.ctl = ctl = ClockDomain("ctl", local=True)
+        m.d.comb += [ctl.clk.eq(ClockSignal()), ctl.rst.eq(rst_ctl)]
         pes = []
         inits = self._pe_inits or [None] * n
         for k in range(n):
@@ -95,8 +102,8 @@ class EIE(wiring.Component):
             pes.append(pe)
         lnzd = LNZDTree(p)
         ccu = CentralControl(p, self._layer_init)
-        m.submodules.lnzd = ResetInserter(rst_ctl)(lnzd)
-        m.submodules.ccu = ResetInserter(rst_ctl)(ccu)
+        m.submodules.lnzd = DomainRenamer("ctl")(lnzd)
+        m.submodules.ccu = DomainRenamer("ctl")(ccu)
 
         wiring.connect(m, lnzd.root, ccu.root)
         # each group of PEs takes the control unit's outputs through a register of its own (no
@@ -105,7 +112,7 @@ class EIE(wiring.Component):
         groups = []
         for i in range(broadcast_groups(n)):
             reg = GroupRegister(p)
-            m.submodules[f"group{i}"] = ResetInserter(rst_ctl)(reg)
+            m.submodules[f"group{i}"] = DomainRenamer("ctl")(reg)
             wiring.connect(m, reg.o, *(pe.control for pe in pes[i * g:(i + 1) * g]))
             groups.append(reg)
         wiring.connect(m, ccu.pes, *(reg.i for reg in groups))
@@ -117,21 +124,26 @@ class EIE(wiring.Component):
         for i, flush in enumerate(lnzd.flush):
             m.d.comb += flush.eq(~groups[4 * i // BROADCAST_GROUP].o.compute)
         # the host's run ports are the control unit's, except that a write lands one cycle
-        # after it is taken: start waits for a cycle without one
+        # after it is taken: start waits for a cycle without one. While the reset is on its way
+        # to the control unit (the two cycles after the reset port was high) the outputs read
+        # 0 and start and writes are not taken, as if the unit were already reset (its reset
+        # values: ready, busy and done low, the layer and the counters 0)
+        resetting = Signal()
+        m.d.comb += resetting.eq(rst_q | rst_ctl)
         for name, member in run_members(p).items():
             if name == "start":
-                m.d.comb += ccu.start.eq(self.start & ~self.wr.valid)
+                m.d.comb += ccu.start.eq(self.start & ~self.wr.valid & ~resetting)
             elif member.flow == In:
                 m.d.comb += getattr(ccu, name).eq(getattr(self, name))
             else:
-                m.d.comb += getattr(self, name).eq(getattr(ccu, name))
+                m.d.comb += getattr(self, name).eq(Mux(resetting, 0, getattr(ccu, name)))
 
         # host writes: every PE registers its lane (hw.pe.PE) and the control unit's layer
         # table write is registered here, so a write reaches every memory in the cycle after it
         # is taken and no net carries it to more than one PE's memories
         wr = self.wr
         accept = Signal()
-        m.d.comb += [wr.ready.eq(ccu.ready), accept.eq(wr.valid & ccu.ready)]
+        m.d.comb += [wr.ready.eq(self.ready), accept.eq(wr.valid & self.ready)]
         lb = p.lane_bits
         for k, pe in enumerate(pes):
             m.d.comb += [
