@@ -57,4 +57,4 @@ def test_random_configurations_run_in_the_cycles_their_timing_predicts(seed):
 def test_start_latency_follows_the_lnzd_tree_depth():
     assert [lnzd_levels(n) for n in (1, 4, 5, 16, 17, 64, 65, 256)] == [1, 1, 2, 2, 3, 3, 4, 4]
     for cfg in PRESETS.values():
-        assert rtl_timing(cfg).start == 3 * HWParams(cfg).levels + 5
+        assert rtl_timing(cfg).start == 3 * HWParams(cfg).levels + 6
