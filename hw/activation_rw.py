@@ -30,7 +30,7 @@ from .dsp import RegisteredMultiplier
 from .params import HOST_LOADED_MEMORY, HWParams
 from .signatures import accumulator_signature, write_signature
 
-WB_STAGES = 6  # W0 (read) .. W4 (write): a row's result is written 6 cycles after its read
+WB_STAGES = 7  # W0 (read) .. W4 (write): a row's result is written 7 cycles after its read
 # The write-back rows and the layer's parameters come from the central control unit across the
 # chip: each PE registers them (the parameters are constant during a layer; the rows arrive one
 # cycle later, which the control unit allows for: hw.central_control, DRAIN and WB_TAIL)
@@ -71,9 +71,10 @@ class WriteBack(wiring.Component):
     - W0 (in :class:`ActivationRW`): read accumulator[row] and bias[bias_base + row];
     - W1: both registered as they leave their memories (``acc_data``, ``bias_data``);
       accumulator[row] := 0 (``clear_valid`` / ``clear_row``: ready for the next layer);
-    - W1b: bias << shift (the product bias * 2**shift, :class:`hw.dsp.RegisteredMultiplier`:
-      on an ECP5 registered in the MULT18X18D's own output register), registered with the
-      accumulator;
+    - W1b: both registered once more (on an ECP5 the bias in its DP16KD's output register);
+    - W1c: and the bias once more in the fabric; bias << shift (the product bias * 2**shift,
+      :class:`hw.dsp.RegisteredMultiplier`: on an ECP5 registered in the MULT18X18D's own
+      output register), registered with the accumulator;
     - W2: t = (acc + (bias << shift)) mod 2**acc_bits, registered;
     - W2b: of s = t >> shift (arithmetic) keep the bits that survive saturation (:func:`_window`);
     - W3: y = s + bit shift-1 of t (round half up), saturated to act_bits, ReLU if ``relu``;
@@ -121,23 +122,30 @@ class WriteBack(wiring.Component):
         bias1b = data(signed(ab), "bias1b")
         m.d.sync += [v1b.eq(v1 & ~clr1), row1b.eq(row1), acc1b.eq(self.acc_data),
                      bias1b.eq(self.bias_data)]
-        # W1b, W2: bias << shift, written as the product bias * 2**shift so that synthesis
+        # W1c: the bias once more in the fabric, before the route into the DSP column (with
+        # bias1b in the block RAM, the block RAM -> the multiplier was the critical path of a
+        # routed 16-PE design: 6.3 ns of routing), and the rest with it
+        v1c, row1c = Signal(), data(lb, "row1c")
+        acc1c, bias1c = data(signed(accb), "acc1c"), data(signed(ab), "bias1c")
+        m.d.sync += [v1c.eq(v1b), row1c.eq(row1b), acc1c.eq(acc1b), bias1c.eq(bias1b)]
+        # W1c, W2: bias << shift, written as the product bias * 2**shift so that synthesis
         # gives it to a multiplier block (an ECP5 MULT18X18D; the arithmetic unit uses another,
         # the LFE5U-85F has 156) instead of a barrel shifter in LUTs (measured on ecp5_small:
-        # 194 LUT4 per PE fewer). The bias is registered at W1b as it leaves its memory (in
-        # logic: the block RAM's clock-to-output delay leaves no time for the route into the
-        # DSP column, docs/fpga.md), and the product at W2 (mod 2**acc_bits), on an ECP5 in
-        # the block's own output register (hw.dsp: no route back into the fabric before it).
+        # 194 LUT4 per PE fewer). The bias reaches the multiplier from a fabric register
+        # (bias1c: neither the block RAM's clock-to-output delay nor its output register's
+        # place is in the route into the DSP column, docs/fpga.md), and the product is
+        # registered at W2 (mod 2**acc_bits), on an ECP5 in the block's own output register
+        # (hw.dsp: no route back into the fabric before it).
         # The factor 2**shift is registered here (shift is constant during a layer and comes
         # from the central control unit), so that both multiplier operands are registers.
         scale = data(1 << p.shift_bits, "scale")
         m.d.sync += scale.eq(1 << self.shift)
         m.submodules.scale_mult = mult = RegisteredMultiplier(signed(ab), scale.shape(), accb,
                                                               input_registers=False)
-        m.d.comb += [mult.a.eq(bias1b), mult.b.eq(scale)]
+        m.d.comb += [mult.a.eq(bias1c), mult.b.eq(scale)]
         v2, row2 = Signal(), data(lb, "row2")
         acc2, bias2 = data(signed(accb), "acc2"), Signal(signed(accb))
-        m.d.sync += [v2.eq(v1b), row2.eq(row1b), acc2.eq(acc1b)]
+        m.d.sync += [v2.eq(v1c), row2.eq(row1c), acc2.eq(acc1c)]
         m.d.comb += bias2.eq(mult.o)
         # W2: t = (acc + (bias << shift)) mod 2**acc_bits, registered
         v2b, row2b, t = Signal(), data(lb, "row2b"), data(signed(accb), "t")

@@ -37,14 +37,14 @@ of it docs/hardware.md "Timing"):
   (4 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
   latest) while the first row is on its way: every PE registers the rows (``WB_ROW_STAGES``).
 - WB (rows cycles): one local row per cycle, all PEs at once; the PEs read the first in E + 7.
-- TAIL (``TAIL_STATES`` = 7 cycles): the PEs' register on the rows and the write-back pipeline
-  (6) write the last rows and complete the non-zero lists; then the next layer's LSTART, or
+- TAIL (``TAIL_STATES`` = 8 cycles): the PEs' register on the rows and the write-back pipeline
+  (7) write the last rows and complete the non-zero lists; then the next layer's LSTART, or
   IDLE with ``done`` set.
 
 So a layer takes ``E + DRAIN + rows + WB_TAIL`` cycles (counted from E), where ``DRAIN`` =
 ``FLUSH_STATES + 2 + STATUS_STAGES + CONTROL_STAGES + WB_ROW_STAGES`` = 7 is the cycle model's
 ``drain``: E itself, the status register, the decision, FLUSH, the group register, the PEs'
-row register; ``WB_TAIL`` = ``TAIL_STATES - WB_ROW_STAGES - CONTROL_STAGES`` = 5 (the PEs see
+row register; ``WB_TAIL`` = ``TAIL_STATES - WB_ROW_STAGES - CONTROL_STAGES`` = 6 (the PEs see
 the next LSTART a cycle late too, which the start latency counts).
 After reset the unit spends ``act_depth`` cycles (CLEAR) zeroing every PE's accumulators.
 """

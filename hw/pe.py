@@ -176,8 +176,10 @@ class PE(wiring.Component):
         in_addr = Signal.like(arw.in_wr.addr, reset_less=True)
         in_data = Signal.like(arw.in_wr.data, reset_less=True)
         in_nonzero = Signal(reset_less=True)
+        # (the flag from the lane's data alone, used only with the enable: the write's valid
+        # -> the enable -> the compare was the routed ULX3S top's critical path)
         m.d.pe += [arw.in_wr.en.eq(act), in_addr.eq(Mux(act, self.wr.addr, 0)),
-                   in_data.eq(act_data), in_nonzero.eq(act_data != 0)]
+                   in_data.eq(act_data), in_nonzero.eq(self.wr.data[:p.act_bits] != 0)]
         m.d.comb += [arw.in_wr.addr.eq(in_addr), arw.in_wr.data.eq(in_data),
                      arw.in_wr.nonzero.eq(in_nonzero)]
         m.d.comb += arw.in_clear.eq(wr_en & (wr.mem == WrMem.ACT_CLEAR))
