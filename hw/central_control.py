@@ -10,29 +10,28 @@ Per layer (cycle 0 = LSTART; the timing contract is docs/format.md "Timing", the
 of it docs/hardware.md "Timing"):
 
 - LSTART (1 cycle): latch the layer's table entry; rewind the PEs' source lists.
-- COMPUTE: the LNZD tree fills (its root, through this unit's own buffer, is valid from cycle
-  ``3 levels + 6``); from then on the root's item is broadcast in every cycle in which every queue has room; a cycle with an item
-  but a full queue is a stall. The broadcast pair goes through ``BROADCAST_STAGES`` = 2
-  registers: the first here holds the root's item (``j = idx * N + pe`` and ``a_j``), the
-  second the pointer banks' addresses of ``ptr_base + j``, in the register of each group of
-  ``BROADCAST_GROUP`` PEs (:class:`GroupRegister`, in the top: no net carries the pair to more
-  than a group's queues); the queues write it in the cycle after the second. Every other
-  output to the PEs passes the same group register (``CONTROL_STAGES`` = 1: no net carries the
-  phase or the layer's parameters from here to more than one group either), so the PEs see
-  the whole sequence one cycle after this unit's registers. The PEs' ``room`` and
+- COMPUTE: the LNZD tree fills (its root is valid from cycle ``3 levels + 6``); from then on
+  the root's item is broadcast in every cycle in which every queue has room; a cycle with an
+  item but a full queue is a stall. The broadcast pair goes through ``BROADCAST_STAGES`` = 2 registers: the first here holds the root's item (``j = idx *
+  N + pe`` and ``a_j``), the second the pointer banks' addresses of ``ptr_base + j``, in the
+  register of each group of ``BROADCAST_GROUP`` PEs (:class:`GroupRegister`, in the top: no net
+  carries the pair to more than a group's queues); the queues write it in the cycle after the
+  second. Every other output to the PEs passes the same group register (``CONTROL_STAGES`` = 1:
+  no net carries the phase or the layer's parameters from here to more than one group either),
+  so the PEs see the whole sequence one cycle after this unit's registers. The PEs' ``room`` and
   ``done`` flags come back through ``STATUS_STAGES`` = 1 register per group
   (:class:`StatusRegister`: the AND of its PEs' flags; no net carries a flag across the chip
-  into the decision's logic), so the flags the unit reads do not yet count the pairs
-  broadcast in the ``BROADCAST_STAGES + STATUS_STAGES`` = 3 previous cycles: with ``i`` of
-  them in flight the unit reads bit ``i`` of the groups' ``room`` ("fewer than D - i pairs
-  pending" in every PE, ``ROOM_FLAGS`` bits), and a column's start makes room
-  ``STATUS_STAGES`` cycles later than it would with the PEs' flags read directly (the cycle
-  model's ``room_latency``). No path runs from the PEs through this unit back into the PEs in
-  one cycle. COMPUTE ends ``1 + STATUS_STAGES`` cycles after the first cycle E in which the
-  root shows the sentinel, every PE is done (queue empty, column finished, no pair arriving)
-  and no pair is in flight: the PEs' ``done`` (registered in the PE, then in its group) and the
-  root's sentinel (registered twice here) both describe E, and of the pairs broadcast before
-  the decision only those of E - 1 and E are not in the PEs' ``done`` of E.
+  into the decision's logic), so the flags the unit reads do not yet count the pairs broadcast
+  in the ``BROADCAST_STAGES + STATUS_STAGES`` = 3 previous cycles: with ``i`` of them in flight
+  the unit reads bit ``i`` of the groups' ``room`` ("fewer than D - i pairs pending" in every
+  PE, ``ROOM_FLAGS`` bits), and a column's start makes room ``STATUS_STAGES`` cycles later than
+  it would with the PEs' flags read directly (the cycle model's ``room_latency``). No path runs
+  from the PEs through this unit back into the PEs in one cycle. COMPUTE ends ``1 +
+  STATUS_STAGES`` cycles after the first cycle E in which the root shows the sentinel, every PE
+  is done (queue empty, column finished, no pair arriving) and no pair is in flight: the PEs'
+  ``done`` (registered in the PE, then in its group) and the root's sentinel (registered twice
+  here) both describe E, and of the pairs broadcast before the decision only those of E - 1 and
+  E are not in the PEs' ``done`` of E.
 - FLUSH (``FLUSH_STATES`` = 2 cycles): the sparse-matrix read (4 stages) and arithmetic
   (4 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
   latest) while the first row is on its way: every PE registers the rows (``WB_ROW_STAGES``).
@@ -62,7 +61,6 @@ from .lnzd import lnzd_fill
 from .params import HWParams, lnzd_levels
 from .pointer_read import bank_addresses
 from .signatures import control_signature, run_members, status_signature, write_signature
-from .skid import SkidBuffer
 
 # the PEs' room and done flags are registered once more per group of PEs before the decision
 STATUS_STAGES = 1
@@ -83,8 +81,6 @@ TAIL_STATES = WB_ROW_STAGES + WB_STAGES
 BROADCAST_STAGES = 2
 assert BROADCAST_STAGES == 1 + CONTROL_STAGES
 BROADCAST_GROUP = 4
-# the tree's root item passes a buffer in this unit before the decision
-ROOT_STAGES = 1
 # the PEs' room flags: bit i, room for i + 1 more pairs (0 .. BROADCAST_STAGES + STATUS_STAGES
 # pairs in flight)
 ROOM_FLAGS = BROADCAST_STAGES + STATUS_STAGES + 1
@@ -98,12 +94,12 @@ WB_TAIL = TAIL_STATES - WB_ROW_STAGES - CONTROL_STAGES  # last row's W0 + 1 -> n
 def start_latency(n_pe: int) -> int:
     """First cycle of a layer (counted from 0 at its start) in which a broadcast can happen:
     LSTART, the group registers (``CONTROL_STAGES``), the PEs' register on the layer's start
-    (``LEAF_CONTROL_STAGES``), the leaf's list read (``LEAF_READ_STAGES``), the LNZD tree's
-    fill (:func:`hw.lnzd.lnzd_fill`: three cycles per level: a node's input buffers, its
-    comparison registers, its output buffer), then this unit's root buffer
-    (``ROOT_STAGES``)."""
+    (``LEAF_CONTROL_STAGES``), the leaf's list read (``LEAF_READ_STAGES``), then the LNZD
+    tree's fill (:func:`hw.lnzd.lnzd_fill`: the leaves' buffers, three cycles per level: a
+    node's input buffers, its comparison registers, its output buffer; and the root's second
+    buffer, beside this unit)."""
     return (1 + CONTROL_STAGES + LEAF_CONTROL_STAGES + LEAF_READ_STAGES
-            + lnzd_fill(lnzd_levels(n_pe)) + ROOT_STAGES)
+            + lnzd_fill(lnzd_levels(n_pe)))
 
 
 class CentralControl(wiring.Component):
@@ -161,19 +157,10 @@ class CentralControl(wiring.Component):
             ctl.src_bank.eq(src_bank),
         ]
 
-        # the tree's root passes a buffer of this unit's own (ROOT_STAGES), which the decision
-        # pops: only registers cross between the decision and the tree's root buffer (at 24
-        # PEs the decision -> that buffer's pop, across the chip, was the critical path);
-        # emptied outside COMPUTE, as the tree is
-        m.submodules.root_buf = root_buf = SkidBuffer(p.leaf(2 * p.levels))
-        wiring.connect(m, wiring.flipped(self.root), root_buf.i)
-        m.d.comb += root_buf.flush.eq(~pes.compute)
-        root_in = root_buf.o
-
         # broadcast: stage A registers the root's item as j = local index * N + PE index and
         # a_j; stage B (each group's register) column j's pointer banks' addresses
         # (ptr_base + j split by bank)
-        root = root_in.payload
+        root = self.root.payload
         j = root.idx * p.n_pe + root.pe
         # hist[i]: a pair was broadcast i + 1 cycles ago (hist[0] is stage A's valid)
         hist = Signal(BROADCAST_STAGES + STATUS_STAGES)
@@ -203,8 +190,8 @@ class CentralControl(wiring.Component):
         real = Signal()
         m.d.comb += [
             room.eq(rooms[sum(hist)]),
-            real.eq(root_in.valid & ~root.sentinel),
-            root_in.ready.eq(fire),
+            real.eq(self.root.valid & ~root.sentinel),
+            self.root.ready.eq(fire),
         ]
 
         with m.If(pes.count_en):
@@ -248,7 +235,7 @@ class CentralControl(wiring.Component):
                 goto("COMPUTE")
             with m.State("COMPUTE"):
                 m.d.comb += fire.eq(real & room)
-                m.d.sync += sentinel_q.eq(Cat(root_in.valid & root.sentinel, sentinel_q[:-1]))
+                m.d.sync += sentinel_q.eq(Cat(self.root.valid & root.sentinel, sentinel_q[:-1]))
                 # E = STATUS_STAGES + 1 cycles ago: the sentinel, every PE done, and no pair
                 # broadcast in E - 1 or E (the ones the PEs' done of E does not count yet)
                 with m.If(sentinel_q[-1] & all_done & ~hist[STATUS_STAGES:].any()):

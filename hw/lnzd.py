@@ -19,13 +19,14 @@ parent's buffer, the buffer's ``ready`` back. Every node below the root sends it
 through a two-entry buffer of its own (:class:`hw.skid.SkidBuffer`, placed with the node)
 before the wire to its parent, so the wires between levels, which cross a large part of the
 chip at 16 PEs and more, run from register to register; the root's output goes through one
-more buffer to the central control unit. In steady state every input buffer holds two items
-and passes one per cycle; while the root is not taken the buffers fill and the flow resumes
-without a bubble. The root buffer is valid ``lnzd_fill(levels)`` = 1 + 3 levels cycles after
-the leaves and then offers a new item every cycle, in ascending j, and the sentinel once every
-list is exhausted (the leaves offer it for as long as they are read). Positions beyond the
+more buffer, and one more beside the central control unit, whose broadcast decision pops it.
+In steady state every input buffer holds two items and passes one per cycle; while the root
+is not taken the buffers fill and the flow resumes without a bubble. The root is valid
+``lnzd_fill(levels)`` = 2 + 3 levels cycles after the leaves and then offers a new item every
+cycle, in ascending j, and the sentinel once every list is exhausted (the leaves offer it for
+as long as they are read). Positions beyond the
 last PE are constant sentinels. ``flush[g]`` empties the buffers of leaves 4g .. 4g + 3 and of
-their level-1 node at once; every node above level 1 (and the root's buffer) is flushed by a
+their level-1 node at once; every node above level 1 (and the root's buffers) is flushed by a
 register of its own on the flush of its first group, one cycle later, so no net carries a flush
 across the chip to every node (at 24 PEs one register driving every node's flush was the
 critical path). The delay is safe: a flush lasts more than one cycle (the central control unit
@@ -49,11 +50,12 @@ def lnzd_groups(n_pe: int) -> int:
 
 
 def lnzd_fill(levels: int) -> int:
-    """Cycles from the leaves' first valid head to the root buffer's first item: one for the
-    leaves' buffers, then three per level. A node's input buffers take the first heads (one
-    cycle), its comparison registers compare them (one), and its output goes into a buffer
-    (the node's own before the wire to its parent, or the root's)."""
-    return 1 + 3 * levels
+    """Cycles from the leaves' first valid head to the root's first item: one for the leaves'
+    buffers, then three per level, then one for the root's second buffer. A node's input
+    buffers take the first heads (one cycle), its comparison registers compare them (one), and
+    its output goes into a buffer (the node's own before the wire to its parent, or the
+    root's)."""
+    return 2 + 3 * levels
 
 
 class LNZDNode(wiring.Component):
@@ -216,8 +218,14 @@ class LNZDTree(wiring.Component):
                 nxt_flushes.append(flush)
             streams, flushes = nxt, nxt_flushes
         assert len(streams) == 1
+        # the root's output: a buffer with the root node, and a second one that the consumer
+        # (the central control unit's broadcast decision) pops, which the placer can put beside
+        # it: only registers cross between them (at 24 PEs the decision -> the root buffer's
+        # pop, across the chip, was the critical path)
         m.submodules.out = out = SkidBuffer(p.leaf(2 * p.levels))
-        m.d.comb += out.flush.eq(flushes[0])  # the root's
+        m.submodules.out2 = out2 = SkidBuffer(p.leaf(2 * p.levels))
+        m.d.comb += [out.flush.eq(flushes[0]), out2.flush.eq(flushes[0])]  # the root's
         wiring.connect(m, streams[0], out.i)
-        wiring.connect(m, out.o, wiring.flipped(self.root))
+        wiring.connect(m, out.o, out2.i)
+        wiring.connect(m, out2.o, wiring.flipped(self.root))
         return m

@@ -5,9 +5,10 @@ cycle chains that path through every stage (the LNZD quadtree's root-to-leaf cha
 4-PE ECP5 build to 41.7 MHz, docs/hardware.md "Design choices"). A two-entry buffer decides its
 ``ready`` from its own fill level alone, so each stage's paths end at its registers, and it
 still passes one item per cycle: the second entry takes the item that was already on its way
-when the consumer stopped. :class:`SkidBuffer` (two entries) is used at every LNZD node's
-output and at the tree's root, :class:`LookaheadBuffer` (three entries, the two oldest in
-registers of their own) at every node input (:mod:`hw.lnzd`).
+when the consumer stopped. :class:`SkidBuffer` (two entries) is used at every LNZD leaf and
+node output, at the tree's root and in the central control unit on the root,
+:class:`LookaheadBuffer` (three entries, the two oldest in registers of their own) at every
+node input (:mod:`hw.lnzd`).
 """
 
 from __future__ import annotations

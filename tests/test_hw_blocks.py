@@ -426,8 +426,8 @@ def test_lnzd_tree_picks_the_lower_pe_on_equal_local_index_and_streams_one_per_c
     assert list(js) == list(range(4 * n_pe))
     assert np.all(np.diff(cycles_) == 1)  # after the fill, one per cycle
     # fill: the leaves' buffers, then three cycles per level (a node's input buffers, its
-    # comparison registers, its output buffer or the root's)
-    assert cycles_[0] == lnzd_fill(lnzd_levels(n_pe)) == 1 + 3 * lnzd_levels(n_pe)
+    # comparison registers, its output buffer or the root's), then the root's second buffer
+    assert cycles_[0] == lnzd_fill(lnzd_levels(n_pe)) == 2 + 3 * lnzd_levels(n_pe)
 
 
 def test_lnzd_tree_with_all_zero_inputs_shows_the_sentinel_at_once():

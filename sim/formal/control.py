@@ -46,8 +46,15 @@ from amaranth.hdl import Array, Assert, Assume, Cat, Cover, Module, Mux, Signal
 from amaranth.hdl._ast import AnySeq
 from amaranth.lib import wiring
 
-from hw.central_control import (BROADCAST_STAGES, CONTROL_STAGES, FLUSH_STATES, ROOM_FLAGS,
-                                STATUS_STAGES, TAIL_STATES, CentralControl)
+from hw.central_control import (
+    BROADCAST_STAGES,
+    CONTROL_STAGES,
+    FLUSH_STATES,
+    ROOM_FLAGS,
+    STATUS_STAGES,
+    TAIL_STATES,
+    CentralControl,
+)
 from hw.params import HWParams
 from hw.pointer_read import bank_addresses
 from sw.eie.config import EIEConfig

@@ -30,8 +30,8 @@ from amaranth.hdl._ast import AnySeq  # Amaranth 0.5 exports the formal values o
 from amaranth.lib import wiring
 
 from hw.activation_queue import ActivationQueue
-from hw.params import HWParams
 from hw.central_control import ROOM_FLAGS
+from hw.params import HWParams
 from hw.pointer_read import HELD_PAIRS
 from sw.eie.config import EIEConfig
 
