@@ -171,15 +171,17 @@ class PE(wiring.Component):
         # among all the PE's memories, with the non-zero flag computed before it from the act_bits
         # the file keeps: from these registers to the non-zero list's write enable there is no
         # compare (hw.activation_rw.NonZeroList; docs/fpga.md, the 24-PE critical path)
-        act = self.wr.en & (self.wr.mem == WrMem.ACT)
-        act_data = Mux(act, self.wr.data[:p.act_bits], 0)
+        # Only the enable depends on the write being taken: the address, the data and the flag
+        # (used only with the enable) come from the lane and the memory select alone (the
+        # host's valid -> the top's acceptance -> every PE's data registers was the critical
+        # path of a routed 24-PE design, and of the ULX3S top through the flag's compare)
+        to_act = self.wr.mem == WrMem.ACT
+        act_data = Mux(to_act, self.wr.data[:p.act_bits], 0)
         in_addr = Signal.like(arw.in_wr.addr, reset_less=True)
         in_data = Signal.like(arw.in_wr.data, reset_less=True)
         in_nonzero = Signal(reset_less=True)
-        # (the flag from the lane's data alone, used only with the enable: the write's valid
-        # -> the enable -> the compare was the routed ULX3S top's critical path)
-        m.d.pe += [arw.in_wr.en.eq(act), in_addr.eq(Mux(act, self.wr.addr, 0)),
-                   in_data.eq(act_data), in_nonzero.eq(self.wr.data[:p.act_bits] != 0)]
+        m.d.pe += [arw.in_wr.en.eq(self.wr.en & to_act), in_addr.eq(Mux(to_act, self.wr.addr, 0)),
+                   in_data.eq(act_data), in_nonzero.eq(act_data != 0)]
         m.d.comb += [arw.in_wr.addr.eq(in_addr), arw.in_wr.data.eq(in_data),
                      arw.in_wr.nonzero.eq(in_nonzero)]
         m.d.comb += arw.in_clear.eq(wr_en & (wr.mem == WrMem.ACT_CLEAR))

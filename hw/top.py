@@ -137,8 +137,8 @@ class EIE(wiring.Component):
         # to the control unit (the two cycles after the reset port was high) the outputs read
         # 0 and start and writes are not taken, as if the unit were already reset (its reset
         # values: ready, busy and done low, the layer and the counters 0)
-        resetting = Signal()
-        m.d.comb += resetting.eq(rst_q | rst_ctl)
+        resetting = Signal(init=1, reset_less=True)  # = rst_q | rst_ctl, in a register
+        m.d.sync += resetting.eq(ResetSignal() | rst_q)
         for name, member in run_members(p).items():
             if name == "start":
                 m.d.comb += ccu.start.eq(self.start & ~self.wr.valid & ~resetting)
