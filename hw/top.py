@@ -135,13 +135,17 @@ class EIE(wiring.Component):
         # the host's run ports are the control unit's, except that a write lands one cycle
         # after it is taken: start waits for a cycle without one. While the reset is on its way
         # to the control unit (the two cycles after the reset port was high) the outputs read
-        # 0 and start and writes are not taken, as if the unit were already reset (its reset
-        # values: ready, busy and done low, the layer and the counters 0)
+        # 0, as if the unit were already reset (its reset values: ready, busy and done low, the
+        # layer and the counters 0). What a host does then anyway is lost: a write reaches PEs
+        # held in reset, a start a unit about to be reset. (Only the outputs are masked, by one
+        # register: the mask on the start and on the writes' acceptance put a path from it
+        # into the control unit and into every PE, the critical path of routed 16- and 24-PE
+        # designs.)
         resetting = Signal(init=1, reset_less=True)  # = rst_q | rst_ctl, in a register
         m.d.sync += resetting.eq(ResetSignal() | rst_q)
         for name, member in run_members(p).items():
             if name == "start":
-                m.d.comb += ccu.start.eq(self.start & ~self.wr.valid & ~resetting)
+                m.d.comb += ccu.start.eq(self.start & ~self.wr.valid)
             elif member.flow == In:
                 m.d.comb += getattr(ccu, name).eq(getattr(self, name))
             else:
@@ -152,7 +156,7 @@ class EIE(wiring.Component):
         # is taken and no net carries it to more than one PE's memories
         wr = self.wr
         accept = Signal()
-        m.d.comb += [wr.ready.eq(self.ready), accept.eq(wr.valid & self.ready)]
+        m.d.comb += [wr.ready.eq(self.ready), accept.eq(wr.valid & ccu.ready)]
         lb = p.lane_bits
         for k, pe in enumerate(pes):
             m.d.comb += [
