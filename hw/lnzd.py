@@ -24,14 +24,13 @@ In steady state every input buffer holds two items and passes one per cycle; whi
 is not taken the buffers fill and the flow resumes without a bubble. The root is valid
 ``lnzd_fill(levels)`` = 2 + 3 levels cycles after the leaves and then offers a new item every
 cycle, in ascending j, and the sentinel once every list is exhausted (the leaves offer it for
-as long as they are read). Positions beyond the
-last PE are constant sentinels. ``flush[g]`` empties the buffers of leaves 4g .. 4g + 3 and of
-their level-1 node at once; every node above level 1 (and the root's buffers) is flushed by a
-register of its own on the flush of its first group, one cycle later, so no net carries a flush
-across the chip to every node (at 24 PEs one register driving every node's flush was the
-critical path). The delay is safe: a flush lasts more than one cycle (the central control unit
-holds it outside compute), and an item that enters a leaf after a flush reaches level 2 four
-cycles later.
+as long as they are read). Positions beyond the last PE are constant sentinels. ``flush[g]``
+empties the buffers of leaves 4g .. 4g + 3 and of their level-1 node at once; every node above
+level 1 (and the root's buffers) is flushed by a register of its own on the flush of its first
+group, one cycle later, so no net carries a flush across the chip to every node (at 24 PEs one
+register driving every node's flush was the critical path). The delay is safe: a flush lasts
+more than one cycle (the central control unit holds it outside compute), and an item that enters
+a leaf after a flush reaches level 2 four cycles later.
 """
 
 from __future__ import annotations

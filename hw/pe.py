@@ -166,8 +166,8 @@ class PE(wiring.Component):
                           (WrMem.CODEBOOK, au.cb_wr)):
             m.d.comb += [port.en.eq(wr_en & (wr.mem == mem)), port.addr.eq(wr.addr),
                          port.data.eq(wr.data)]  # each takes the lane's low bits
-        # Input activations have a register of their own (zero unless the write is one, so that
-        # synthesis keeps it apart from ``wr``), placed by the activation files rather than
+        # Input activations have a register of their own (zero unless the write's memory is
+        # ACT, so that synthesis keeps it apart from ``wr``), placed by the activation files rather than
         # among all the PE's memories, with the non-zero flag computed before it from the act_bits
         # the file keeps: from these registers to the non-zero list's write enable there is no
         # compare (hw.activation_rw.NonZeroList; docs/fpga.md, the 24-PE critical path)

@@ -90,9 +90,9 @@ class EIE(wiring.Component):
         # reset to more than one PE's registers; the LNZD tree and the control unit take the
         # same two-register delay here, and every block leaves reset in the same cycle. Their
         # registers are in domain ``ctl``, reset by that register alone: the reset port (on a
-        # board, logic: the Wishbone front end's core reset) reaches no register but these two
-        # (it reached the control unit's registers through their reset inputs, the routed
-        # ULX3S top's critical path).
+        # board, logic: the Wishbone front end's core reset) reaches none of them (it reached
+        # the control unit's registers through their reset inputs, the routed ULX3S top's
+        # critical path).
         rst_q = Signal(init=1, reset_less=True)
         m.d.sync += rst_q.eq(ResetSignal())
         rst_ctl = Signal(init=1, reset_less=True)
