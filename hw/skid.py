@@ -6,7 +6,7 @@ cycle chains that path through every stage (the LNZD quadtree's root-to-leaf cha
 ``ready`` from its own fill level alone, so each stage's paths end at its registers, and it
 still passes one item per cycle: the second entry takes the item that was already on its way
 when the consumer stopped. :class:`SkidBuffer` (two entries) is used at every LNZD leaf and
-node output, at the tree's root and in the central control unit on the root,
+node output and twice at the tree's root (the second beside the central control unit),
 :class:`LookaheadBuffer` (three entries, the two oldest in registers of their own) at every
 node input (:mod:`hw.lnzd`).
 """

@@ -19,7 +19,7 @@ Asserted, for the items the root hands over (``valid & ready``), j = idx * N + p
 - ``none_lost``: when the root offers the sentinel (but in the cycle after a flush), every leaf
   has sent its sentinel and every index each leaf sent has been handed over;
 - ``flush``: after two cycles of flush the root offers nothing (the nodes above level 1 and the
-  root's buffer are flushed a cycle after the leaves).
+  root's buffers are flushed a cycle after the leaves).
 
 The tree's internal buffers are not read, so k-induction is not expected to close: these are
 bounded proofs (BMC) to the depth reported.
