@@ -259,8 +259,13 @@ class NonZeroList(wiring.Component):
         # then on a new head is ready every cycle (the leaf is valid from the second compute
         # cycle: LEAF_READ_STAGES). A read past the end of the list returns the
         # sentinel (its flag is computed when the read is issued; the pointer stops there).
+        # ``remaining`` = the source list's items not yet read (``count - rd_ptr``, at least 0):
+        # past the end is ``remaining == 0``, a decode of a register (a compare of the pointer
+        # with the source bank's count, then the increment, was the routed ULX3S top's critical
+        # path: 15 logic levels from ``src_bank``)
         count_src = Mux(self.src_bank, counts[1], counts[0])
         rd_ptr = Signal(p.count_bits)
+        remaining = Signal(p.count_bits)
         rd_addr = Signal(p.count_bits)
         issue = Signal()
         s1, s1_sent = Signal(), Signal()  # a read issued in the previous cycle
@@ -285,12 +290,18 @@ class NonZeroList(wiring.Component):
             rd_addr.eq(Mux(self.layer_start, 1, rd_ptr)),
             l_rp.addr.eq(Cat(rd_addr[:lb], self.src_bank)), l_rp.en.eq(issue),
         ]
-        past_end = rd_addr >= count_src
+        # in LSTART the read is of element 1: past the end unless the list holds two
+        past_end = Mux(self.layer_start, count_src[1:] == 0, remaining == 0)
         m.d.comb += self.entry_read.eq(issue & ~past_end)
         m.d.sync += [s1.eq(issue), s2.eq(s1 & ~self.layer_start), s2_sent.eq(s1_sent),
                      data2.eq(l_rp.data), started.eq(self.compute)]
         with m.If(issue):
-            m.d.sync += [s1_sent.eq(past_end), rd_ptr.eq(rd_addr + ~past_end)]
+            m.d.sync += s1_sent.eq(past_end)
+        with m.If(self.layer_start):
+            m.d.sync += [rd_ptr.eq(Mux(past_end, 1, 2)),
+                         remaining.eq(Mux(past_end, 0, count_src - 2))]
+        with m.Elif(issue & ~past_end):
+            m.d.sync += [rd_ptr.eq(rd_ptr + 1), remaining.eq(remaining - 1)]
 
         head = Signal(p.nz_item)
         sentinel = Signal()
@@ -314,7 +325,7 @@ class NonZeroList(wiring.Component):
             with m.If(arrive & (wp == n)):
                 m.d.sync += [slot.eq(data2), slot_sent[n].eq(s2_sent)]
         with m.If(self.layer_start):
-            m.d.sync += [use_first.eq(1), first_sent.eq(count_src == 0),
+            m.d.sync += [use_first.eq(1), first_sent.eq(Mux(self.src_bank, emptys[1], emptys[0])),
                          wp.eq(0), rp.eq(0), level.eq(0)]
         with m.Else():
             m.d.sync += [wp.eq(wp + arrive), rp.eq(rp + pop_slot),

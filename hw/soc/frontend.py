@@ -3,20 +3,25 @@
 
 One access at a time, in order:
 
-- cycle 0: the request (``cyc & stb``) is decoded into registers: the error code, one flag
-  per action, the core's write / read fields, a register's value (a START that is not
-  refused goes to the core here);
-- cycle 1: the action (registers written, the word staged; a refused access recorded in
+- cycle 0: the request (``cyc & stb``) is registered with its first decode: which window or
+  register block, and each window's range checks;
+- cycle 1: the rest of the decode, into registers: the error code, one flag per action, the
+  core's write / read fields, a register's value (a START that is not refused goes to the
+  core here);
+- cycle 2: the action (registers written, the word staged; a refused access recorded in
   ``ERROR``, ``ERROR_ADDR``, ``STATUS.ERROR``); register accesses, refused accesses and the
   lower words of an entry are answered (``ack`` or ``err``);
-- a memory write (the last word of an entry) drives the core's write port in cycle 2 and is
-  answered there (the core was ready in cycle 0, and only START or RESET make it unready);
-- a memory read issues a core read in cycle 2 and is answered in the cycle after the
-  response (cycle 5 with the core's 2-cycle read latency).
+- a memory write (the last word of an entry) drives the core's write port in cycle 3 and is
+  answered there, whatever ``wr.ready`` says in that cycle (the core was ready in cycle 1, and
+  only START or reset make it unready);
+- a memory read issues a core read in cycle 3 and is answered in the cycle after the
+  response (cycle 6 with the core's 2-cycle read latency).
 
 The decode ends at a few flip-flops; the enables of the front end's registers come from
 flip-flops (at ``ecp5_small`` the decode-to-enable path of a one-cycle design was the
-critical path of the whole accelerator: 90.8 MHz).
+critical path of the whole accelerator: 90.8 MHz), and the decode itself takes two cycles
+(in one, from the bridge's address register to the answer's register, it was the routed
+ULX3S top's critical path: 10 logic levels).
 
 Pipelined initiators: ``stall`` is low only in the answering cycle (``stall = ~(ack | err)``,
 the B4 rule for a target that takes one request at a time), so a request is accepted and
@@ -163,17 +168,41 @@ class EIEBus(wiring.Component):
                                 for i in range(c.max_layers)).any()),
         ]
 
-        # -- decode (combinational): what the request addresses, and whether it is refused --
-        a, d, we = bus.adr, bus.dat_w, bus.we
+        # -- decode: what the request addresses, and whether it is refused -------------------
+        # Cycle 0 (IDLE) registers the request and its first decode (which window, which
+        # register block, each window's range checks: compares of the address alone); cycle 1
+        # (DECODE) decodes the rest from those registers (on the ULX3S top the whole decode in
+        # one cycle, from the bridge's address register to ``ack_now``, was the critical path:
+        # 10 logic levels, 8.58 ns)
         reg_bits = (rm.reg_block - 1).bit_length()
+        a = Signal.like(bus.adr, name="req_adr")
+        d = Signal(DATA_WIDTH, name="req_dat")
+        we = Signal(name="req_we")
         is_reg = Signal()
-        m.d.comb += is_reg.eq(a[reg_bits:] == 0)
+        win_sel = {w.name: Signal(name=f"sel_{w.name.lower()}") for w in rm.windows}
+        win_ok = Signal()
         reg_idx = a[:reg_bits]
         reg_sel = {r.name: is_reg & (reg_idx == r.addr) for r in rm.registers}
         reg_ro = Cat(reg_sel[r.name] for r in rm.registers if r.access == "r").any()
-        win_sel = {w.name: Signal(name=f"sel_{w.name.lower()}") for w in rm.windows}
+
+        def field(shift: int, bits: int, adr=a):
+            return adr[shift:shift + bits]
+
+        ok_terms = []
         for w in rm.windows:
-            m.d.comb += win_sel[w.name].eq(a[w.size_bits:] == w.base >> w.size_bits)
+            ok = Const(1)
+            if w.words & (w.words - 1):
+                ok &= field(0, w.word_bits, bus.adr) < w.words
+            if w.depth & (w.depth - 1):
+                ok &= field(w.index_shift, w.index_bits, bus.adr) < w.depth
+            if w.per_pe:
+                pe = field(w.pe_shift, w.pe_bits, bus.adr)
+                ok &= (pe < w.n_pe) | ((pe == w.pe_broadcast) if w.broadcast else Const(0))
+            ok_terms.append((bus.adr[w.size_bits:] == w.base >> w.size_bits) & ok)
+        capture = [a.eq(bus.adr), d.eq(bus.dat_w), we.eq(bus.we),
+                   is_reg.eq(bus.adr[reg_bits:] == 0), win_ok.eq(Cat(ok_terms).any()),
+                   *[win_sel[w.name].eq(bus.adr[w.size_bits:] == w.base >> w.size_bits)
+                     for w in rm.windows]]
 
         def onehot(fields, width: int):
             """The field of the selected window (a one-hot OR of ANDs)."""
@@ -182,23 +211,8 @@ class EIEBus(wiring.Component):
                 v = v | Mux(win_sel[w.name], value, 0)
             return v
 
-        def field(shift: int, bits: int):
-            return a[shift:shift + bits]
-
         writes = [w for w in rm.windows if w.access == "w"]
         reads = [w for w in rm.windows if w.access == "r"]
-        ok_terms = []
-        for w in rm.windows:
-            ok = Const(1)
-            if w.words & (w.words - 1):
-                ok &= field(0, w.word_bits) < w.words
-            if w.depth & (w.depth - 1):
-                ok &= field(w.index_shift, w.index_bits) < w.depth
-            if w.per_pe:
-                pe = field(w.pe_shift, w.pe_bits)
-                ok &= (pe < w.n_pe) | ((pe == w.pe_broadcast) if w.broadcast else Const(0))
-            ok_terms.append(win_sel[w.name] & ok)
-        win_ok = Cat(ok_terms).any()
         is_write_win = Cat(win_sel[w.name] for w in writes).any()
         word_bits = max(w.word_bits for w in rm.windows)
         word = Signal(max(1, word_bits))
@@ -269,8 +283,8 @@ class EIEBus(wiring.Component):
                         m.d.comb += reg_val.eq(dynamic[r.name])
 
         # -- the access, one at a time -----------------------------------------------------------
-        # Cycle 0 (IDLE) registers the decode: the error code, what to do (one flag per
-        # action), the word and the core's write / read fields. Cycle 1 (ACT) acts on those
+        # Cycle 1 (DECODE) registers the decode: the error code, what to do (one flag per
+        # action), the word and the core's write / read fields. Cycle 2 (ACT) acts on those
         # registers: the enables of the front end's registers come from flip-flops, not from
         # the address decode (which ends at a handful of flip-flops).
         code_q = Signal.like(code)
@@ -280,47 +294,50 @@ class EIEBus(wiring.Component):
         act = {k: Signal(name=f"do_{k}") for k in (
             "scratch", "first_layer", "n_layers", "ctrl", "act_clear", "stage", "commit",
             "layer", "read")}
-        # how cycle 1 answers, decided in cycle 0 too: its ``ack`` / ``err`` are then one
+        # how cycle 2 answers, decided in cycle 1 too: its ``ack`` / ``err`` are then one
         # flip-flop ANDed with the request (a routed ULX3S top's critical path ran from the
         # state and the error code through the answer into the UART bridge: 7.1 ns routing)
         err_now, ack_now = Signal(), Signal()
         with m.FSM():
-            with m.State("IDLE"):
+            with m.State("IDLE"):  # the request's first decode (above)
                 m.d.sync += aborted.eq(0)
                 with m.If(bus.cyc & bus.stb):
-                    m.next = "ACT"
-                    win_we = ~is_reg & we
-                    # the actions that take cycle 2 and later (answered there, not in ACT)
-                    commit, read = win_we & last, ~is_reg & ~we
-                    act_clear = we & reg_sel["ACT_CLEAR"]
-                    ok = code == ErrorCode.NONE
-                    m.d.sync += [
-                        err_now.eq(~ok),
-                        ack_now.eq(ok & ~(commit | act_clear | read)),
-                        code_q.eq(code), adr_q.eq(a), d_q.eq(d), word_q.eq(word),
-                        dat_r.eq(reg_val),
-                        act["scratch"].eq(we & reg_sel["SCRATCH"]),
-                        act["first_layer"].eq(we & reg_sel["FIRST_LAYER"]),
-                        act["n_layers"].eq(we & reg_sel["N_LAYERS"]),
-                        act["ctrl"].eq(we & reg_sel["CTRL"]),
-                        act["act_clear"].eq(act_clear),
-                        act["stage"].eq(win_we),
-                        act["commit"].eq(commit),
-                        act["layer"].eq(commit & win_sel[layer_win.name]),
-                        act["read"].eq(read),
-                        # START at once: the core takes it in cycle 1 and clears DONE, so the
-                        # next access (a STATUS poll) sees the new run
-                        start.eq(we & reg_sel["CTRL"] & ctrl["START"] & ~ctrl["RESET"]
-                                 & (code == ErrorCode.NONE)),
-                        # the core's request, used only if the access is not refused
-                        wr_mem.eq(Mux(is_reg, WrMem.ACT_CLEAR, mem_w)),
-                        wr_addr.eq(index), wr_pe.eq(pe_f),
-                        wr_mask.eq(Mux(is_reg | broadcast | win_sel[layer_win.name],
-                                       (1 << n) - 1, Const(1, n) << pe_f)),
-                        rd_mem.eq(mem_r),
-                        rd_addr.eq(Mux(win_sel[act_win.name], Cat(index[:p.local_bits], bank),
-                                       index)),
-                    ]
+                    m.d.sync += capture
+                    m.next = "DECODE"
+            with m.State("DECODE"):
+                m.next = "ACT"
+                win_we = ~is_reg & we
+                # the actions that take cycle 3 and later (answered there, not in ACT)
+                commit, read = win_we & last, ~is_reg & ~we
+                act_clear = we & reg_sel["ACT_CLEAR"]
+                ok = code == ErrorCode.NONE
+                m.d.sync += [
+                    err_now.eq(~ok),
+                    ack_now.eq(ok & ~(commit | act_clear | read)),
+                    code_q.eq(code), adr_q.eq(a), d_q.eq(d), word_q.eq(word),
+                    dat_r.eq(reg_val),
+                    act["scratch"].eq(we & reg_sel["SCRATCH"]),
+                    act["first_layer"].eq(we & reg_sel["FIRST_LAYER"]),
+                    act["n_layers"].eq(we & reg_sel["N_LAYERS"]),
+                    act["ctrl"].eq(we & reg_sel["CTRL"]),
+                    act["act_clear"].eq(act_clear),
+                    act["stage"].eq(win_we),
+                    act["commit"].eq(commit),
+                    act["layer"].eq(commit & win_sel[layer_win.name]),
+                    act["read"].eq(read),
+                    # START at once: the core takes it in cycle 2 and clears DONE, so the
+                    # next access (a STATUS poll) sees the new run
+                    start.eq(we & reg_sel["CTRL"] & ctrl["START"] & ~ctrl["RESET"]
+                             & (code == ErrorCode.NONE)),
+                    # the core's request, used only if the access is not refused
+                    wr_mem.eq(Mux(is_reg, WrMem.ACT_CLEAR, mem_w)),
+                    wr_addr.eq(index), wr_pe.eq(pe_f),
+                    wr_mask.eq(Mux(is_reg | broadcast | win_sel[layer_win.name],
+                                   (1 << n) - 1, Const(1, n) << pe_f)),
+                    rd_mem.eq(mem_r),
+                    rd_addr.eq(Mux(win_sel[act_win.name], Cat(index[:p.local_bits], bank),
+                                   index)),
+                ]
             with m.State("ACT"):
                 answer = bus.cyc & bus.stb & ~aborted
                 m.d.comb += [bus.err.eq(err_now & answer), bus.ack.eq(ack_now & answer)]
@@ -354,10 +371,13 @@ class EIEBus(wiring.Component):
                 m.d.comb += bus.ack.eq(bus.cyc & bus.stb & ~aborted)
                 m.next = "IDLE"
             with m.State("WRITE"):
-                m.d.comb += core_wr_valid.eq(1)
-                with m.If(core.wr.ready):
-                    m.d.comb += bus.ack.eq(bus.cyc & bus.stb & ~aborted)
-                    m.next = "IDLE"
+                # taken in this cycle without looking at ``wr.ready``: the core was ready in
+                # cycle 0 (``code``), and only START and reset lower it (docs/hardware.md,
+                # "Host protocol"), neither of which can come between. (With ``wr.ready`` in
+                # ``ack`` the routed ULX3S top's critical path ran from the core's reset mask
+                # through ``ack`` into the UART bridge's buffer: 8.62 ns.)
+                m.d.comb += [core_wr_valid.eq(1), bus.ack.eq(bus.cyc & bus.stb & ~aborted)]
+                m.next = "IDLE"
             with m.State("RDREQ"):
                 m.d.comb += core_rd_valid.eq(1)
                 m.next = "RDWAIT"
