@@ -23,16 +23,16 @@ of it docs/hardware.md "Timing"):
   (:class:`StatusRegister`: the AND of its PEs' flags; no net carries a flag across the chip
   into the decision's logic), then the AND of the groups' here, beside the decision. So the
   flags the unit reads do not yet count the pairs broadcast in the ``BROADCAST_STAGES +
-  STATUS_STAGES`` = 4 previous cycles: with ``i`` of them in flight
-  the unit reads bit ``i`` of the groups' ``room`` ("fewer than D - i pairs pending" in every
+  STATUS_STAGES`` = 4 previous cycles: with ``i`` of them in flight the unit reads bit ``i``
+  of the ``room`` flags ("fewer than D - i pairs pending" in every
   PE, ``ROOM_FLAGS`` bits), and a column's start makes room ``STATUS_STAGES`` cycles later than
   it would with the PEs' flags read directly (the cycle model's ``room_latency``). No path runs
   from the PEs through this unit back into the PEs in one cycle. COMPUTE ends ``1 +
   STATUS_STAGES`` cycles after the first cycle E in which the root shows the sentinel, every PE
   is done (queue empty, column finished, no pair arriving) and no pair is in flight: the PEs'
   ``done`` (registered in the PE, in its group, then here) and the root's sentinel (registered
-  ``1 + STATUS_STAGES`` times here) both describe E, and of the pairs broadcast before the decision only those of E - 1 and
-  E are not in the PEs' ``done`` of E.
+  ``1 + STATUS_STAGES`` times here) both describe E, and of the pairs broadcast before the
+  decision only those of E - 1 and E are not in the PEs' ``done`` of E.
 - FLUSH (``FLUSH_STATES`` = 1 cycle): the sparse-matrix read (4 stages) and arithmetic
   (4 stages) pipelines write their last sums (the last entry is issued in cycle E - 1 at the
   latest) while the first row is on its way: every PE registers the rows (``WB_ROW_STAGES``).

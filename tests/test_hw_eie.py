@@ -323,3 +323,60 @@ def test_a_start_with_a_host_write_in_the_same_cycle_waits_for_a_cycle_without_o
     assert np.array_equal(y, golden.run_layer(img, 0, x))
     rep = cycles.simulate_layer(img, 0, x, rtl_timing(TINY))
     assert out["run"].counters[0].cycles == rep.cycles
+
+
+def test_what_a_host_does_in_the_two_cycles_after_a_reset_is_lost_and_the_outputs_read_zero():
+    """hw.top: while the reset is on its way to the control unit (the two cycles after the
+    reset port was high) the host outputs read 0, and a host that ignores ``ready`` then loses
+    what it sends: an input write reaches PEs held in reset, a start a unit about to be reset.
+    After the accumulator clear the design runs the same layer bit-exact and cycle-exact."""
+    rng = np.random.default_rng(14)
+    img = pack_network([random_layer(rng, 16, 16, 0.5, "fc")], TINY)
+    p = HWParams(TINY)
+    x = img.input_to_physical(_input(rng, 16, 0.6, TINY, 2.0))
+    dut = EIE(TINY)
+    top, rst = with_reset(dut)
+    out = {}
+
+    async def bench(ctx):
+        drv = AmaranthHost(dut, ctx, rst)
+        await drv.run(host.load_program(p, img) + [host.input_load(p, img, x),
+                                                   host.Start(0, 1), host.Idle(20)])
+        assert ctx.get(dut.busy) and ctx.get(dut.cycles) > 0
+        ctx.set(rst, 1)
+        await ctx.tick()
+        ctx.set(rst, 0)
+        # in both cycles: a write of 1 into every PE's input row 0, and a start
+        ctx.set(dut.wr.mem, WrMem.ACT)
+        ctx.set(dut.wr.addr, 0)
+        ctx.set(dut.wr.pe_mask, (1 << TINY.n_pe) - 1)
+        ctx.set(dut.wr.data, host.pack_lanes((1,) * TINY.n_pe, p.lane_bits))
+        ctx.set(dut.first_layer, 0)
+        ctx.set(dut.n_layers, 1)
+        out["masked"] = []
+        for cycle in range(2):
+            ctx.set(dut.wr.valid, cycle == 0)
+            ctx.set(dut.start, cycle == 1)
+            out["masked"].append(tuple(ctx.get(s) for s in (
+                dut.ready, dut.wr.ready, dut.busy, dut.done, dut.cycles, dut.stall_cycles)))
+            await ctx.tick()
+        ctx.set(dut.wr.valid, 0)
+        ctx.set(dut.start, 0)
+        busy = []
+        for _ in range(TINY.act_depth + 8):  # the clear, then idle: nothing started
+            busy.append(ctx.get(dut.busy))
+            await ctx.tick()
+        out["busy"] = any(busy)
+        out["ready"] = ctx.get(dut.ready)
+        (resp,) = (await drv.run([host.Read(tuple(host.output_reads(p, 0, 1)))])).reads
+        out["row0"] = host.assemble_output(p, resp, TINY.n_pe)
+        out["run"] = await drv.run(host.inference_program(p, img, x))
+
+    run_sim(top, bench)
+    assert out["masked"] == [(0, 0, 0, 0, 0, 0)] * 2
+    assert not out["busy"] and out["ready"]  # the start was lost
+    assert np.array_equal(out["row0"], x[:TINY.n_pe])  # the write was lost
+    ((_, y),) = out["run"].outputs
+    assert np.array_equal(y, golden.run_layer(img, 0, x))
+    assert out["run"].counters[0].cycles == cycles.simulate_layer(img, 0, x,
+                                                                  rtl_timing(TINY)).cycles

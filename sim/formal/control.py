@@ -61,7 +61,7 @@ from sw.eie.config import EIEConfig
 
 
 def small_config() -> EIEConfig:
-    # act_depth 2: CLEAR takes 2 cycles, so a reset and a two-layer run fit in 32 steps
+    # act_depth 2: CLEAR takes 2 cycles, so a reset and a two-layer run fit in 34 steps
     return EIEConfig(name="formal", n_pe=2, queue_depth=2, act_bits=4, act_frac=2, acc_bits=8,
                      act_depth=2, spmat_words=4, ptr_depth=4, bias_depth=4, max_layers=4)
 
