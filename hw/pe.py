@@ -167,9 +167,9 @@ class PE(wiring.Component):
             m.d.comb += [port.en.eq(wr_en & (wr.mem == mem)), port.addr.eq(wr.addr),
                          port.data.eq(wr.data)]  # each takes the lane's low bits
         # Input activations have a register of their own (zero unless the write's memory is
-        # ACT, so that synthesis keeps it apart from ``wr``), placed by the activation files rather than
-        # among all the PE's memories, with the non-zero flag computed before it from the act_bits
-        # the file keeps: from these registers to the non-zero list's write enable there is no
+        # ACT, so that synthesis keeps it apart from ``wr``), placed by the activation files
+        # rather than among all the PE's memories, with the non-zero flag computed before it
+        # from the act_bits the file keeps: from these registers to the non-zero list's write enable there is no
         # compare (hw.activation_rw.NonZeroList; docs/fpga.md, the 24-PE critical path)
         # Only the enable depends on the write being taken: the address, the data and the flag
         # (used only with the enable) come from the lane and the memory select alone (the

@@ -83,11 +83,12 @@ def test_bypass_is_counted_where_the_schedule_puts_same_row_entries_in_adjacent_
 
 
 def test_queue_levels_reach_full_and_the_stall_is_blamed_on_the_pe_with_the_long_column():
-    # capacity 6 + 4 held pairs = 10 > the column latency + the room latency (7 + 2): a PE
-    # taking a pair per cycle never stalls the broadcast, a long column does
-    cfg = roomy(2, queue_depth=6)
-    t = rtl_timing(cfg)
-    assert 6 + t.held_pairs > t.column_latency + t.room_latency
+    # the smallest queue whose capacity (depth + held pairs) exceeds the column latency + the
+    # room latency: a PE taking a pair per cycle never stalls the broadcast, a long column does
+    t = rtl_timing(roomy(2))
+    depth = t.column_latency + t.room_latency - t.held_pairs + 1
+    cfg = roomy(2, queue_depth=depth)
+    assert rtl_timing(cfg) == t
     codes = np.zeros((2 * 20, 12), np.uint8)
     codes[0:40:2, 0] = 1  # PE 0 (even rows): a 20-entry first column, then one entry per column
     codes[0, 1:] = 1
@@ -95,11 +96,11 @@ def test_queue_levels_reach_full_and_the_stall_is_blamed_on_the_pe_with_the_long
     img = pack_network([_layer(codes, [0.0, 0.25])], cfg)
     cov = Coverage()
     sample_layer(cov, img, 0, np.ones(12, np.int64), rtl_stalls=5)
-    full = f"depth 6: {6 + t.held_pairs} (full)"
+    full = f"depth {depth}: {depth + t.held_pairs} (full)"
     assert cov.bins["queue.level"][full] == 1  # PE 0 only
     assert cov.bins["queue.long_column"]["> queue_depth + held pairs"] == 1
     assert cov.bins["pe.first"]["caused a stall"] > 0 and cov.bins["pe.last"]["caused a stall"] == 0
-    assert cov.bins["queue.stall"]["depth 6"] == 1
+    assert cov.bins["queue.stall"][f"depth {depth}"] == 1
 
 
 def test_saturation_relu_and_wrap_around_agree_with_a_dense_reference():

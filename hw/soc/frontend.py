@@ -188,8 +188,11 @@ class EIEBus(wiring.Component):
         def field(shift: int, bits: int, adr=a):
             return adr[shift:shift + bits]
 
+        capture = [a.eq(bus.adr), d.eq(bus.dat_w), we.eq(bus.we),
+                   is_reg.eq(bus.adr[reg_bits:] == 0)]
         ok_terms = []
-        for w in rm.windows:
+        for w in rm.windows:  # from the bus's address: registered in cycle 0
+            sel = bus.adr[w.size_bits:] == w.base >> w.size_bits
             ok = Const(1)
             if w.words & (w.words - 1):
                 ok &= field(0, w.word_bits, bus.adr) < w.words
@@ -198,11 +201,9 @@ class EIEBus(wiring.Component):
             if w.per_pe:
                 pe = field(w.pe_shift, w.pe_bits, bus.adr)
                 ok &= (pe < w.n_pe) | ((pe == w.pe_broadcast) if w.broadcast else Const(0))
-            ok_terms.append((bus.adr[w.size_bits:] == w.base >> w.size_bits) & ok)
-        capture = [a.eq(bus.adr), d.eq(bus.dat_w), we.eq(bus.we),
-                   is_reg.eq(bus.adr[reg_bits:] == 0), win_ok.eq(Cat(ok_terms).any()),
-                   *[win_sel[w.name].eq(bus.adr[w.size_bits:] == w.base >> w.size_bits)
-                     for w in rm.windows]]
+            ok_terms.append(sel & ok)
+            capture.append(win_sel[w.name].eq(sel))
+        capture.append(win_ok.eq(Cat(ok_terms).any()))
 
         def onehot(fields, width: int):
             """The field of the selected window (a one-hot OR of ANDs)."""
