@@ -39,7 +39,7 @@ from sw.eie.config import EIEConfig
 from .central_control import BROADCAST_GROUP, CentralControl, GroupRegister, broadcast_groups
 from .lnzd import LNZDTree
 from .params import HWParams, WrMem
-from .pe import PE, PEInit, pe_instance
+from .pe import PE, PEInit, ResetRegister, pe_instance
 from .signatures import host_read_signature, host_write_signature, run_members
 
 
@@ -87,18 +87,29 @@ class EIE(wiring.Component):
         # simulator then sees the PEs' next-state logic depend on a register, not on an input
         # (Verilator evaluates input-dependent logic on every eval, i.e. twice per clock).
         # The PEs register it once more each (:class:`hw.pe.PE`), so that no net carries the
-        # reset to more than one PE's registers; the LNZD tree and the control unit take the
-        # same two-register delay here, and every block leaves reset in the same cycle. Their
-        # registers are in domain ``ctl``, reset by that register alone: the reset port (on a
-        # board, logic: the Wishbone front end's core reset) reaches none of them (it reached
-        # the control unit's registers through their reset inputs, the routed ULX3S top's
-        # critical path).
+        # reset to more than one PE's registers; the LNZD tree, the control unit and each
+        # group register take the same two-register delay here, each through a reset register
+        # of its own (:func:`ctl_domain`), and every block leaves reset in the same cycle. The
+        # reset port (on a board, logic: the Wishbone front end's core reset) reaches none of
+        # their registers (it reached the control unit's registers through their reset
+        # inputs, the routed ULX3S top's critical path), and no reset net spans the chip (one
+        # register for the tree, the unit and every group was a routed 24-PE design's
+        # critical path: one net detoured across the chip, docs/fpga.md).
         rst_q = Signal(init=1, reset_less=True)
         m.d.sync += rst_q.eq(ResetSignal())
-        rst_ctl = Signal(init=1, reset_less=True)
-        m.d.sync += rst_ctl.eq(rst_q)
-        m.domains.ctl = ctl = ClockDomain("ctl", local=True)
-        m.d.comb += [ctl.clk.eq(ClockSignal()), ctl.rst.eq(rst_ctl)]
+        m.domains.rst_q = rst_domain = ClockDomain("rst_q", local=True)
+        m.d.comb += [rst_domain.clk.eq(ClockSignal()), rst_domain.rst.eq(rst_q)]
+
+        def ctl_domain(name: str) -> str:
+            # domain ``name``: ``sync`` reset by a register of its own, rst_q one cycle later
+            # (a module of its own, so that synthesis does not merge the copies)
+            reg = ResetRegister()
+            m.submodules[f"{name}_rst"] = DomainRenamer("rst_q")(reg)
+            domain = ClockDomain(name, local=True)
+            m.domains += domain
+            m.d.comb += [domain.clk.eq(ClockSignal()), domain.rst.eq(reg.q)]
+            return name
+
         pes = []
         inits = self._pe_inits or [None] * n
         for k in range(n):
@@ -111,8 +122,8 @@ class EIE(wiring.Component):
             pes.append(pe)
         lnzd = LNZDTree(p)
         ccu = CentralControl(p, self._layer_init)
-        m.submodules.lnzd = DomainRenamer("ctl")(lnzd)
-        m.submodules.ccu = DomainRenamer("ctl")(ccu)
+        m.submodules.lnzd = DomainRenamer(ctl_domain("ctl_lnzd"))(lnzd)
+        m.submodules.ccu = DomainRenamer(ctl_domain("ctl_ccu"))(ccu)
 
         wiring.connect(m, lnzd.root, ccu.root)
         # each group of PEs takes the control unit's outputs through a register of its own (no
@@ -121,7 +132,7 @@ class EIE(wiring.Component):
         groups = []
         for i in range(broadcast_groups(n)):
             reg = GroupRegister(p)
-            m.submodules[f"group{i}"] = DomainRenamer("ctl")(reg)
+            m.submodules[f"group{i}"] = DomainRenamer(ctl_domain(f"ctl_group{i}"))(reg)
             wiring.connect(m, reg.o, *(pe.control for pe in pes[i * g:(i + 1) * g]))
             groups.append(reg)
         wiring.connect(m, ccu.pes, *(reg.i for reg in groups))
@@ -141,7 +152,7 @@ class EIE(wiring.Component):
         # register: the mask on the start and on the writes' acceptance put a path from it
         # into the control unit and into every PE, the critical path of routed 16- and 24-PE
         # designs.)
-        resetting = Signal(init=1, reset_less=True)  # = rst_q | rst_ctl, in a register
+        resetting = Signal(init=1, reset_less=True)  # = rst_q | the ctl domains' reset, in a register
         m.d.sync += resetting.eq(ResetSignal() | rst_q)
         for name, member in run_members(p).items():
             if name == "start":
