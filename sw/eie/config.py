@@ -161,14 +161,15 @@ PRESETS: dict[str, EIEConfig] = {
     "eie64": EIEConfig(name="eie64", n_pe=64, queue_depth=8, spmat_words=16384, ptr_depth=32768,
                        act_depth=512, bias_depth=1024, max_layers=8),
     # FPGA presets measured by `eie synth` on an LFE5U-85F (docs/fpga.md): a small one for quick
-    # runs and the largest N that fits by resource counts. Per PE of ecp5_max, 6 DP16KD (sparse
-    # matrix 2, pointer banks 2, biases 1, non-zero lists 1) of 208, and 59 distributed RAMs
-    # (TRELLIS_DPR16X4) of 2,613: block RAM binds at 34 PEs; 32 keeps the LNZD's j = idx * N + k
-    # a shift. Place and route binds first: 32 PEs have never routed (and on the current RTL
-    # do not place); 24 PEs is the largest routed N (docs/fpga.md "Capacity").
+    # runs and the largest N that place and route builds. Per PE of ecp5_max, 6 DP16KD (sparse
+    # matrix 2, pointer banks 2, biases 1, non-zero lists 1) of 208, and 62 distributed RAMs
+    # (TRELLIS_DPR16X4) of 2,613: by resource counts block RAM binds at 34 PEs, but place and
+    # route binds first: 25 PEs route, 26 and 28 place but router2 does not get them legal
+    # (32 no longer place). 25 x 32 activations hold LeNet-300-100's 784 inputs
+    # (docs/fpga.md "Capacity").
     "ecp5_small": EIEConfig(name="ecp5_small", n_pe=4, queue_depth=8, spmat_words=1024,
                             ptr_depth=2048, act_depth=64, bias_depth=1024, max_layers=4),
-    "ecp5_max": EIEConfig(name="ecp5_max", n_pe=32, queue_depth=8, spmat_words=512,
+    "ecp5_max": EIEConfig(name="ecp5_max", n_pe=25, queue_depth=8, spmat_words=512,
                           ptr_depth=2048, act_depth=32, bias_depth=1024, max_layers=4),
     # Small instances for unit tests and quick simulations.
     "tiny": EIEConfig(name="tiny", n_pe=4, queue_depth=4, spmat_words=256, ptr_depth=512,
