@@ -163,15 +163,7 @@ class CentralControl(wiring.Component):
         # a_j; stage B (each group's register) column j's pointer banks' addresses
         # (ptr_base + j split by bank)
         root = self.root.payload
-        n = p.n_pe
-        if n & (n - 1):
-            # N not a power of two: idx * N from a table over idx (one LUT level) instead of
-            # the shift-and-add adders Yosys makes of a constant product, whose carry chains
-            # after the root buffer's output select were a routed 25-PE design's critical path
-            times_n = Array(Const(i * n, range(n << len(root.idx))) for i in range(1 << len(root.idx)))
-            j = times_n[root.idx] + root.pe
-        else:
-            j = root.idx * n + root.pe
+        j = root.idx * p.n_pe + root.pe
         # hist[i]: a pair was broadcast i + 1 cycles ago (hist[0] is stage A's valid)
         hist = Signal(BROADCAST_STAGES + STATUS_STAGES)
         a_valid = hist[0]
