@@ -92,12 +92,7 @@ class PE(wiring.Component):
         p = self._p
         ini = self._init
         def local_domain(name: str) -> None:
-            # domain ``name``: ``sync`` reset by a register of its own, one cycle behind the
-            # reset (a module of its own, so that synthesis does not merge the copies)
-            m.submodules[f"{name}_rst"] = rst = ResetRegister()
-            domain = ClockDomain(name, local=True)
-            m.domains += domain
-            m.d.comb += [domain.clk.eq(ClockSignal()), domain.rst.eq(rst.q)]
+            reset_domain(m, name)
 
         # The PE's registers are reset by a register of its own: the reset net of a PE then
         # reaches one PE's registers only (a net from the top to every register of 8 PEs was
@@ -210,6 +205,18 @@ class ResetRegister(wiring.Component):
         m.d.sync += q.eq(ResetSignal())
         m.d.comb += self.q.eq(q)
         return m
+
+
+def reset_domain(m: Module, name: str, source: str = "sync") -> str:
+    """Add local domain ``name`` to ``m``: ``sync``'s clock, reset by a register of its own that
+    holds domain ``source``'s reset one cycle later (a module of its own, so that synthesis
+    does not merge the copies). Returns ``name``."""
+    reg = ResetRegister()
+    m.submodules[f"{name}_rst"] = reg if source == "sync" else DomainRenamer(source)(reg)
+    domain = ClockDomain(name, local=True)
+    m.domains += domain
+    m.d.comb += [domain.clk.eq(ClockSignal()), domain.rst.eq(reg.q)]
+    return name
 
 
 def pe_instance(params: HWParams, module: str, name: str,

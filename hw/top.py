@@ -39,7 +39,7 @@ from sw.eie.config import EIEConfig
 from .central_control import BROADCAST_GROUP, CentralControl, GroupRegister, broadcast_groups
 from .lnzd import LNZDTree
 from .params import HWParams, WrMem
-from .pe import PE, PEInit, ResetRegister, pe_instance
+from .pe import PE, PEInit, pe_instance, reset_domain
 from .signatures import host_read_signature, host_write_signature, run_members
 
 
@@ -100,15 +100,8 @@ class EIE(wiring.Component):
         m.domains.rst_q = rst_domain = ClockDomain("rst_q", local=True)
         m.d.comb += [rst_domain.clk.eq(ClockSignal()), rst_domain.rst.eq(rst_q)]
 
-        def ctl_domain(name: str) -> str:
-            # domain ``name``: ``sync`` reset by a register of its own, rst_q one cycle later
-            # (a module of its own, so that synthesis does not merge the copies)
-            reg = ResetRegister()
-            m.submodules[f"{name}_rst"] = DomainRenamer("rst_q")(reg)
-            domain = ClockDomain(name, local=True)
-            m.domains += domain
-            m.d.comb += [domain.clk.eq(ClockSignal()), domain.rst.eq(reg.q)]
-            return name
+        def ctl_domain(name: str) -> str:  # reset by rst_q one cycle later, in a register
+            return reset_domain(m, name, source="rst_q")
 
         pes = []
         inits = self._pe_inits or [None] * n
